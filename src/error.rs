@@ -1,0 +1,63 @@
+//! The one error type of the library.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong on data, files or settings. Kernel shape
+/// mismatches are programming errors and panic instead (see `vnn-kernels`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A data file (CSV) is malformed. `line` is 1-based, counting the header.
+    #[error("{path}{}{}: {msg}", line.map(|l| format!(", line {l}")).unwrap_or_default(), column.as_ref().map(|c| format!(", column '{c}'")).unwrap_or_default())]
+    Data {
+        /// The file (or a name for in-memory data).
+        path: String,
+        /// 1-based line number, when one line is at fault.
+        line: Option<u64>,
+        /// The column at fault, when one is.
+        column: Option<String>,
+        /// What was expected.
+        msg: String,
+    },
+    /// A model file is not a valid vnn model.
+    #[error("{path}{}: {msg}", tensor.as_ref().map(|t| format!(", tensor '{t}'")).unwrap_or_default())]
+    Model {
+        /// The model file.
+        path: String,
+        /// The tensor at fault, when one is.
+        tensor: Option<String>,
+        /// What was expected.
+        msg: String,
+    },
+    /// An input has the wrong length for the model.
+    #[error("{what}: expected {expected} values, got {got}")]
+    Shape {
+        /// Which input.
+        what: String,
+        /// The length the model needs.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// A setting is out of range or settings contradict each other.
+    #[error("invalid setting: {0}")]
+    Config(String),
+    /// Training diverged: the loss stopped being finite.
+    #[error("training diverged at step {step}: the loss is {loss}; lower the learning rate (--lr) or raise regularization")]
+    Diverged {
+        /// The optimizer step whose loss was not finite (1-based).
+        step: u64,
+        /// The loss value.
+        loss: f64,
+    },
+}
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
