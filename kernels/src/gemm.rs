@@ -100,8 +100,37 @@ pub fn gemm(
     beta: f32,
     c: &mut [f32],
 ) {
-    gemm_packed(ta, tb, m, n, k, alpha, a, b, beta, c);
+    check_shapes(m, n, k, a, b, c);
+    if use_small(m, n, k) {
+        gemm_small(
+            small_kernel(ta, tb, m, n, k),
+            ta,
+            tb,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+        );
+    } else {
+        gemm_packed(ta, tb, m, n, k, alpha, a, b, beta, c);
+    }
 }
+
+/// Whether [`gemm`] takes [`gemm_small`] (`true`) or [`gemm_packed`].
+///
+/// RULE_PLACEHOLDER
+pub fn use_small(m: usize, n: usize, k: usize) -> bool {
+    m.min(n).min(k) <= SMALL_MIN_DIM || m * n * k <= SMALL_VOLUME
+}
+
+/// Small shapes: at most this many along some dimension.
+const SMALL_MIN_DIM: usize = 16;
+/// Small shapes: at most this many multiply-adds in all.
+const SMALL_VOLUME: usize = 32 * 32 * 32;
 
 /// `C = alpha * op(A) * op(B) + beta * C` through `matrixmultiply::sgemm`
 /// (cache-blocked, packing). Same contract as [`gemm`].
@@ -259,6 +288,491 @@ pub fn matvec_bias_scalar(
         let row = &w[i * n_out..(i + 1) * n_out];
         for (o, &wv) in out.iter_mut().zip(row) {
             *o += xi * wv;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Small-shape paths
+// ---------------------------------------------------------------------------
+
+use wide::f32x8;
+
+/// `f32` lanes of one vector.
+const LANES: usize = 8;
+
+/// Capacity, in `f32`, of the stack buffer into which a strided operand is
+/// copied (32 KiB: fits in L1 with room to spare). Larger operands are
+/// processed in chunks of this size, so no path allocates.
+const STAGE: usize = 8192;
+
+/// Register tile of the axpy kernel: rows of `P` broadcast ...
+const AXPY_ROWS: usize = 4;
+/// ... times vectors of `Q` (32 columns).
+const AXPY_VECTORS: usize = 4;
+/// Register tile of the dot kernel: rows of `P` times rows of `Q`.
+const DOT_TILE: usize = 4;
+
+/// The `wide` kernel used by [`gemm_small`].
+///
+/// Each kernel accepts every shape and transpose combination; an operand
+/// that is not laid out the way a kernel reads it is copied (transposed,
+/// zero-padded) in chunks into a fixed-size stack buffer first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmallKernel {
+    /// SIMD along the columns of `C`: for each `l`, `C[i, j..j+8] +=
+    /// op(A)[i, l] * op(B)[l, j..j+8]`, over a register tile of 4 rows x 32
+    /// columns. Best when `n >= 16`. Reads `op(B)` rows in place when
+    /// `tb == No` and `n >= 8`, and stages them otherwise.
+    Axpy,
+    /// [`SmallKernel::Axpy`] applied to `C^T = op(B)^T * op(A)^T`: SIMD along
+    /// the rows of `C`. Best for a small `n` with a large `m`, e.g.
+    /// `A^T * dS` with few classes. Reads `A` in place when `ta == Yes` and
+    /// `m >= 8`, and stages it otherwise.
+    AxpyTransposed,
+    /// Dot products along `k`: `C[i, j] = op(A)[i, :] . op(B)[:, j]`, SIMD
+    /// over `l`, register tile of 4 x 4 outputs. Best for a small `n` with a
+    /// long `k`, e.g. `A * W2` with few classes. Reads `A` rows in place and
+    /// needs `ta == No` (with `ta == Yes` it runs
+    /// [`SmallKernel::AxpyTransposed`]); reads `B` in place when
+    /// `tb == Yes` and stages `op(B)^T` otherwise.
+    Dot,
+}
+
+/// The kernel [`gemm`] uses for a small shape.
+///
+/// - `n >= 16`, or `n >= 8` with `m < 8`: [`SmallKernel::Axpy`] (full
+///   vectors along `n`).
+/// - otherwise, `ta == No` and `k >= 16`: [`SmallKernel::Dot`] (full vectors
+///   along `k`).
+/// - otherwise, `m >= 8`: [`SmallKernel::AxpyTransposed`] (full vectors
+///   along `m`).
+/// - otherwise (`m`, `n` both below 8): [`SmallKernel::Axpy`].
+pub fn small_kernel(ta: Transpose, tb: Transpose, m: usize, n: usize, k: usize) -> SmallKernel {
+    let _ = tb;
+    if n >= 16 || (n >= LANES && m < LANES) {
+        SmallKernel::Axpy
+    } else if ta == Transpose::No && k >= 16 {
+        SmallKernel::Dot
+    } else if m >= LANES {
+        SmallKernel::AxpyTransposed
+    } else {
+        SmallKernel::Axpy
+    }
+}
+
+/// `C = alpha * op(A) * op(B) + beta * C` through the chosen `wide` kernel,
+/// without packing and without heap allocation. Same contract as [`gemm`];
+/// every kernel is valid for every shape (see [`SmallKernel`]), [`gemm`]
+/// picks one with [`small_kernel`].
+///
+/// Results agree with [`gemm_scalar`] up to summation order and fused
+/// multiply-adds.
+///
+/// # Panics
+/// If a slice length does not match the shapes.
+///
+/// # Example
+/// ```
+/// use vnn_kernels::gemm::{gemm_small, SmallKernel, Transpose};
+/// let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 x 3
+/// let b = [1.0, 1.0, 1.0]; // 3 x 1
+/// for kernel in [SmallKernel::Axpy, SmallKernel::AxpyTransposed, SmallKernel::Dot] {
+///     let mut c = [f32::NAN; 2];
+///     gemm_small(kernel, Transpose::No, Transpose::No, 2, 1, 3, 1.0, &a, &b, 0.0, &mut c);
+///     assert_eq!(c, [6.0, 15.0]);
+/// }
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn gemm_small(
+    kernel: SmallKernel,
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    check_shapes(m, n, k, a, b, c);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == 0.0 {
+        scale_c(beta, c);
+        return;
+    }
+    let op_a = View::of(a, ta, m, k);
+    let op_b = View::of(b, tb, k, n);
+    let dest = Dest {
+        c,
+        rs: n,
+        cs: 1,
+        alpha,
+        beta,
+    };
+    match kernel {
+        SmallKernel::Dot if ta == Transpose::No => dot(op_a, op_b, m, n, k, dest),
+        SmallKernel::Axpy => axpy(op_a, op_b, m, n, k, dest),
+        SmallKernel::AxpyTransposed | SmallKernel::Dot => {
+            // C^T = op(B)^T * op(A)^T, written through swapped strides.
+            let dest = Dest {
+                rs: 1,
+                cs: n,
+                ..dest
+            };
+            axpy(op_b.t(), op_a.t(), n, m, k, dest)
+        }
+    }
+}
+
+/// A strided read-only matrix: element `(r, c)` is `d[r * rs + c * cs]`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    d: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// `op(X)` of a stored operand, `rows x cols` after `op`.
+    fn of(d: &'a [f32], t: Transpose, rows: usize, cols: usize) -> Self {
+        match t {
+            Transpose::No => View { d, rs: cols, cs: 1 },
+            Transpose::Yes => View { d, rs: 1, cs: rows },
+        }
+    }
+
+    /// The transpose (no copy).
+    fn t(self) -> Self {
+        View {
+            d: self.d,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    #[inline(always)]
+    fn at(&self, r: usize, c: usize) -> f32 {
+        self.d[r * self.rs + c * self.cs]
+    }
+
+    /// Columns `from..` (a view of the same matrix without its first columns).
+    fn skip_cols(self, from: usize) -> Self {
+        View {
+            d: &self.d[from * self.cs..],
+            ..self
+        }
+    }
+
+    /// Rows `from..`.
+    fn skip_rows(self, from: usize) -> Self {
+        View {
+            d: &self.d[from * self.rs..],
+            ..self
+        }
+    }
+}
+
+/// Where a kernel writes: `out(p, q)` is `c[p * rs + q * cs]`, set to
+/// `alpha * acc + beta * out(p, q)` (not read when `beta == 0`).
+struct Dest<'c> {
+    c: &'c mut [f32],
+    rs: usize,
+    cs: usize,
+    alpha: f32,
+    beta: f32,
+}
+
+impl Dest<'_> {
+    #[inline(always)]
+    fn put(&mut self, p: usize, q: usize, acc: f32) {
+        let i = p * self.rs + q * self.cs;
+        let v = self.alpha * acc;
+        self.c[i] = if self.beta == 0.0 {
+            v
+        } else {
+            v + self.beta * self.c[i]
+        };
+    }
+
+    /// Writes lanes `lanes.0..lanes.1` of `acc` to `out(p, q + t)`.
+    #[inline(always)]
+    fn put8(&mut self, p: usize, q: usize, acc: f32x8, lanes: (usize, usize)) {
+        if self.cs == 1 && lanes == (0, LANES) {
+            let i = p * self.rs + q;
+            let dst: &mut [f32; LANES] = (&mut self.c[i..i + LANES]).try_into().unwrap();
+            let v = acc * f32x8::splat(self.alpha);
+            let r = if self.beta == 0.0 {
+                v
+            } else {
+                f32x8::new(*dst).mul_add(f32x8::splat(self.beta), v)
+            };
+            *dst = r.to_array();
+        } else {
+            let arr = acc.to_array();
+            for (t, &v) in arr.iter().enumerate().take(lanes.1).skip(lanes.0) {
+                self.put(p, q + t, v);
+            }
+        }
+    }
+
+    /// The same destination shifted by `q0` columns, with another `beta`.
+    fn cols_from(&mut self, q0: usize, beta: f32) -> Dest<'_> {
+        Dest {
+            c: &mut self.c[q0 * self.cs..],
+            rs: self.rs,
+            cs: self.cs,
+            alpha: self.alpha,
+            beta,
+        }
+    }
+}
+
+/// Loads 8 lanes from the front of `s`.
+#[inline(always)]
+fn load8(s: &[f32]) -> f32x8 {
+    f32x8::new(s[..LANES].try_into().unwrap())
+}
+
+/// `out = op(P) * Q` (`mp x k` times `k x nq`), SIMD along `nq`.
+fn axpy(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: Dest) {
+    if q.cs == 1 && nq >= LANES {
+        axpy_run(p, q, mp, nq, k, false, &mut dest);
+        return;
+    }
+    // Stage column chunks of Q, zero-padded to whole vectors, in k chunks.
+    let mut stage = [0.0f32; STAGE];
+    let k_chunk = STAGE / LANES;
+    let mut l0 = 0;
+    while l0 < k {
+        let kc = k_chunk.min(k - l0);
+        let beta = if l0 == 0 { dest.beta } else { 1.0 };
+        let cols = (STAGE / kc / LANES * LANES).min(nq.div_ceil(LANES) * LANES);
+        let mut q0 = 0;
+        while q0 < nq {
+            let nc = cols.min(nq - q0);
+            let width = nc.div_ceil(LANES) * LANES;
+            for l in 0..kc {
+                let row = &mut stage[l * width..(l + 1) * width];
+                for (t, v) in row.iter_mut().enumerate() {
+                    *v = if t < nc { q.at(l0 + l, q0 + t) } else { 0.0 };
+                }
+            }
+            let staged = View {
+                d: &stage[..kc * width],
+                rs: width,
+                cs: 1,
+            };
+            let mut sub = dest.cols_from(q0, beta);
+            axpy_run(p.skip_cols(l0), staged, mp, nc, kc, true, &mut sub);
+            q0 += nc;
+        }
+        l0 += kc;
+    }
+}
+
+/// The register-tiled loops of [`axpy`]; `q.cs == 1`. A last partial vector
+/// reads past `nq` when `padded` (the stage holds zeros there), and
+/// otherwise overlaps the previous vector (`nq >= 8`), writing only its new
+/// lanes.
+fn axpy_run(p: View, q: View, mp: usize, nq: usize, k: usize, padded: bool, dest: &mut Dest) {
+    let block = AXPY_VECTORS * LANES;
+    let mut q0 = 0;
+    while q0 + block <= nq {
+        axpy_rows::<AXPY_VECTORS>(p, q, mp, k, q0, (0, LANES), dest);
+        q0 += block;
+    }
+    match (nq - q0) / LANES {
+        1 => axpy_rows::<1>(p, q, mp, k, q0, (0, LANES), dest),
+        2 => axpy_rows::<2>(p, q, mp, k, q0, (0, LANES), dest),
+        3 => axpy_rows::<3>(p, q, mp, k, q0, (0, LANES), dest),
+        _ => {}
+    }
+    let rem = nq % LANES;
+    if rem != 0 {
+        if padded {
+            axpy_rows::<1>(p, q, mp, k, nq - rem, (0, rem), dest);
+        } else {
+            axpy_rows::<1>(p, q, mp, k, nq - LANES, (LANES - rem, LANES), dest);
+        }
+    }
+}
+
+/// All row tiles of [`axpy_run`] for `V` vectors starting at column `q0`.
+#[allow(clippy::too_many_arguments)]
+fn axpy_rows<const V: usize>(
+    p: View,
+    q: View,
+    mp: usize,
+    k: usize,
+    q0: usize,
+    lanes: (usize, usize),
+    dest: &mut Dest,
+) {
+    let mut p0 = 0;
+    while p0 + AXPY_ROWS <= mp {
+        axpy_tile::<AXPY_ROWS, V>(p, q, k, p0, q0, lanes, dest);
+        p0 += AXPY_ROWS;
+    }
+    match mp - p0 {
+        1 => axpy_tile::<1, V>(p, q, k, p0, q0, lanes, dest),
+        2 => axpy_tile::<2, V>(p, q, k, p0, q0, lanes, dest),
+        3 => axpy_tile::<3, V>(p, q, k, p0, q0, lanes, dest),
+        _ => {}
+    }
+}
+
+/// One `R x (8 V)` register tile: `acc[r][v] += P(p0 + r, l) * Q(l, q0 + 8 v ..)`.
+#[inline(always)]
+fn axpy_tile<const R: usize, const V: usize>(
+    p: View,
+    q: View,
+    k: usize,
+    p0: usize,
+    q0: usize,
+    lanes: (usize, usize),
+    dest: &mut Dest,
+) {
+    let mut acc = [[f32x8::ZERO; V]; R];
+    for l in 0..k {
+        let row = &q.d[l * q.rs + q0..][..V * LANES];
+        let qv: [f32x8; V] = std::array::from_fn(|v| load8(&row[v * LANES..]));
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let pv = f32x8::splat(p.at(p0 + r, l));
+            for (a, &b) in acc_r.iter_mut().zip(&qv) {
+                *a = pv.mul_add(b, *a);
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (v, &a) in acc_r.iter().enumerate() {
+            dest.put8(p0 + r, q0 + v * LANES, a, lanes);
+        }
+    }
+}
+
+/// `out = P * Q` (`mp x k` times `k x nq`) as dot products along `k`;
+/// `p.cs == 1`. `Q^T` is read in place when its rows are contiguous and
+/// staged in column chunks otherwise.
+fn dot(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: Dest) {
+    let qt = q.t();
+    if qt.cs == 1 {
+        dot_run(p, qt, mp, nq, k, &mut dest);
+        return;
+    }
+    let mut stage = [0.0f32; STAGE];
+    let mut l0 = 0;
+    while l0 < k {
+        let kc = STAGE.min(k - l0);
+        let beta = if l0 == 0 { dest.beta } else { 1.0 };
+        let cols = STAGE / kc;
+        let mut q0 = 0;
+        while q0 < nq {
+            let nc = cols.min(nq - q0);
+            for j in 0..nc {
+                for (l, v) in stage[j * kc..(j + 1) * kc].iter_mut().enumerate() {
+                    *v = q.at(l0 + l, q0 + j);
+                }
+            }
+            let staged = View {
+                d: &stage[..nc * kc],
+                rs: kc,
+                cs: 1,
+            };
+            let mut sub = dest.cols_from(q0, beta);
+            dot_run(p.skip_cols(l0), staged, mp, nc, kc, &mut sub);
+            q0 += nc;
+        }
+        l0 += kc;
+    }
+}
+
+/// The register-tiled loops of [`dot`]; `p.cs == 1` and `qt.cs == 1`.
+fn dot_run(p: View, qt: View, mp: usize, nq: usize, k: usize, dest: &mut Dest) {
+    let mut p0 = 0;
+    while p0 + DOT_TILE <= mp {
+        dot_cols::<DOT_TILE>(p, qt, nq, k, p0, dest);
+        p0 += DOT_TILE;
+    }
+    match mp - p0 {
+        1 => dot_cols::<1>(p, qt, nq, k, p0, dest),
+        2 => dot_cols::<2>(p, qt, nq, k, p0, dest),
+        3 => dot_cols::<3>(p, qt, nq, k, p0, dest),
+        _ => {}
+    }
+}
+
+/// All column tiles of [`dot_run`] for `R` rows starting at `p0`.
+fn dot_cols<const R: usize>(p: View, qt: View, nq: usize, k: usize, p0: usize, dest: &mut Dest) {
+    let mut q0 = 0;
+    while q0 + DOT_TILE <= nq {
+        dot_tile::<R, DOT_TILE>(p, qt, k, p0, q0, dest);
+        q0 += DOT_TILE;
+    }
+    match nq - q0 {
+        1 => dot_tile::<R, 1>(p, qt, k, p0, q0, dest),
+        2 => dot_tile::<R, 2>(p, qt, k, p0, q0, dest),
+        3 => dot_tile::<R, 3>(p, qt, k, p0, q0, dest),
+        _ => {}
+    }
+}
+
+/// One `R x C` tile of dot products `P(p0 + r, :) . Q^T(q0 + c, :)`.
+#[inline(always)]
+fn dot_tile<const R: usize, const C: usize>(
+    p: View,
+    qt: View,
+    k: usize,
+    p0: usize,
+    q0: usize,
+    dest: &mut Dest,
+) {
+    let prow: [&[f32]; R] = std::array::from_fn(|r| &p.skip_rows(p0 + r).d[..k]);
+    let qrow: [&[f32]; C] = std::array::from_fn(|c| &qt.skip_rows(q0 + c).d[..k]);
+    let mut acc = [[f32x8::ZERO; C]; R];
+    let fma = |acc: &mut [[f32x8; C]; R], pv: &[f32x8; R], qv: &[f32x8; C]| {
+        for (acc_r, &a) in acc.iter_mut().zip(pv) {
+            for (s, &b) in acc_r.iter_mut().zip(qv) {
+                *s = a.mul_add(b, *s);
+            }
+        }
+    };
+    let full = k / LANES * LANES;
+    for l in (0..full).step_by(LANES) {
+        let pv: [f32x8; R] = std::array::from_fn(|r| load8(&prow[r][l..]));
+        let qv: [f32x8; C] = std::array::from_fn(|c| load8(&qrow[c][l..]));
+        fma(&mut acc, &pv, &qv);
+    }
+    let rem = k - full;
+    if rem != 0 {
+        let (pv, qv): ([f32x8; R], [f32x8; C]) = if k >= LANES {
+            // The last full vector, with the lanes already summed masked out
+            // of both operands (bitwise, so 0 * inf cannot make a NaN).
+            let mask = f32x8::new(std::array::from_fn(|t| {
+                f32::from_bits(if t >= LANES - rem { u32::MAX } else { 0 })
+            }));
+            (
+                std::array::from_fn(|r| load8(&prow[r][k - LANES..]) & mask),
+                std::array::from_fn(|c| load8(&qrow[c][k - LANES..]) & mask),
+            )
+        } else {
+            let pad =
+                |s: &[f32]| f32x8::new(std::array::from_fn(|t| s.get(t).copied().unwrap_or(0.0)));
+            (
+                std::array::from_fn(|r| pad(prow[r])),
+                std::array::from_fn(|c| pad(qrow[c])),
+            )
+        };
+        fma(&mut acc, &pv, &qv);
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (c, &s) in acc_r.iter().enumerate() {
+            dest.put(p0 + r, q0 + c, s.reduce_add());
         }
     }
 }
