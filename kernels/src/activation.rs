@@ -8,6 +8,27 @@
 //! activation as inactive (`NaN > 0` is false).
 
 use crate::mask;
+use wide::f32x8;
+
+/// Lanes per SIMD vector.
+const LANES: usize = 8;
+
+#[inline(always)]
+fn load(s: &[f32]) -> f32x8 {
+    f32x8::new(s.try_into().expect("a full lane chunk"))
+}
+
+#[inline(always)]
+fn store(d: &mut [f32], v: f32x8) {
+    d.copy_from_slice(v.as_array());
+}
+
+/// `relu` on eight lanes with the scalar rule: NaN propagates, everything
+/// not `> 0` (negatives, `±0.0`) becomes `+0.0`.
+#[inline(always)]
+fn relu_lanes(v: f32x8) -> f32x8 {
+    (v.simd_gt(f32x8::ZERO) | v.is_nan()).select(v, f32x8::ZERO)
+}
 
 #[track_caller]
 fn check(z: &[f32], bias: &[f32], rows: usize, cols: usize, op: &str) {
@@ -56,7 +77,22 @@ pub fn relu_scalar_value(z: f32) -> f32 {
 /// ```
 #[track_caller]
 pub fn bias_relu_forward(z: &mut [f32], bias: &[f32], rows: usize, cols: usize) {
-    bias_relu_forward_scalar(z, bias, rows, cols);
+    check(z, bias, rows, cols, "bias_relu_forward");
+    if cols == 0 {
+        return;
+    }
+    let bias_lanes = bias.chunks_exact(LANES);
+    let bias_rest = bias_lanes.remainder();
+    for row in z.chunks_exact_mut(cols) {
+        let mut zs = row.chunks_exact_mut(LANES);
+        for (zc, bc) in (&mut zs).zip(bias_lanes.clone()) {
+            // Same single addition as the twin, then the same ReLU rule.
+            store(zc, relu_lanes(load(zc) + load(bc)));
+        }
+        for (v, &b) in zs.into_remainder().iter_mut().zip(bias_rest) {
+            *v = relu_scalar_value(*v + b);
+        }
+    }
 }
 
 /// Scalar twin of [`bias_relu_forward`].
@@ -80,7 +116,9 @@ pub fn bias_relu_forward_scalar(z: &mut [f32], bias: &[f32], rows: usize, cols: 
 /// mask of [`mask::bernoulli_mask`] for `(p_drop, seed, stream)` over the
 /// `rows * cols` elements of this call (element `(r, c)` uses mask position
 /// `r * cols + c`): kept units are scaled by `1 / (1 - p_drop)`, dropped ones
-/// are 0. One pass; the mask is never stored.
+/// are multiplied by 0 (so they are `+0.0` unless the activation is NaN or
+/// `+inf`, which give NaN, as the unfused multiplication does). One pass; the
+/// mask is never stored.
 ///
 /// Exact: equals [`bias_relu_forward_scalar`] followed by multiplication
 /// with the mask, bit for bit.
@@ -98,7 +136,28 @@ pub fn bias_relu_dropout_forward(
     seed: u64,
     stream: u64,
 ) {
-    bias_relu_dropout_forward_scalar(z, bias, rows, cols, p_drop, seed, stream);
+    check(z, bias, rows, cols, "bias_relu_dropout_forward");
+    let threshold = mask::keep_threshold(p_drop);
+    let scale = mask::keep_scale(p_drop);
+    if cols == 0 {
+        return;
+    }
+    // Rows run through the stream in order, so row r starts at mask position
+    // r * cols; `take8`/`take1` read from any position.
+    let mut bits = mask::MaskBitsSimd::new(seed, stream);
+    let bias_lanes = bias.chunks_exact(LANES);
+    let bias_rest = bias_lanes.remainder();
+    for row in z.chunks_exact_mut(cols) {
+        let mut zs = row.chunks_exact_mut(LANES);
+        for (zc, bc) in (&mut zs).zip(bias_lanes.clone()) {
+            let m = mask::mask_values(bits.take8(), threshold, scale);
+            store(zc, relu_lanes(load(zc) + load(bc)) * m);
+        }
+        for (v, &b) in zs.into_remainder().iter_mut().zip(bias_rest) {
+            let m = mask::mask_value(bits.take1(), threshold, scale);
+            *v = relu_scalar_value(*v + b) * m;
+        }
+    }
 }
 
 /// Scalar twin of [`bias_relu_dropout_forward`].
@@ -122,12 +181,13 @@ pub fn bias_relu_dropout_forward_scalar(
     let mut bits = mask::MaskBits::new(seed, stream);
     for (i, v) in z.iter_mut().enumerate() {
         let b = bias[i % cols];
-        let keep = bits.next_keep(threshold);
-        *v = if keep {
-            relu_scalar_value(*v + b) * scale
+        // The mask value, as `bernoulli_mask` writes it.
+        let m = if bits.next_keep(threshold) {
+            scale
         } else {
             0.0
         };
+        *v = relu_scalar_value(*v + b) * m;
     }
 }
 
@@ -153,7 +213,36 @@ pub fn relu_backward(
     scale: f32,
     db: &mut [f32],
 ) {
-    relu_backward_scalar(a_then_dz, da, rows, cols, scale, db);
+    check(a_then_dz, db, rows, cols, "relu_backward");
+    assert_eq!(
+        da.len(),
+        rows * cols,
+        "relu_backward: dA has {} elements, expected {rows}*{cols}",
+        da.len()
+    );
+    if cols == 0 {
+        return;
+    }
+    let scale_lanes = f32x8::splat(scale);
+    for (row, drow) in a_then_dz.chunks_exact_mut(cols).zip(da.chunks_exact(cols)) {
+        let mut zs = row.chunks_exact_mut(LANES);
+        let mut ds = drow.chunks_exact(LANES);
+        let mut dbs = db.chunks_exact_mut(LANES);
+        for ((zc, dc), bc) in (&mut zs).zip(&mut ds).zip(&mut dbs) {
+            // A = max(0, Z + b) * s  =>  dZ = dA * s where A > 0 (NaN: inactive)
+            let dz = load(zc)
+                .simd_gt(f32x8::ZERO)
+                .select(load(dc) * scale_lanes, f32x8::ZERO);
+            store(zc, dz);
+            // db += dZ, one row at a time as in the twin.
+            store(bc, load(bc) + dz);
+        }
+        let rest = zs.into_remainder().iter_mut().zip(ds.remainder());
+        for ((v, &d), acc) in rest.zip(dbs.into_remainder().iter_mut()) {
+            *v = if *v > 0.0 { d * scale } else { 0.0 };
+            *acc += *v;
+        }
+    }
 }
 
 /// Scalar twin of [`relu_backward`].

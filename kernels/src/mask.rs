@@ -12,6 +12,7 @@
 
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use wide::{f32x8, u32x8, u64x4};
 
 /// Number of mask positions produced by one step of the four generators.
 pub const MASK_BLOCK: usize = 8;
@@ -116,6 +117,125 @@ impl MaskBits {
     }
 }
 
+/// Block reader of a mask stream: the four generators of [`MaskBits`] held
+/// in the lanes of `u64x4` vectors, one SIMD `xoshiro256++` step giving the
+/// eight 32-bit values of one [`MASK_BLOCK`].
+///
+/// [`MaskBitsSimd::next_block`] reads whole blocks (for buffers that start at
+/// position 0); [`MaskBitsSimd::take8`] and [`MaskBitsSimd::take1`] read from
+/// any position (rows whose length is not a multiple of 8), keeping the
+/// current block and the next one. Either way the values equal those of
+/// [`MaskBits`] at the same positions. Mixing `next_block` with
+/// `take8`/`take1` on one reader is not supported.
+pub struct MaskBitsSimd {
+    s: [u64x4; 4],
+    window: [u32; 2 * MASK_BLOCK],
+    pos: usize,
+}
+
+impl MaskBitsSimd {
+    /// Starts the stream `(seed, stream)` at position 0.
+    pub fn new(seed: u64, stream: u64) -> Self {
+        let states: [[u64; 4]; GENERATORS] =
+            std::array::from_fn(|g| generator_state(seed, stream, g));
+        // Word `w` of every generator in one vector, generator `g` in lane `g`.
+        let s = std::array::from_fn(|w| u64x4::new(std::array::from_fn(|g| states[g][w])));
+        MaskBitsSimd {
+            s,
+            window: [0; 2 * MASK_BLOCK],
+            pos: 2 * MASK_BLOCK,
+        }
+    }
+
+    /// The next eight 32-bit values (one step of the four generators): lane
+    /// `2g` is the low half of generator `g`'s output, lane `2g + 1` the high
+    /// half.
+    #[inline(always)]
+    pub fn next_block(&mut self) -> u32x8 {
+        let [s0, s1, s2, s3] = self.s;
+        // result = rotl(s0 + s3, 23) + s0
+        let sum = s0 + s3;
+        let result = ((sum << 23u32) | (sum >> 41u32)) + s0;
+        let t = s1 << 17u32;
+        let s2 = s2 ^ s0;
+        let s3 = s3 ^ s1;
+        let s1 = s1 ^ s2;
+        let s0 = s0 ^ s3;
+        let s2 = s2 ^ t;
+        let s3 = (s3 << 45u32) | (s3 >> 19u32);
+        self.s = [s0, s1, s2, s3];
+        // Little-endian lanes: u64 lane g is u32 lanes 2g (low) and 2g + 1 (high).
+        wide::bytemuck::cast(result)
+    }
+
+    fn fill_window(&mut self) {
+        if self.pos == 2 * MASK_BLOCK {
+            // First use: both halves of the window are still empty.
+            let first = self.next_block();
+            self.window[..MASK_BLOCK].copy_from_slice(first.as_array());
+            self.pos = 0;
+        } else {
+            self.window.copy_within(MASK_BLOCK.., 0);
+            self.pos -= MASK_BLOCK;
+        }
+        let next = self.next_block();
+        self.window[MASK_BLOCK..].copy_from_slice(next.as_array());
+    }
+
+    /// The values of the next eight positions, from any position.
+    #[inline]
+    pub fn take8(&mut self) -> u32x8 {
+        if self.pos >= MASK_BLOCK {
+            self.fill_window();
+        }
+        let mut lanes = [0u32; MASK_BLOCK];
+        lanes.copy_from_slice(&self.window[self.pos..self.pos + MASK_BLOCK]);
+        self.pos += MASK_BLOCK;
+        u32x8::new(lanes)
+    }
+
+    /// The value of the next position.
+    #[inline]
+    pub fn take1(&mut self) -> u32 {
+        if self.pos >= MASK_BLOCK {
+            self.fill_window();
+        }
+        let v = self.window[self.pos];
+        self.pos += 1;
+        v
+    }
+}
+
+/// The lanes of `bits` kept under `threshold` ([`keep_threshold`]), as an
+/// `f32x8` mask (all bits set where kept).
+#[inline(always)]
+pub(crate) fn keep_lanes(bits: u32x8, threshold: u64) -> f32x8 {
+    let keep = if threshold > u32::MAX as u64 {
+        // p_drop = 0 (or so small that it rounds to 0): every 32-bit value
+        // is below 2^32.
+        u32x8::splat(u32::MAX)
+    } else {
+        bits.simd_lt(u32x8::splat(threshold as u32))
+    };
+    wide::bytemuck::cast(keep)
+}
+
+/// The mask values `scale` (kept) or `+0.0` (dropped) of eight positions.
+#[inline(always)]
+pub(crate) fn mask_values(bits: u32x8, threshold: u64, scale: f32) -> f32x8 {
+    keep_lanes(bits, threshold) & f32x8::splat(scale)
+}
+
+/// The mask value of one position: `scale` if kept, else `+0.0`.
+#[inline(always)]
+pub(crate) fn mask_value(bits: u32, threshold: u64, scale: f32) -> f32 {
+    if (bits as u64) < threshold {
+        scale
+    } else {
+        0.0
+    }
+}
+
 /// Fills `out` with the inverted-dropout mask of stream `(seed, stream)`:
 /// `1 / (1 - p_drop)` where kept, `0` where dropped.
 ///
@@ -135,7 +255,21 @@ impl MaskBits {
 /// ```
 #[track_caller]
 pub fn bernoulli_mask(out: &mut [f32], p_drop: f32, seed: u64, stream: u64) {
-    bernoulli_mask_scalar(out, p_drop, seed, stream);
+    let threshold = keep_threshold(p_drop);
+    let scale = keep_scale(p_drop);
+    let mut bits = MaskBitsSimd::new(seed, stream);
+    let mut chunks = out.chunks_exact_mut(MASK_BLOCK);
+    for chunk in &mut chunks {
+        let m = mask_values(bits.next_block(), threshold, scale);
+        chunk.copy_from_slice(m.as_array());
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        // The remainder starts on a block boundary: the first lanes of one
+        // more block.
+        let m = mask_values(bits.next_block(), threshold, scale);
+        rest.copy_from_slice(&m.as_array()[..rest.len()]);
+    }
 }
 
 /// Scalar twin of [`bernoulli_mask`].
@@ -165,7 +299,25 @@ pub fn bernoulli_mask_scalar(out: &mut [f32], p_drop: f32, seed: u64, stream: u6
 /// If the lengths differ.
 #[track_caller]
 pub fn apply_mask(x: &mut [f32], mask: &[f32]) {
-    apply_mask_scalar(x, mask);
+    assert_eq!(
+        x.len(),
+        mask.len(),
+        "apply_mask: x has {} elements, mask {}",
+        x.len(),
+        mask.len()
+    );
+    let mut xs = x.chunks_exact_mut(MASK_BLOCK);
+    let mut ms = mask.chunks_exact(MASK_BLOCK);
+    for (xc, mc) in (&mut xs).zip(&mut ms) {
+        let v = load(xc) * load(mc);
+        xc.copy_from_slice(v.as_array());
+    }
+    apply_mask_scalar(xs.into_remainder(), ms.remainder());
+}
+
+#[inline(always)]
+fn load(s: &[f32]) -> f32x8 {
+    f32x8::new(s.try_into().expect("a full lane chunk"))
 }
 
 /// Scalar twin of [`apply_mask`].

@@ -2,15 +2,46 @@
 //! column sums (bias gradients), and elementwise accumulation (summing the
 //! partial gradients of row blocks).
 
-/// `sum(x[i]^2)`. The SIMD version sums in lanes, so it matches the twin
-/// within a relative tolerance, not bit for bit. NaN propagates.
+use wide::f32x8;
+
+/// Lanes per SIMD vector.
+const LANES: usize = 8;
+
+#[inline(always)]
+fn load(s: &[f32]) -> f32x8 {
+    f32x8::new(s.try_into().expect("a full lane chunk"))
+}
+
+#[inline(always)]
+fn store(d: &mut [f32], v: f32x8) {
+    d.copy_from_slice(v.as_array());
+}
+
+/// `sum(x[i]^2)`. The SIMD version sums in 32 lane accumulators (fused
+/// multiply-add when the build enables FMA), so it matches the twin within a
+/// relative tolerance, not bit for bit. NaN propagates.
 ///
 /// # Example
 /// ```
 /// assert_eq!(vnn_kernels::reduce::sum_squares(&[3.0, 4.0]), 25.0);
 /// ```
 pub fn sum_squares(x: &[f32]) -> f32 {
-    sum_squares_scalar(x)
+    // Four independent accumulators hide the add latency.
+    let mut acc = [f32x8::ZERO; 4];
+    let mut blocks = x.chunks_exact(4 * LANES);
+    for block in &mut blocks {
+        for (a, c) in acc.iter_mut().zip(block.chunks_exact(LANES)) {
+            let v = load(c);
+            *a = v.mul_add(v, *a);
+        }
+    }
+    let mut lanes = blocks.remainder().chunks_exact(LANES);
+    for c in &mut lanes {
+        let v = load(c);
+        acc[0] = v.mul_add(v, acc[0]);
+    }
+    let total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    total.reduce_add() + sum_squares_scalar(lanes.remainder())
 }
 
 /// Scalar twin of [`sum_squares`].
@@ -36,7 +67,84 @@ pub fn sum_squares_scalar(x: &[f32]) -> f32 {
 /// ```
 #[track_caller]
 pub fn argmax_rows(x: &[f32], rows: usize, cols: usize, out: &mut [u32]) {
-    argmax_rows_scalar(x, rows, cols, out);
+    assert_eq!(
+        x.len(),
+        rows * cols,
+        "argmax_rows: x has {} elements, expected {rows}*{cols}",
+        x.len()
+    );
+    assert_eq!(
+        out.len(),
+        rows,
+        "argmax_rows: out has {} elements, expected {rows}",
+        out.len()
+    );
+    if rows == 0 {
+        return;
+    }
+    assert!(cols > 0, "argmax_rows: cols must be > 0 when rows > 0");
+    for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
+        *o = argmax_row(row) as u32;
+    }
+}
+
+/// Below this many columns a row is scanned sequentially.
+const SIMD_ARGMAX_MIN_COLS: usize = 2 * LANES;
+
+/// Index of the first maximum of a non-empty row, NaN never selected unless
+/// first: the sequential `v > best` scan, in two SIMD passes for long rows.
+#[inline]
+pub(crate) fn argmax_row(row: &[f32]) -> usize {
+    if row.len() < SIMD_ARGMAX_MIN_COLS {
+        return argmax_row_scalar(row);
+    }
+    if row[0].is_nan() {
+        // Nothing compares greater than the first element.
+        return 0;
+    }
+    // Pass 1: the largest non-NaN value (row[0] is one, so it exists).
+    let mut best = f32x8::NEG_INFINITY;
+    let mut lanes = row.chunks_exact(LANES);
+    for c in &mut lanes {
+        let v = load(c);
+        best = v.simd_gt(best).select(v, best);
+    }
+    let mut max = best
+        .to_array()
+        .into_iter()
+        .fold(f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
+    for &v in lanes.remainder() {
+        if v > max {
+            max = v;
+        }
+    }
+    // Pass 2: the sequential scan stops at the first element equal to the
+    // maximum (`==`, so -0.0 and +0.0 tie and the first one wins).
+    let target = f32x8::splat(max);
+    let mut lanes = row.chunks_exact(LANES);
+    for (k, c) in (&mut lanes).enumerate() {
+        let hits = load(c).simd_eq(target).to_bitmask();
+        if hits != 0 {
+            return k * LANES + hits.trailing_zeros() as usize;
+        }
+    }
+    let done = row.len() - lanes.remainder().len();
+    let tail = lanes.remainder().iter().position(|&v| v == max);
+    done + tail.expect("the maximum is an element of the row")
+}
+
+/// The sequential scan of [`argmax_rows_scalar`] on one non-empty row.
+#[inline]
+pub(crate) fn argmax_row_scalar(row: &[f32]) -> usize {
+    let mut best = row[0];
+    let mut idx = 0;
+    for (j, &v) in row.iter().enumerate().skip(1) {
+        if v > best {
+            best = v;
+            idx = j;
+        }
+    }
+    idx
 }
 
 /// Scalar twin of [`argmax_rows`].
@@ -62,15 +170,7 @@ pub fn argmax_rows_scalar(x: &[f32], rows: usize, cols: usize, out: &mut [u32]) 
     }
     assert!(cols > 0, "argmax_rows: cols must be > 0 when rows > 0");
     for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
-        let mut best = row[0];
-        let mut idx = 0u32;
-        for (j, &v) in row.iter().enumerate().skip(1) {
-            if v > best {
-                best = v;
-                idx = j as u32;
-            }
-        }
-        *o = idx;
+        *o = argmax_row_scalar(row) as u32;
     }
 }
 
@@ -85,7 +185,26 @@ pub fn argmax_rows_scalar(x: &[f32], rows: usize, cols: usize, out: &mut [u32]) 
 /// If the lengths do not match the shapes.
 #[track_caller]
 pub fn column_sums(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    column_sums_scalar(x, rows, cols, out);
+    assert_eq!(
+        x.len(),
+        rows * cols,
+        "column_sums: x has {} elements, expected {rows}*{cols}",
+        x.len()
+    );
+    assert_eq!(
+        out.len(),
+        cols,
+        "column_sums: out has {} elements, expected {cols}",
+        out.len()
+    );
+    if cols == 0 {
+        return;
+    }
+    // Row by row, as the twin: the same additions in the same order for
+    // every column; `out` stays in cache while `x` streams past.
+    for row in x.chunks_exact(cols) {
+        add_assign(out, row);
+    }
 }
 
 /// Scalar twin of [`column_sums`].
@@ -122,7 +241,19 @@ pub fn column_sums_scalar(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) 
 /// If the lengths differ.
 #[track_caller]
 pub fn add_assign(dst: &mut [f32], src: &[f32]) {
-    add_assign_scalar(dst, src);
+    assert_eq!(
+        dst.len(),
+        src.len(),
+        "add_assign: dst has {} elements, src {}",
+        dst.len(),
+        src.len()
+    );
+    let mut ds = dst.chunks_exact_mut(LANES);
+    let mut ss = src.chunks_exact(LANES);
+    for (dc, sc) in (&mut ds).zip(&mut ss) {
+        store(dc, load(dc) + load(sc));
+    }
+    add_assign_scalar(ds.into_remainder(), ss.remainder());
 }
 
 /// Scalar twin of [`add_assign`].

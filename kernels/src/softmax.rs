@@ -10,6 +10,115 @@
 //! The SIMD versions use `wide`'s polynomial `exp` (max relative error about
 //! 1e-7 against `f64`) and sum in a different order than the twins: compare
 //! with a relative tolerance.
+//!
+//! Rows are often short (a handful of classes), so the SIMD versions work on
+//! blocks of rows: a scalar pass per row finds the maximum and subtracts it,
+//! one SIMD `exp` pass covers the whole block as a flat slice (eight lanes
+//! whatever the row length), and a last pass sums and scales each row.
+
+use wide::f32x8;
+
+/// Lanes per SIMD vector.
+const LANES: usize = 8;
+
+/// Rows per block at most (sizes the stack arrays of per-row values).
+const BLOCK_ROWS: usize = 64;
+
+/// Elements per block, roughly: blocks stay in the L1 cache.
+const BLOCK_ELEMS: usize = 4096;
+
+/// Rows at least this long are reduced with SIMD lanes; shorter ones
+/// sequentially.
+const SIMD_ROW_MIN: usize = 2 * LANES;
+
+#[inline(always)]
+fn load(s: &[f32]) -> f32x8 {
+    f32x8::new(s.try_into().expect("a full lane chunk"))
+}
+
+#[inline(always)]
+fn store(d: &mut [f32], v: f32x8) {
+    d.copy_from_slice(v.as_array());
+}
+
+/// The row maximum of the twins: NaN if the row holds a NaN, `-inf` if empty.
+#[inline]
+fn row_max(row: &[f32]) -> f32 {
+    let fold = |m: f32, v: f32| if v > m || v.is_nan() { v } else { m };
+    if row.len() < SIMD_ROW_MIN {
+        return row.iter().copied().fold(f32::NEG_INFINITY, fold);
+    }
+    // The same rule per lane: a lane that met a NaN stays NaN.
+    let mut best = f32x8::NEG_INFINITY;
+    let mut lanes = row.chunks_exact(LANES);
+    for c in &mut lanes {
+        let v = load(c);
+        best = (v.simd_gt(best) | v.is_nan()).select(v, best);
+    }
+    let max = best.to_array().into_iter().fold(f32::NEG_INFINITY, fold);
+    lanes.remainder().iter().copied().fold(max, fold)
+}
+
+/// `row -= max`, elementwise (the shift before `exp`).
+#[inline]
+fn sub_in_place(row: &mut [f32], max: f32) {
+    let mut lanes = row.chunks_exact_mut(LANES);
+    let m = f32x8::splat(max);
+    for c in &mut lanes {
+        store(c, load(c) - m);
+    }
+    for v in lanes.into_remainder() {
+        *v -= max;
+    }
+}
+
+/// `row *= k`, elementwise.
+#[inline]
+fn scale_in_place(row: &mut [f32], k: f32) {
+    let mut lanes = row.chunks_exact_mut(LANES);
+    let kl = f32x8::splat(k);
+    for c in &mut lanes {
+        store(c, load(c) * kl);
+    }
+    for v in lanes.into_remainder() {
+        *v *= k;
+    }
+}
+
+/// Sum of a row: sequential when short, in lanes when long.
+#[inline]
+fn row_sum(row: &[f32]) -> f32 {
+    if row.len() < SIMD_ROW_MIN {
+        return row.iter().sum();
+    }
+    let mut acc = f32x8::ZERO;
+    let mut lanes = row.chunks_exact(LANES);
+    for c in &mut lanes {
+        acc += load(c);
+    }
+    acc.reduce_add() + lanes.remainder().iter().sum::<f32>()
+}
+
+/// `x = exp(x)` with `wide`'s `exp`, the tail through a zero-padded vector
+/// so every element sees the same polynomial.
+#[inline]
+fn exp_in_place(x: &mut [f32]) {
+    let mut lanes = x.chunks_exact_mut(LANES);
+    for c in &mut lanes {
+        store(c, load(c).exp());
+    }
+    let rest = lanes.into_remainder();
+    if !rest.is_empty() {
+        let v = f32x8::from(&rest[..]).exp();
+        rest.copy_from_slice(&v.as_array()[..rest.len()]);
+    }
+}
+
+/// Rows per block for rows of `cols` elements (`cols > 0`).
+#[inline]
+fn block_rows(cols: usize) -> usize {
+    (BLOCK_ELEMS / cols).clamp(1, BLOCK_ROWS)
+}
 
 /// Result of [`softmax_cross_entropy`] on one block of rows.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,7 +170,19 @@ fn row_max_scalar(row: &[f32]) -> (f32, usize) {
 /// ```
 #[track_caller]
 pub fn softmax_rows(x: &mut [f32], rows: usize, cols: usize) {
-    softmax_rows_scalar(x, rows, cols);
+    check_rows(x, rows, cols, "softmax_rows");
+    if cols == 0 {
+        return;
+    }
+    for block in x.chunks_mut(block_rows(cols) * cols) {
+        for row in block.chunks_exact_mut(cols) {
+            sub_in_place(row, row_max(row));
+        }
+        exp_in_place(block);
+        for row in block.chunks_exact_mut(cols) {
+            scale_in_place(row, 1.0 / row_sum(row));
+        }
+    }
 }
 
 /// Scalar twin of [`softmax_rows`] (std `exp`).
@@ -99,7 +220,35 @@ pub fn softmax_rows_scalar(x: &mut [f32], rows: usize, cols: usize) {
 /// If `x.len() != rows * cols` or `out.len() != rows`.
 #[track_caller]
 pub fn logsumexp_rows(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    logsumexp_rows_scalar(x, rows, cols, out);
+    check_rows(x, rows, cols, "logsumexp_rows");
+    assert_eq!(
+        out.len(),
+        rows,
+        "logsumexp_rows: out has {} elements, expected rows = {rows}",
+        out.len()
+    );
+    if cols == 0 {
+        out.fill(f32::NEG_INFINITY);
+        return;
+    }
+    // `x` is read-only, so each row is exponentiated in registers; the tail
+    // is padded with -inf, whose exp is 0.
+    for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
+        let max = row_max(row);
+        let m = f32x8::splat(max);
+        let mut acc = f32x8::ZERO;
+        let mut lanes = row.chunks_exact(LANES);
+        for c in &mut lanes {
+            acc += (load(c) - m).exp();
+        }
+        let rest = lanes.remainder();
+        if !rest.is_empty() {
+            let mut padded = [f32::NEG_INFINITY; LANES];
+            padded[..rest.len()].copy_from_slice(rest);
+            acc += (f32x8::new(padded) - m).exp();
+        }
+        *o = max + acc.reduce_add().ln();
+    }
 }
 
 /// Scalar twin of [`logsumexp_rows`].
@@ -160,7 +309,78 @@ pub fn softmax_cross_entropy(
     cols: usize,
     inv_n: f32,
 ) -> CrossEntropy {
-    softmax_cross_entropy_scalar(logits_then_grad, labels, rows, cols, inv_n)
+    check_rows(logits_then_grad, rows, cols, "softmax_cross_entropy");
+    assert_eq!(
+        labels.len(),
+        rows,
+        "softmax_cross_entropy: {} labels, expected rows = {rows}",
+        labels.len()
+    );
+    let mut out = CrossEntropy {
+        loss: 0.0,
+        correct: 0,
+    };
+    if rows == 0 {
+        return out;
+    }
+    assert!(
+        cols > 0,
+        "softmax_cross_entropy: cols must be > 0 when rows > 0"
+    );
+    let mut loss = 0.0f64;
+    let per_block = block_rows(cols);
+    let blocks = logits_then_grad.chunks_mut(per_block * cols);
+    for (block, block_labels) in blocks.zip(labels.chunks(per_block)) {
+        let mut shifted_y = [0.0f32; BLOCK_ROWS];
+        let mut sums = [1.0f32; BLOCK_ROWS];
+        // Pass 1, per row: prediction, maximum, shift.
+        for ((row, &y), sy) in block
+            .chunks_exact_mut(cols)
+            .zip(block_labels)
+            .zip(shifted_y.iter_mut())
+        {
+            let y = y as usize;
+            assert!(
+                y < cols,
+                "softmax_cross_entropy: label {y} out of range for {cols} classes"
+            );
+            if crate::reduce::argmax_row(row) == y {
+                out.correct += 1;
+            }
+            let max = row_max(row);
+            // loss_r = lse - x_y = ln(sum(exp(x - max))) - (x_y - max)
+            *sy = row[y] - max;
+            sub_in_place(row, max);
+        }
+        // Pass 2: exp over the whole block.
+        exp_in_place(block);
+        // Pass 3: row sums, their logs eight rows at a time (a sum is at
+        // least 1, the exp of the maximum, or NaN), loss and gradient.
+        for (row, s) in block.chunks_exact(cols).zip(sums.iter_mut()) {
+            *s = row_sum(row);
+        }
+        let n = block_labels.len();
+        let mut logs = [0.0f32; BLOCK_ROWS];
+        for (lc, sc) in logs[..n.next_multiple_of(LANES)]
+            .chunks_exact_mut(LANES)
+            .zip(sums.chunks_exact(LANES))
+        {
+            store(lc, load(sc).ln());
+        }
+        for (((row, &y), (&sum, &ln_sum)), &sy) in block
+            .chunks_exact_mut(cols)
+            .zip(block_labels)
+            .zip(sums.iter().zip(&logs))
+            .zip(&shifted_y)
+        {
+            loss += (ln_sum - sy) as f64;
+            // dlogits = (softmax - onehot(y)) * inv_n
+            scale_in_place(row, (1.0 / sum) * inv_n);
+            row[y as usize] -= inv_n;
+        }
+    }
+    out.loss = loss * inv_n as f64;
+    out
 }
 
 /// Scalar twin of [`softmax_cross_entropy`].

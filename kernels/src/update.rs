@@ -5,6 +5,21 @@
 //! The SIMD versions may fuse multiply-adds (with FMA enabled), so they match
 //! the twins within a few ulps, not bit for bit.
 
+use wide::f32x8;
+
+/// Lanes per SIMD vector.
+const LANES: usize = 8;
+
+#[inline(always)]
+fn load(s: &[f32]) -> f32x8 {
+    f32x8::new(s.try_into().expect("a full lane chunk"))
+}
+
+#[inline(always)]
+fn store(d: &mut [f32], v: f32x8) {
+    d.copy_from_slice(v.as_array());
+}
+
 #[track_caller]
 fn check(w: &[f32], other: &[f32], what: &str, op: &str) {
     assert_eq!(
@@ -31,7 +46,16 @@ fn check(w: &[f32], other: &[f32], what: &str, op: &str) {
 /// ```
 #[track_caller]
 pub fn sgd_update(w: &mut [f32], g: &[f32], lr: f32, reg: f32) {
-    sgd_update_scalar(w, g, lr, reg);
+    check(w, g, "g", "sgd_update");
+    let (neg_lr, reg_l) = (f32x8::splat(-lr), f32x8::splat(reg));
+    let mut ws = w.chunks_exact_mut(LANES);
+    let mut gs = g.chunks_exact(LANES);
+    for (wc, gc) in (&mut ws).zip(&mut gs) {
+        let wv = load(wc);
+        let gr = reg_l.mul_add(wv, load(gc)); // g + reg * w
+        store(wc, neg_lr.mul_add(gr, wv)); // w - lr * g'
+    }
+    sgd_update_scalar(ws.into_remainder(), gs.remainder(), lr, reg);
 }
 
 /// Scalar twin of [`sgd_update`].
@@ -55,7 +79,27 @@ pub fn sgd_update_scalar(w: &mut [f32], g: &[f32], lr: f32, reg: f32) {
 /// If a length differs from `w.len()`.
 #[track_caller]
 pub fn momentum_update(w: &mut [f32], g: &[f32], velocity: &mut [f32], lr: f32, reg: f32, mu: f32) {
-    momentum_update_scalar(w, g, velocity, lr, reg, mu);
+    check(w, g, "g", "momentum_update");
+    check(w, velocity, "velocity", "momentum_update");
+    let (neg_lr, reg_l, mu_l) = (f32x8::splat(-lr), f32x8::splat(reg), f32x8::splat(mu));
+    let mut ws = w.chunks_exact_mut(LANES);
+    let mut gs = g.chunks_exact(LANES);
+    let mut vs = velocity.chunks_exact_mut(LANES);
+    for ((wc, gc), vc) in (&mut ws).zip(&mut gs).zip(&mut vs) {
+        let wv = load(wc);
+        let gr = reg_l.mul_add(wv, load(gc)); // g + reg * w
+        let v = mu_l.mul_add(load(vc), gr); // mu * v + g'
+        store(vc, v);
+        store(wc, neg_lr.mul_add(v, wv)); // w - lr * v
+    }
+    momentum_update_scalar(
+        ws.into_remainder(),
+        gs.remainder(),
+        vs.into_remainder(),
+        lr,
+        reg,
+        mu,
+    );
 }
 
 /// Scalar twin of [`momentum_update`].
@@ -124,7 +168,40 @@ impl AdamStep {
 /// If a length differs from `w.len()`.
 #[track_caller]
 pub fn adam_update(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: &AdamStep) {
-    adam_update_scalar(w, g, m, v, step);
+    check(w, g, "g", "adam_update");
+    check(w, m, "m", "adam_update");
+    check(w, v, "v", "adam_update");
+    let reg = f32x8::splat(step.reg);
+    let beta1 = f32x8::splat(step.beta1);
+    let beta2 = f32x8::splat(step.beta2);
+    let one_minus_beta1 = f32x8::splat(1.0 - step.beta1);
+    let one_minus_beta2 = f32x8::splat(1.0 - step.beta2);
+    let inv_bc1 = f32x8::splat(1.0 / step.bias_correction1);
+    let inv_bc2 = f32x8::splat(1.0 / step.bias_correction2);
+    let lr = f32x8::splat(step.lr);
+    let eps = f32x8::splat(step.eps);
+    let mut ws = w.chunks_exact_mut(LANES);
+    let mut gs = g.chunks_exact(LANES);
+    let mut ms = m.chunks_exact_mut(LANES);
+    let mut vs = v.chunks_exact_mut(LANES);
+    for (((wc, gc), mc), vc) in (&mut ws).zip(&mut gs).zip(&mut ms).zip(&mut vs) {
+        let wv = load(wc);
+        let gr = reg.mul_add(wv, load(gc)); // g' = g + reg * w
+        let mv = beta1.mul_add(load(mc), one_minus_beta1 * gr); // b1 m + (1 - b1) g'
+        let vv = beta2.mul_add(load(vc), one_minus_beta2 * gr * gr); // b2 v + (1 - b2) g'^2
+        store(mc, mv);
+        store(vc, vv);
+        // Correctly rounded sqrt and division, as in the twin.
+        let denom = (vv * inv_bc2).sqrt() + eps;
+        store(wc, wv - lr * (mv * inv_bc1) / denom);
+    }
+    adam_update_scalar(
+        ws.into_remainder(),
+        gs.remainder(),
+        ms.into_remainder(),
+        vs.into_remainder(),
+        step,
+    );
 }
 
 /// Scalar twin of [`adam_update`].
