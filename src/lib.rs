@@ -9,9 +9,13 @@
 //! [`vnn_kernels`].
 #![warn(missing_docs)]
 
+pub mod csv;
 pub mod data;
 pub mod error;
+pub mod fsutil;
 pub mod model;
+pub mod modelfile;
+pub mod tensorboard;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,0 +1,580 @@
+//! CSV files: training data (features plus a label column) and inputs for
+//! prediction or evaluation (a model's feature columns, picked by name).
+//!
+//! The first row is always the header. Fields may be quoted (`"a,b"`, with
+//! `""` for a quote inside); lines may end in LF or CRLF; a UTF-8 byte order
+//! mark before the first header name is ignored. The delimiter is never
+//! guessed: it is `,` unless the caller says otherwise. Whitespace around a
+//! field is ignored. Empty lines are skipped.
+//!
+//! Input is untrusted: every malformed file gives an [`Error::Data`] naming
+//! the file, the 1-based line (the header is line 1) and the column at fault,
+//! and memory stays bounded: a single record may not exceed
+//! [`MAX_RECORD_BYTES`] and the whole input may not exceed
+//! [`MAX_INPUT_BYTES`]; both are checked while reading, before the bytes are
+//! buffered.
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::rc::Rc;
+
+/// The longest record (one line, or several when a quoted field spans lines)
+/// accepted, in bytes: 1 MiB.
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// The largest CSV input accepted, in bytes: 1 GiB.
+pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// Capacity of the CSV reader's own buffer.
+const BUFFER_BYTES: usize = 64 * 1024;
+
+/// How to read a training CSV.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// Name of the label column; `None` means the last column.
+    pub label: Option<String>,
+    /// Field delimiter, `b','` by default (`b';'` and `b'\t'` are common).
+    pub delimiter: u8,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            label: None,
+            delimiter: b',',
+        }
+    }
+}
+
+/// Inputs read for prediction or evaluation by [`load_features_csv`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsvFeatures {
+    /// `rows x n_features` raw feature values, row-major, in the model's
+    /// feature order.
+    pub features: Vec<f32>,
+    /// Number of data rows.
+    pub rows: usize,
+    /// The class index of every row when the file has the label column.
+    pub labels: Option<Vec<u32>>,
+}
+
+/// Loads a training CSV: a header row, numeric feature columns and one label
+/// column (integers or strings).
+///
+/// Features are every column but the label, in header order. The classes are
+/// the distinct label values, sorted numerically when all of them are
+/// integers and lexicographically otherwise; `class_names` keeps the values
+/// as written.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be opened; [`Error::Data`] for a
+/// directory, an empty file, a header without rows, a ragged row, a
+/// non-numeric or non-finite feature, a missing label, fewer than two
+/// classes, an unknown label column, no feature columns, invalid UTF-8, or
+/// an oversized record or file.
+pub fn load_training_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+    let name = path.display().to_string();
+    let file = open_input(path, &name)?;
+    load_training_csv_from_reader(file, &name, opts)
+}
+
+/// [`load_training_csv`] on any reader; `name` stands for the file in error
+/// messages.
+///
+/// # Errors
+/// As [`load_training_csv`], except for opening the file.
+///
+/// # Example
+/// ```
+/// use vnn::csv::{load_training_csv_from_reader, CsvOptions};
+/// let text = "a,b,species\n1,2,setosa\n3,4.5,virginica\n5,6,setosa\n";
+/// let d = load_training_csv_from_reader(text.as_bytes(), "iris", &CsvOptions::default()).unwrap();
+/// assert_eq!(d.feature_names, ["a", "b"]);
+/// assert_eq!(d.class_names, ["setosa", "virginica"]);
+/// assert_eq!(d.labels, [0, 1, 0]);
+/// assert_eq!(d.features, [1.0, 2.0, 3.0, 4.5, 5.0, 6.0]);
+/// ```
+pub fn load_training_csv_from_reader<R: Read>(
+    reader: R,
+    name: &str,
+    opts: &CsvOptions,
+) -> Result<Dataset> {
+    let mut src = Source::new(reader, name, opts.delimiter)?;
+    let header = src.header()?;
+    let label_idx = match &opts.label {
+        None => header.len() - 1,
+        Some(label) => match header.iter().position(|h| h == label) {
+            Some(i) => i,
+            None => {
+                return Err(src.err(
+                    Some(1),
+                    None,
+                    format!(
+                        "label column '{label}' not found in the header (columns: {})",
+                        list(&header)
+                    ),
+                ))
+            }
+        },
+    };
+    if header.len() < 2 {
+        return Err(src.err(
+            Some(1),
+            None,
+            format!(
+                "no feature columns: the header has only the label column '{}'",
+                header[label_idx]
+            ),
+        ));
+    }
+    let feature_idx: Vec<usize> = (0..header.len()).filter(|&i| i != label_idx).collect();
+    let feature_names: Vec<String> = feature_idx.iter().map(|&i| header[i].clone()).collect();
+    let label_name = header[label_idx].clone();
+
+    let mut features = Vec::new();
+    // Labels as first-seen ids, remapped to sorted class indices at the end.
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let mut names_by_id: Vec<String> = Vec::new();
+    let mut ids: Vec<u32> = Vec::new();
+    while let Some(line) = src.next_row(header.len())? {
+        for (&i, fname) in feature_idx.iter().zip(&feature_names) {
+            features.push(src.number(line, i, fname)?);
+        }
+        let label = src.text(line, label_idx, &label_name)?;
+        if label.is_empty() {
+            return Err(src.err(
+                Some(line),
+                Some(&label_name),
+                "missing label (empty field)".into(),
+            ));
+        }
+        let id = match seen.get(label) {
+            Some(&id) => id,
+            None => {
+                let id = names_by_id.len() as u32;
+                seen.insert(label.to_string(), id);
+                names_by_id.push(label.to_string());
+                id
+            }
+        };
+        ids.push(id);
+    }
+    if ids.is_empty() {
+        return Err(src.err(None, None, "no data rows after the header".into()));
+    }
+    if names_by_id.len() < 2 {
+        return Err(src.err(
+            None,
+            Some(&label_name),
+            format!(
+                "needs at least 2 classes, found 1 ('{}')",
+                shown(&names_by_id[0])
+            ),
+        ));
+    }
+    // Sort the classes: numerically when every label is an integer.
+    let mut order: Vec<u32> = (0..names_by_id.len() as u32).collect();
+    let numbers: Option<Vec<i128>> = names_by_id.iter().map(|s| s.parse::<i128>().ok()).collect();
+    match &numbers {
+        Some(n) => order.sort_by(|&a, &b| {
+            (n[a as usize], &names_by_id[a as usize])
+                .cmp(&(n[b as usize], &names_by_id[b as usize]))
+        }),
+        None => order.sort_by(|&a, &b| names_by_id[a as usize].cmp(&names_by_id[b as usize])),
+    }
+    let mut class_of_id = vec![0u32; order.len()];
+    for (class, &id) in order.iter().enumerate() {
+        class_of_id[id as usize] = class as u32;
+    }
+    let class_names: Vec<String> = order
+        .iter()
+        .map(|&id| names_by_id[id as usize].clone())
+        .collect();
+    let labels: Vec<u32> = ids.iter().map(|&id| class_of_id[id as usize]).collect();
+    Ok(Dataset {
+        features,
+        labels,
+        n_features: feature_names.len(),
+        n_classes: class_names.len(),
+        feature_names,
+        class_names,
+    })
+}
+
+/// Loads the inputs of a model from a CSV for prediction or evaluation.
+///
+/// The columns named in `feature_names` are picked by name from the header,
+/// in the model's order; other columns are ignored. When `label` names a
+/// column present in the header, its values are mapped to class indices
+/// through `class_names`; when the column is absent (or `label` is `None`),
+/// `labels` is `None`.
+///
+/// # Errors
+/// As [`load_training_csv`], plus: a feature column missing from the header
+/// (the error names it) and a label value that is not one of `class_names`
+/// (the error names the line and the value).
+pub fn load_features_csv(
+    path: &Path,
+    feature_names: &[String],
+    class_names: &[String],
+    label: Option<&str>,
+    delimiter: u8,
+) -> Result<CsvFeatures> {
+    let name = path.display().to_string();
+    let file = open_input(path, &name)?;
+    load_features_csv_from_reader(file, &name, feature_names, class_names, label, delimiter)
+}
+
+/// [`load_features_csv`] on any reader; `name` stands for the file in error
+/// messages.
+///
+/// # Errors
+/// As [`load_features_csv`], except for opening the file.
+///
+/// # Example
+/// ```
+/// use vnn::csv::load_features_csv_from_reader;
+/// let text = "id,x1,x0,y\n7,2,1,b\n8,4,3,a\n";
+/// let names = ["x0".to_string(), "x1".to_string()];
+/// let classes = ["a".to_string(), "b".to_string()];
+/// let f = load_features_csv_from_reader(text.as_bytes(), "in", &names, &classes, Some("y"), b',').unwrap();
+/// assert_eq!((f.rows, f.features), (2, vec![1.0, 2.0, 3.0, 4.0]));
+/// assert_eq!(f.labels, Some(vec![1, 0]));
+/// ```
+pub fn load_features_csv_from_reader<R: Read>(
+    reader: R,
+    name: &str,
+    feature_names: &[String],
+    class_names: &[String],
+    label: Option<&str>,
+    delimiter: u8,
+) -> Result<CsvFeatures> {
+    let mut src = Source::new(reader, name, delimiter)?;
+    let header = src.header()?;
+    if feature_names.is_empty() {
+        return Err(src.err(Some(1), None, "the model has no feature columns".into()));
+    }
+    let mut picked = Vec::with_capacity(feature_names.len());
+    for f in feature_names {
+        match header.iter().position(|h| h == f) {
+            Some(i) => picked.push(i),
+            None => {
+                return Err(src.err(
+                    Some(1),
+                    Some(f),
+                    format!(
+                        "feature column not found in the header (columns: {})",
+                        list(&header)
+                    ),
+                ))
+            }
+        }
+    }
+    let label_col = label.and_then(|l| header.iter().position(|h| h == l).map(|i| (i, l)));
+    let class_index: HashMap<&str, u32> = class_names
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i as u32))
+        .collect();
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    let mut rows = 0usize;
+    while let Some(line) = src.next_row(header.len())? {
+        for (&i, fname) in picked.iter().zip(feature_names) {
+            features.push(src.number(line, i, fname)?);
+        }
+        if let Some((i, lname)) = label_col {
+            let value = src.text(line, i, lname)?;
+            if value.is_empty() {
+                return Err(src.err(
+                    Some(line),
+                    Some(lname),
+                    "missing label (empty field)".into(),
+                ));
+            }
+            match class_index.get(value) {
+                Some(&c) => labels.push(c),
+                None => {
+                    return Err(src.err(
+                        Some(line),
+                        Some(lname),
+                        format!(
+                            "unknown class '{}' (the model's classes: {})",
+                            shown(value),
+                            list(class_names)
+                        ),
+                    ))
+                }
+            }
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(src.err(None, None, "no data rows after the header".into()));
+    }
+    Ok(CsvFeatures {
+        features,
+        rows,
+        labels: label_col.map(|_| labels),
+    })
+}
+
+/// Opens a CSV file for reading after checking it is a regular file within
+/// the size limit.
+fn open_input(path: &Path, name: &str) -> Result<std::fs::File> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    let data_err = |msg: String| Error::Data {
+        path: name.to_string(),
+        line: None,
+        column: None,
+        msg,
+    };
+    if meta.is_dir() {
+        return Err(data_err("is a directory, not a CSV file".into()));
+    }
+    if meta.len() > MAX_INPUT_BYTES {
+        return Err(data_err(format!(
+            "the file has {} bytes, more than the limit of {MAX_INPUT_BYTES} bytes",
+            meta.len()
+        )));
+    }
+    std::fs::File::open(path).map_err(io)
+}
+
+/// Which limit a [`Limited`] reader enforces at the moment.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    /// Reading past this many bytes (since the start) fails.
+    ceiling: u64,
+    /// Set when a read failed on the ceiling.
+    hit: bool,
+}
+
+/// A reader that fails instead of reading more than `budget.ceiling` bytes,
+/// so the CSV parser never buffers an unbounded record.
+struct Limited<R> {
+    inner: R,
+    consumed: u64,
+    budget: Rc<Cell<Budget>>,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut b = self.budget.get();
+        // One byte past the ceiling may be read, so that input ending exactly
+        // at the ceiling still reaches end of file.
+        if self.consumed > b.ceiling {
+            b.hit = true;
+            self.budget.set(b);
+            return Err(std::io::Error::other("input size limit reached"));
+        }
+        let room = (b.ceiling + 1 - self.consumed).min(buf.len() as u64) as usize;
+        let n = self.inner.read(&mut buf[..room])?;
+        self.consumed += n as u64;
+        Ok(n)
+    }
+}
+
+/// A CSV being read: the parser, the current record and the file's name.
+struct Source<R: Read> {
+    name: String,
+    rdr: ::csv::Reader<Limited<R>>,
+    budget: Rc<Cell<Budget>>,
+    record: ::csv::ByteRecord,
+}
+
+impl<R: Read> Source<R> {
+    fn new(reader: R, name: &str, delimiter: u8) -> Result<Source<R>> {
+        if matches!(delimiter, b'"' | b'\n' | b'\r') {
+            return Err(Error::Config(format!(
+                "the CSV delimiter cannot be {:?}",
+                delimiter as char
+            )));
+        }
+        let budget = Rc::new(Cell::new(Budget {
+            ceiling: 0,
+            hit: false,
+        }));
+        let limited = Limited {
+            inner: reader,
+            consumed: 0,
+            budget: Rc::clone(&budget),
+        };
+        let rdr = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .buffer_capacity(BUFFER_BYTES)
+            .from_reader(limited);
+        Ok(Source {
+            name: name.to_string(),
+            rdr,
+            budget,
+            record: ::csv::ByteRecord::new(),
+        })
+    }
+
+    fn err(&self, line: Option<u64>, column: Option<&str>, msg: String) -> Error {
+        Error::Data {
+            path: self.name.clone(),
+            line,
+            column: column.map(str::to_string),
+            msg,
+        }
+    }
+
+    /// Reads the next record into `self.record`; returns its line, or `None`
+    /// at the end of the input.
+    fn next_record(&mut self) -> Result<Option<u64>> {
+        let start = self.rdr.position().byte();
+        // The parser may already hold a buffer's worth of bytes past `start`.
+        let ceiling = (start + MAX_RECORD_BYTES + 2 * BUFFER_BYTES as u64).min(MAX_INPUT_BYTES);
+        self.budget.set(Budget {
+            ceiling,
+            hit: false,
+        });
+        match self.rdr.read_byte_record(&mut self.record) {
+            Ok(false) => Ok(None),
+            Ok(true) => {
+                let pos = self.record.position().cloned();
+                let line = pos.as_ref().map_or(0, |p| p.line());
+                let begin = pos.as_ref().map_or(start, |p| p.byte());
+                let len = self.rdr.position().byte().saturating_sub(begin);
+                if len > MAX_RECORD_BYTES {
+                    return Err(self.too_long(line));
+                }
+                Ok(Some(line))
+            }
+            Err(e) => {
+                let line = self.rdr.position().line();
+                if self.budget.get().hit {
+                    if ceiling >= MAX_INPUT_BYTES {
+                        return Err(self.err(
+                            None,
+                            None,
+                            format!(
+                                "the input is larger than the limit of {MAX_INPUT_BYTES} bytes"
+                            ),
+                        ));
+                    }
+                    return Err(self.too_long(line));
+                }
+                Err(self.err(Some(line), None, format!("cannot read the CSV: {e}")))
+            }
+        }
+    }
+
+    fn too_long(&self, line: u64) -> Error {
+        self.err(
+            Some(line),
+            None,
+            format!("record is longer than the limit of {MAX_RECORD_BYTES} bytes"),
+        )
+    }
+
+    /// Reads and checks the header: field names (BOM stripped, trimmed,
+    /// unique). The header has at least one column.
+    fn header(&mut self) -> Result<Vec<String>> {
+        let Some(line) = self.next_record()? else {
+            return Err(self.err(None, None, "empty file: expected a header row".into()));
+        };
+        let mut names = Vec::with_capacity(self.record.len());
+        for (i, field) in self.record.iter().enumerate() {
+            let field = if i == 0 {
+                field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field)
+            } else {
+                field
+            };
+            let name = std::str::from_utf8(field).map_err(|_| {
+                self.err(
+                    Some(line),
+                    None,
+                    format!("invalid UTF-8 in the name of column {}", i + 1),
+                )
+            })?;
+            names.push(name.trim().to_string());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for n in &names {
+            if !seen.insert(n.as_str()) {
+                return Err(self.err(Some(line), Some(n), "duplicate column name".into()));
+            }
+        }
+        Ok(names)
+    }
+
+    /// Reads the next data row and checks it has `width` fields.
+    fn next_row(&mut self, width: usize) -> Result<Option<u64>> {
+        let Some(line) = self.next_record()? else {
+            return Ok(None);
+        };
+        if self.record.len() != width {
+            return Err(self.err(
+                Some(line),
+                None,
+                format!("expected {width} fields, got {}", self.record.len()),
+            ));
+        }
+        Ok(Some(line))
+    }
+
+    /// Field `i` of the current record as trimmed text.
+    fn text(&self, line: u64, i: usize, column: &str) -> Result<&str> {
+        let raw = self.record.get(i).unwrap_or_default();
+        std::str::from_utf8(raw)
+            .map(str::trim)
+            .map_err(|_| self.err(Some(line), Some(column), "invalid UTF-8".into()))
+    }
+
+    /// Field `i` of the current record as a finite number.
+    fn number(&self, line: u64, i: usize, column: &str) -> Result<f32> {
+        let s = self.text(line, i, column)?;
+        if s.is_empty() {
+            return Err(self.err(
+                Some(line),
+                Some(column),
+                "missing value (empty field)".into(),
+            ));
+        }
+        match s.parse::<f32>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            Ok(_) => Err(self.err(
+                Some(line),
+                Some(column),
+                format!("'{}' is not a finite number", shown(s)),
+            )),
+            Err(_) => Err(self.err(
+                Some(line),
+                Some(column),
+                format!("'{}' is not a number", shown(s)),
+            )),
+        }
+    }
+}
+
+/// A value for an error message, cut to at most 40 characters.
+fn shown(s: &str) -> String {
+    const MAX: usize = 40;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+        None => s.to_string(),
+    }
+}
+
+/// A list of names for an error message: the first 10, then a count.
+fn list(names: &[String]) -> String {
+    const MAX: usize = 10;
+    let mut out: Vec<String> = names.iter().take(MAX).map(|n| shown(n)).collect();
+    if names.len() > MAX {
+        out.push(format!("... ({} in all)", names.len()));
+    }
+    out.join(", ")
+}

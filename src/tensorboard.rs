@@ -1,0 +1,391 @@
+//! TensorBoard event files: scalars and histograms, written without
+//! TensorFlow.
+//!
+//! An event file is a sequence of TFRecords, each
+//! `u64 length | u32 masked_crc(length) | data | u32 masked_crc(data)`, all
+//! little-endian, where the CRC is CRC-32C (Castagnoli), masked as
+//! `rotate_right(crc, 15) + 0xa282ead8`. Each record's data is a protobuf
+//! `Event` (see [`proto`]); the first one carries the file version
+//! `"brain.Event:2"`. TensorBoard silently stops reading at a bad CRC, so
+//! [`read_records`] checks every length and CRC.
+
+use crate::error::{Error, Result};
+use prost::Message;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Number of histogram buckets between the minimum and the maximum.
+pub const HISTOGRAM_BUCKETS: usize = 30;
+
+/// The protobuf messages of an event file: the subset of TensorBoard's
+/// `Event`, `Summary` and `HistogramProto` that vnn writes, with the same
+/// field numbers.
+pub mod proto {
+    /// One record of an event file.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Event {
+        /// Seconds since the Unix epoch.
+        #[prost(double, tag = "1")]
+        pub wall_time: f64,
+        /// Training step.
+        #[prost(int64, tag = "2")]
+        pub step: i64,
+        /// The payload.
+        #[prost(oneof = "What", tags = "3, 5")]
+        pub what: Option<What>,
+    }
+
+    /// The payload of an [`Event`].
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum What {
+        /// The file version, `"brain.Event:2"`, in the first record.
+        #[prost(string, tag = "3")]
+        FileVersion(String),
+        /// Summary values of one step.
+        #[prost(message, tag = "5")]
+        Summary(Summary),
+    }
+
+    /// Values recorded at one step.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Summary {
+        /// The values.
+        #[prost(message, repeated, tag = "1")]
+        pub value: Vec<Value>,
+    }
+
+    /// One tagged value: a scalar or a histogram.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Value {
+        /// The series name, e.g. `train/loss`.
+        #[prost(string, tag = "1")]
+        pub tag: String,
+        /// A scalar.
+        #[prost(float, optional, tag = "2")]
+        pub simple_value: Option<f32>,
+        /// A histogram.
+        #[prost(message, optional, tag = "5")]
+        pub histo: Option<HistogramProto>,
+    }
+
+    /// A histogram: bucket `i` counts the values in
+    /// `(bucket_limit[i - 1], bucket_limit[i]]`, bucket 0 starting at `min`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct HistogramProto {
+        /// Smallest value.
+        #[prost(double, tag = "1")]
+        pub min: f64,
+        /// Largest value.
+        #[prost(double, tag = "2")]
+        pub max: f64,
+        /// Number of values.
+        #[prost(double, tag = "3")]
+        pub num: f64,
+        /// Sum of the values.
+        #[prost(double, tag = "4")]
+        pub sum: f64,
+        /// Sum of the squared values.
+        #[prost(double, tag = "5")]
+        pub sum_squares: f64,
+        /// Right edge of every bucket.
+        #[prost(double, repeated, tag = "6")]
+        pub bucket_limit: Vec<f64>,
+        /// Count of every bucket (same length as `bucket_limit`).
+        #[prost(double, repeated, tag = "7")]
+        pub bucket: Vec<f64>,
+    }
+}
+
+/// The masked CRC-32C of TFRecords.
+///
+/// # Example
+/// ```
+/// // The mask of the CRC of no bytes (CRC 0) is the mask constant itself.
+/// assert_eq!(vnn::tensorboard::masked_crc(b""), 0xa282_ead8);
+/// ```
+pub fn masked_crc(data: &[u8]) -> u32 {
+    crc32c::crc32c(data)
+        .rotate_right(15)
+        .wrapping_add(0xa282_ead8)
+}
+
+/// Appends one TFRecord holding `data` to `out`.
+fn write_record(out: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
+    let len = (data.len() as u64).to_le_bytes();
+    out.write_all(&len)?;
+    out.write_all(&masked_crc(&len).to_le_bytes())?;
+    out.write_all(data)?;
+    out.write_all(&masked_crc(data).to_le_bytes())
+}
+
+/// Splits the bytes of an event file into record payloads, checking every
+/// length and CRC.
+///
+/// # Errors
+/// [`Error::Data`] (with `name` as the path) on a truncated record or a
+/// CRC mismatch, naming the record index.
+///
+/// # Example
+/// ```
+/// assert_eq!(vnn::tensorboard::read_records(b"", "empty").unwrap().len(), 0);
+/// assert!(vnn::tensorboard::read_records(b"\x01", "short").is_err());
+/// ```
+pub fn read_records<'a>(bytes: &'a [u8], name: &str) -> Result<Vec<&'a [u8]>> {
+    let err = |i: usize, msg: &str| Error::Data {
+        path: name.to_string(),
+        line: None,
+        column: None,
+        msg: format!("record {i}: {msg}"),
+    };
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let i = out.len();
+        if rest.len() < 12 {
+            return Err(err(i, "truncated length"));
+        }
+        let (len_bytes, tail) = rest.split_at(8);
+        let (len_crc, tail) = tail.split_at(4);
+        if masked_crc(len_bytes).to_le_bytes() != len_crc {
+            return Err(err(i, "length CRC mismatch"));
+        }
+        let mut len = [0u8; 8];
+        len.copy_from_slice(len_bytes);
+        let len = u64::from_le_bytes(len);
+        if len > tail.len().saturating_sub(4) as u64 {
+            return Err(err(i, "truncated data"));
+        }
+        let (data, tail) = tail.split_at(len as usize);
+        let (data_crc, tail) = tail.split_at(4);
+        if masked_crc(data).to_le_bytes() != data_crc {
+            return Err(err(i, "data CRC mismatch"));
+        }
+        out.push(data);
+        rest = tail;
+    }
+    Ok(out)
+}
+
+/// Writes one TensorBoard event file. Writes are buffered; call
+/// [`EventWriter::flush`] to make them visible to a running TensorBoard
+/// (dropping the writer flushes too, ignoring errors).
+pub struct EventWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+}
+
+impl EventWriter {
+    /// Creates `events.out.tfevents.<unix seconds>.<host name>` in `dir`
+    /// (creating `dir` if needed; the host name is `vnn` when unknown, and a
+    /// `.1`, `.2`, ... suffix avoids overwriting an existing file) and
+    /// writes the file-version record.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory or the file cannot be created or
+    /// written.
+    ///
+    /// # Example
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("vnn-doc-tb-{}", std::process::id()));
+    /// let mut w = vnn::tensorboard::EventWriter::create(&dir).unwrap();
+    /// w.add_scalar("train/loss", 1, 0.5).unwrap();
+    /// w.add_histogram("weights/layers.0", 1, &[0.1, -0.2, 0.3]).unwrap();
+    /// w.flush().unwrap();
+    /// let bytes = std::fs::read(w.path()).unwrap();
+    /// assert_eq!(vnn::tensorboard::read_records(&bytes, "doc").unwrap().len(), 3);
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn create(dir: &Path) -> Result<EventWriter> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let base = format!("events.out.tfevents.{now}.{}", host_name());
+        let mut suffix = 0u32;
+        let (file, path) = loop {
+            let name = if suffix == 0 {
+                base.clone()
+            } else {
+                format!("{base}.{suffix}")
+            };
+            let path = dir.join(name);
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(f) => break (f, path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && suffix < 1000 => {
+                    suffix += 1
+                }
+                Err(source) => return Err(Error::Io { path, source }),
+            }
+        };
+        let mut w = EventWriter {
+            out: BufWriter::new(file),
+            path,
+        };
+        w.write_event(proto::Event {
+            wall_time: wall_time(),
+            step: 0,
+            what: Some(proto::What::FileVersion("brain.Event:2".into())),
+        })?;
+        Ok(w)
+    }
+
+    /// The event file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write_event(&mut self, event: proto::Event) -> Result<()> {
+        write_record(&mut self.out, &event.encode_to_vec()).map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn write_value(&mut self, step: i64, value: proto::Value) -> Result<()> {
+        self.write_event(proto::Event {
+            wall_time: wall_time(),
+            step,
+            what: Some(proto::What::Summary(proto::Summary { value: vec![value] })),
+        })
+    }
+
+    /// Records `value` of series `tag` at `step`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the buffered write fails.
+    pub fn add_scalar(&mut self, tag: &str, step: i64, value: f32) -> Result<()> {
+        self.write_value(
+            step,
+            proto::Value {
+                tag: tag.to_string(),
+                simple_value: Some(value),
+                histo: None,
+            },
+        )
+    }
+
+    /// Records the distribution of `values` as series `tag` at `step` (see
+    /// [`histogram`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the buffered write fails.
+    pub fn add_histogram(&mut self, tag: &str, step: i64, values: &[f32]) -> Result<()> {
+        self.write_value(
+            step,
+            proto::Value {
+                tag: tag.to_string(),
+                simple_value: None,
+                histo: Some(histogram(values)),
+            },
+        )
+    }
+
+    /// Writes buffered events to the file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the write fails.
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(|source| Error::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// The histogram of `values`: [`HISTOGRAM_BUCKETS`] equal-width buckets
+/// from the smallest to the largest finite value, `bucket_limit` holding the
+/// right edges (the last is the maximum) and the counts summing to `num`.
+/// Non-finite values are left out. All-equal values give one bucket at that
+/// value; no values give one empty bucket at 0.
+///
+/// # Example
+/// ```
+/// let h = vnn::tensorboard::histogram(&[0.0, 1.0, 1.0, 3.0]);
+/// assert_eq!((h.min, h.max, h.num, h.sum), (0.0, 3.0, 4.0, 5.0));
+/// assert_eq!(h.bucket.iter().sum::<f64>(), 4.0);
+/// assert_eq!(*h.bucket_limit.last().unwrap(), 3.0);
+/// assert_eq!(vnn::tensorboard::histogram(&[2.0; 5]).bucket, [5.0]);
+/// ```
+pub fn histogram(values: &[f32]) -> proto::HistogramProto {
+    let finite = || values.iter().filter(|v| v.is_finite()).map(|&v| v as f64);
+    let (mut min, mut max, mut num, mut sum, mut sum_squares) =
+        (f64::INFINITY, f64::NEG_INFINITY, 0f64, 0f64, 0f64);
+    for v in finite() {
+        min = min.min(v);
+        max = max.max(v);
+        num += 1.0;
+        sum += v;
+        sum_squares += v * v;
+    }
+    if num == 0.0 {
+        return proto::HistogramProto {
+            bucket_limit: vec![0.0],
+            bucket: vec![0.0],
+            ..Default::default()
+        };
+    }
+    if min == max {
+        return proto::HistogramProto {
+            min,
+            max,
+            num,
+            sum,
+            sum_squares,
+            bucket_limit: vec![max],
+            bucket: vec![num],
+        };
+    }
+    let n = HISTOGRAM_BUCKETS;
+    let width = (max - min) / n as f64;
+    let mut bucket_limit: Vec<f64> = (1..=n).map(|i| min + width * i as f64).collect();
+    bucket_limit[n - 1] = max;
+    let mut bucket = vec![0f64; n];
+    for v in finite() {
+        // Bucket i holds (limit[i-1], limit[i]]; the minimum goes to bucket 0.
+        let i = (((v - min) / width).ceil() as usize).clamp(1, n) - 1;
+        bucket[i] += 1.0;
+    }
+    proto::HistogramProto {
+        min,
+        max,
+        num,
+        sum,
+        sum_squares,
+        bucket_limit,
+        bucket,
+    }
+}
+
+fn wall_time() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The host name for file names (letters, digits, `-`, `_`, `.`), or `vnn`.
+fn host_name() -> String {
+    let raw = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_default();
+    let clean: String = raw
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        "vnn".into()
+    } else {
+        clean
+    }
+}
