@@ -166,13 +166,21 @@ struct Block {
     correct: usize,
 }
 
-/// Stream id of a dropout mask: distinct for every (step, block, layer).
-fn dropout_stream(step: u64, block: usize, layer: usize) -> u64 {
+/// Stream id of the mask of `layer` in row block `block` of 0-based step
+/// `step`: `(step << 16) | (block << 8) | layer`, distinct for every
+/// `(step, block, layer)` (blocks and layers stay below 256).
+///
+/// Dropout on the hidden activations of `layer` draws
+/// `mask::bernoulli_mask(p, seed, dropout_stream(step, block, layer))` over
+/// the block's `rows x width` activations, row-major; dropconnect draws layer
+/// `layer`'s weight mask with block 0 and seed `seed ^ DROPCONNECT_DOMAIN`.
+pub fn dropout_stream(step: u64, block: usize, layer: usize) -> u64 {
     (step << 16) | ((block as u64) << 8) | layer as u64
 }
 
-/// Seed domain of dropconnect masks (distinct from dropout's).
-const DROPCONNECT_DOMAIN: u64 = 0xD20C_0EC7_0000_0001;
+/// XORed into the run's seed for dropconnect masks, so they never repeat a
+/// dropout mask.
+pub const DROPCONNECT_DOMAIN: u64 = 0xD20C_0EC7_0000_0001;
 
 /// A training run in progress: the model, the optimizer state and every
 /// buffer the steps need.
@@ -393,12 +401,75 @@ impl<'d> Trainer<'d> {
         (rows, true)
     }
 
+    /// The gradient the next [`Trainer::step`] would apply, without
+    /// updating anything: forward and backward of the next batch (with the
+    /// same dropout and dropconnect masks that step will draw).
+    ///
+    /// Returns the step's statistics (its `loss` is the mean cross-entropy
+    /// plus `0.5 * reg * sum(W^2)`) and the gradient, laid out like
+    /// [`Model::params`], of the mean cross-entropy **only**: the L2 term's
+    /// gradient `reg * W` (weights only, never biases) is not included, since
+    /// the update kernels add it themselves. The step counter does not move.
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] if the loss is not finite.
+    pub fn gradient(&mut self) -> Result<(StepStats, &[f32])> {
+        let stats = self.forward_backward();
+        if !stats.loss.is_finite() {
+            return Err(Error::Diverged {
+                step: stats.step,
+                loss: stats.loss,
+            });
+        }
+        Ok((stats, &self.blocks[0].grad))
+    }
+
     /// Runs one optimizer step: forward, loss, backward, update.
     ///
     /// # Errors
     /// [`Error::Diverged`] if the loss is not finite; the parameters are then
     /// left as they were before the step.
     pub fn step(&mut self) -> Result<StepStats> {
+        let stats = self.forward_backward();
+        if !stats.loss.is_finite() {
+            return Err(Error::Diverged {
+                step: stats.step,
+                loss: stats.loss,
+            });
+        }
+        self.step += 1;
+        let (lr, reg) = (self.config.lr, self.config.reg);
+        let grad = &self.blocks[0].grad;
+        let w = &mut self.model.params;
+        for slot in &self.model.layout.layers {
+            for (range, reg) in [(slot.weight_range(), reg), (slot.bias_range(), 0.0)] {
+                let (wr, gr) = (&mut w[range.clone()], &grad[range.clone()]);
+                match self.config.optimizer {
+                    Optimizer::Sgd => update::sgd_update(wr, gr, lr, reg),
+                    Optimizer::Momentum { mu } => {
+                        update::momentum_update(wr, gr, &mut self.m[range], lr, reg, mu)
+                    }
+                    Optimizer::Adam => {
+                        let s = update::AdamStep::new(lr, reg, self.step);
+                        update::adam_update(
+                            wr,
+                            gr,
+                            &mut self.m[range.clone()],
+                            &mut self.v[range],
+                            &s,
+                        )
+                    }
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Forward and backward of the next batch: leaves the summed gradient of
+    /// the mean cross-entropy (dropconnect mask applied) in the first block's
+    /// buffer and returns the statistics of step `self.step + 1`. Moves
+    /// neither the step counter nor the parameters.
+    fn forward_backward(&mut self) -> StepStats {
         let (rows, gathered) = self.next_batch();
         let step_index = self.step;
         let seed = self.config.seed;
@@ -498,44 +569,12 @@ impl<'d> Trainer<'d> {
                 .sum();
             loss += 0.5 * reg as f64 * sq;
         }
-        self.step += 1;
-        let stats = StepStats {
-            step: self.step,
+        StepStats {
+            step: step_index + 1,
             epoch: step_index / self.steps_per_epoch,
             loss,
             accuracy: correct as f64 / rows as f64,
-        };
-        if !loss.is_finite() {
-            self.step -= 1;
-            return Err(Error::Diverged {
-                step: step_index + 1,
-                loss,
-            });
         }
-        let lr = self.config.lr;
-        let w = &mut self.model.params;
-        for slot in &layout.layers {
-            for (range, reg) in [(slot.weight_range(), reg), (slot.bias_range(), 0.0)] {
-                let (wr, gr) = (&mut w[range.clone()], &grad[range.clone()]);
-                match self.config.optimizer {
-                    Optimizer::Sgd => update::sgd_update(wr, gr, lr, reg),
-                    Optimizer::Momentum { mu } => {
-                        update::momentum_update(wr, gr, &mut self.m[range], lr, reg, mu)
-                    }
-                    Optimizer::Adam => {
-                        let s = update::AdamStep::new(lr, reg, self.step);
-                        update::adam_update(
-                            wr,
-                            gr,
-                            &mut self.m[range.clone()],
-                            &mut self.v[range],
-                            &s,
-                        )
-                    }
-                }
-            }
-        }
-        Ok(stats)
     }
 }
 
