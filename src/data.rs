@@ -208,11 +208,7 @@ pub struct Standardizer {
 impl Standardizer {
     /// Fits mean and scale on `features` (`rows x n_features`), in f64.
     pub fn fit(features: &[f32], n_features: usize) -> Standardizer {
-        let rows = if n_features == 0 {
-            0
-        } else {
-            features.len() / n_features
-        };
+        let rows = features.len().checked_div(n_features).unwrap_or(0);
         let mut mean = vec![0f64; n_features];
         let mut sq = vec![0f64; n_features];
         for row in features.chunks_exact(n_features.max(1)).take(rows) {

@@ -1,0 +1,77 @@
+//! Command-line parsing and the subcommands.
+
+mod bench;
+mod predict;
+mod train;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Train and use small neural-network classifiers, fast.
+#[derive(Parser, Debug)]
+#[command(name = "vnn", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Without a subcommand, `vnn` trains with these options.
+    #[command(flatten)]
+    train: train::TrainArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model on the built-in spiral or a CSV file (the default command).
+    Train(Box<train::TrainArgs>),
+    /// Predict classes (or probabilities) for the rows of a CSV file.
+    Predict(predict::PredictArgs),
+    /// Evaluate a model on a labelled CSV file: accuracy, loss, confusion matrix.
+    Eval(predict::EvalArgs),
+    /// Time the training step, batch-1 inference and the FMA peak.
+    Bench(bench::BenchArgs),
+}
+
+/// Parses the arguments and runs the command.
+pub fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => train::run(&cli.train),
+        Some(Command::Train(args)) => train::run(&args),
+        Some(Command::Predict(args)) => predict::run_predict(&args),
+        Some(Command::Eval(args)) => predict::run_eval(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
+    }
+}
+
+/// Where human-readable output goes: stdout, or stderr when `--json` owns
+/// stdout.
+#[derive(Clone, Copy)]
+pub(crate) struct Out {
+    json: bool,
+}
+
+impl Out {
+    pub(crate) fn line(&self, s: &str) {
+        if self.json {
+            eprintln!("{s}");
+        } else {
+            println!("{s}");
+        }
+    }
+}
+
+/// Runs `f` in a rayon pool of `threads` threads (all cores when `None`).
+pub(crate) fn with_threads<T: Send>(
+    threads: Option<usize>,
+    f: impl FnOnce() -> T + Send,
+) -> Result<T> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        if t == 0 {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        builder = builder.num_threads(t);
+    }
+    let pool = builder.build()?;
+    Ok(pool.install(f))
+}

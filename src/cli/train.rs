@@ -1,0 +1,477 @@
+//! `vnn train`.
+
+use super::{with_threads, Out};
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+use vnn::data::{self, Dataset, Standardizer};
+use vnn::model::{Init, Model};
+use vnn::plot::{self, CurvePoint};
+use vnn::tensorboard::EventWriter;
+use vnn::train::{evaluate, Optimizer, TrainConfig, Trainer};
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ModelKind {
+    /// Softmax classifier on the raw features (no hidden layer).
+    Linear,
+    /// ReLU MLP with the --hidden layers.
+    Mlp,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OptimizerKind {
+    /// Plain gradient descent.
+    Sgd,
+    /// Gradient descent with momentum (--momentum).
+    Momentum,
+    /// Adam (beta1 0.9, beta2 0.999, eps 1e-8).
+    Adam,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InitKind {
+    /// He: normal * sqrt(2 / fan_in).
+    He,
+    /// 0.01 * normal, as in the source text.
+    Small,
+}
+
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "\\t" | "tab" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        _ => Err(format!(
+            "the delimiter must be one ASCII character (or 'tab'), got '{s}'"
+        )),
+    }
+}
+
+/// Options of `vnn train`.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct TrainArgs {
+    /// Training data: `spiral` (built in) or a CSV file with a header row.
+    #[arg(long, default_value = "spiral")]
+    pub data: String,
+    /// Label column of the CSV (default: the last column).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// CSV field delimiter (one character, or `tab`); never guessed.
+    #[arg(long, default_value = ",", value_parser = parse_delimiter)]
+    pub delimiter: u8,
+    /// Model: softmax classifier or ReLU MLP.
+    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
+    pub model: ModelKind,
+    /// Hidden layer widths of the MLP, comma-separated (e.g. 100 or 128,64).
+    #[arg(long, default_value = "100", value_delimiter = ',')]
+    pub hidden: Vec<usize>,
+    /// Passes over the training rows (full batch: one step each).
+    #[arg(long, default_value_t = 10_000)]
+    pub epochs: u64,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1.0)]
+    pub lr: f32,
+    /// L2 regularization strength (loss += 0.5 * reg * sum W^2).
+    #[arg(long, default_value_t = 0.001)]
+    pub reg: f32,
+    /// Update rule.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    pub optimizer: OptimizerKind,
+    /// Momentum coefficient for --optimizer momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+    /// Rows per step (default: the full batch).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Dropout probability on hidden units during training.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f32,
+    /// Dropconnect probability on weights during training.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropconnect: f32,
+    /// Fraction of rows held out as a stratified test set (e.g. 0.2).
+    #[arg(long)]
+    pub test_split: Option<f64>,
+    /// Standardize features (mean 0, scale 1); stored in the model.
+    #[arg(long)]
+    pub standardize: bool,
+    /// Seed of the data (spiral), split, initialization, shuffles and masks.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Log scalars, histograms and curve points every N optimizer steps.
+    #[arg(long, default_value_t = 100)]
+    pub log_every: u64,
+    /// Print an "EPOCH i: Training loss, Accuracy" line every N optimizer steps.
+    #[arg(long, default_value_t = 1000)]
+    pub print_every: u64,
+    /// Run folder (default: runs/<data>-<model>-<timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object with the results as the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Weight initialization.
+    #[arg(long, value_enum, default_value_t = InitKind::He)]
+    pub init: InitKind,
+    /// Points per class of the built-in spiral.
+    #[arg(long, default_value_t = 100)]
+    pub spiral_points: usize,
+    /// Classes of the built-in spiral.
+    #[arg(long, default_value_t = 3)]
+    pub spiral_classes: usize,
+    /// Skip curves.png and boundary.png.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+impl TrainArgs {
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            lr: self.lr,
+            reg: self.reg,
+            optimizer: match self.optimizer {
+                OptimizerKind::Sgd => Optimizer::Sgd,
+                OptimizerKind::Momentum => Optimizer::Momentum { mu: self.momentum },
+                OptimizerKind::Adam => Optimizer::Adam,
+            },
+            batch_size: self.batch_size,
+            dropout: self.dropout,
+            dropconnect: self.dropconnect,
+            seed: self.seed,
+        }
+    }
+
+    fn data_name(&self) -> String {
+        if self.data == "spiral" {
+            "spiral".into()
+        } else {
+            Path::new(&self.data)
+                .file_stem()
+                .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned())
+        }
+    }
+}
+
+/// UTC timestamp `YYYYmmdd-HHMMSS` from the system clock.
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn load_data(args: &TrainArgs) -> Result<Dataset> {
+    if args.data == "spiral" {
+        if args.spiral_points == 0 || args.spiral_classes < 2 {
+            bail!("the spiral needs at least 1 point per class and 2 classes");
+        }
+        return Ok(data::spiral(
+            args.spiral_points,
+            args.spiral_classes,
+            args.seed,
+        ));
+    }
+    let opts = vnn::csv::CsvOptions {
+        label: args.label.clone(),
+        delimiter: args.delimiter,
+    };
+    Ok(vnn::csv::load_training_csv(Path::new(&args.data), &opts)?)
+}
+
+fn label_column(args: &TrainArgs) -> Result<String> {
+    if args.data == "spiral" {
+        return Ok("label".into());
+    }
+    if let Some(l) = &args.label {
+        return Ok(l.clone());
+    }
+    // The last header field names the label column.
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(args.delimiter)
+        .from_path(&args.data)?;
+    let headers = reader.headers()?;
+    Ok(headers
+        .iter()
+        .last()
+        .unwrap_or("label")
+        .trim_start_matches('\u{feff}')
+        .to_string())
+}
+
+pub(crate) fn run(args: &TrainArgs) -> Result<ExitCode> {
+    let out = Out { json: args.json };
+    let config = args.config();
+    config.validate()?;
+    if args.log_every == 0 || args.print_every == 0 {
+        bail!("--log-every and --print-every must be at least 1");
+    }
+    let full = load_data(args)?;
+    let label_col = label_column(args)?;
+    let (train_raw, test_raw) = match args.test_split {
+        Some(f) => {
+            let (a, b) = data::stratified_split(&full, f, args.seed)?;
+            (a, Some(b))
+        }
+        None => (full, None),
+    };
+    let mut sizes = vec![train_raw.n_features];
+    if args.model == ModelKind::Mlp {
+        if args.hidden.is_empty() || args.hidden.contains(&0) {
+            bail!("--hidden needs one or more positive widths, e.g. 100 or 128,64");
+        }
+        sizes.extend_from_slice(&args.hidden);
+    }
+    sizes.push(train_raw.n_classes);
+    let init = match args.init {
+        InitKind::He => Init::He,
+        InitKind::Small => Init::Small,
+    };
+    let mut model = Model::new(&sizes, init, args.seed.wrapping_add(0x1_0000))?;
+    model.feature_names = train_raw.feature_names.clone();
+    model.class_names = train_raw.class_names.clone();
+    let mut train_std = train_raw.clone();
+    if args.standardize {
+        let s = Standardizer::fit(&train_raw.features, train_raw.n_features);
+        s.apply(&mut train_std.features);
+        model.standardizer = Some(s);
+    }
+    let model_name = if args.model == ModelKind::Linear {
+        "linear"
+    } else {
+        "mlp"
+    };
+    let dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-{model_name}-{}", args.data_name(), timestamp()))
+    });
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the run folder {}", dir.display()))?;
+
+    out.line(&format!(
+        "vnn train: {} rows x {} features, {} classes{}; {} {:?}; {} epochs, {} lr {}, reg {}",
+        train_raw.n_rows(),
+        train_raw.n_features,
+        train_raw.n_classes,
+        test_raw
+            .as_ref()
+            .map_or(String::new(), |t| format!(" (+{} test rows)", t.n_rows())),
+        model_name,
+        sizes,
+        config.epochs,
+        config.optimizer.name(),
+        config.lr,
+        config.reg
+    ));
+
+    let threads = args.threads;
+    let result = with_threads(threads, || {
+        train_loop(
+            args,
+            &config,
+            model,
+            &train_std,
+            &train_raw,
+            test_raw.as_ref(),
+            &dir,
+            out,
+        )
+    })??;
+    let TrainOutcome {
+        model,
+        curve,
+        final_loss,
+        seconds,
+        steps,
+    } = result;
+
+    let train_eval = evaluate(&model, &train_raw)?;
+    let test_eval = test_raw.as_ref().map(|t| evaluate(&model, t)).transpose()?;
+    let mut extra = BTreeMap::new();
+    extra.insert(
+        "training_command".to_string(),
+        std::env::args().collect::<Vec<_>>().join(" "),
+    );
+    extra.insert("label_column".to_string(), label_col);
+    extra.insert(
+        "vnn_version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    vnn::modelfile::save_model(&model, &extra, &dir.join("model.safetensors"))?;
+    if !args.no_plots {
+        let title = format!("{} on {}", model_name, args.data_name());
+        plot::plot_curves(&dir.join("curves.png"), &title, &curve)?;
+        if train_raw.n_features == 2 {
+            let all = match &test_raw {
+                Some(t) => {
+                    let mut d = train_raw.clone();
+                    d.features.extend_from_slice(&t.features);
+                    d.labels.extend_from_slice(&t.labels);
+                    d
+                }
+                None => train_raw.clone(),
+            };
+            plot::plot_boundary(
+                &dir.join("boundary.png"),
+                &format!("Decision boundary: {title}"),
+                &model,
+                &all,
+            )?;
+        }
+    }
+    let summary = json!({
+        "train_accuracy": train_eval.accuracy,
+        "test_accuracy": test_eval.as_ref().map(|e| e.accuracy),
+        "final_loss": final_loss,
+        "epochs": config.epochs,
+        "seconds": seconds,
+        "out": dir.display().to_string(),
+    });
+    let metrics = json!({
+        "summary": summary,
+        "steps": steps,
+        "train_loss": train_eval.loss,
+        "test_loss": test_eval.as_ref().map(|e| e.loss),
+        "config": {
+            "data": args.data, "model": model_name, "sizes": sizes, "epochs": config.epochs,
+            "lr": config.lr, "reg": config.reg, "optimizer": config.optimizer.name(),
+            "momentum": args.momentum, "batch_size": config.batch_size, "dropout": config.dropout,
+            "dropconnect": config.dropconnect, "test_split": args.test_split, "standardize": args.standardize,
+            "seed": config.seed, "threads": rayon::current_num_threads(), "init": format!("{:?}", args.init).to_lowercase(),
+        },
+        "curve": curve.iter().map(|p| json!({"step": p.step, "loss": p.loss, "train_accuracy": p.train_accuracy, "test_accuracy": p.test_accuracy})).collect::<Vec<_>>(),
+    });
+    vnn::fsutil::write_atomic(
+        &dir.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics)?.as_bytes(),
+    )?;
+    out.line(&format!(
+        "done: {steps} steps in {seconds:.2} s; final loss {final_loss:.4}; train accuracy {:.4}{}",
+        train_eval.accuracy,
+        test_eval.as_ref().map_or(String::new(), |e| format!(
+            ", test accuracy {:.4}",
+            e.accuracy
+        ))
+    ));
+    out.line(&format!("run folder: {}", dir.display()));
+    if args.json {
+        println!("{summary}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct TrainOutcome {
+    model: Model,
+    curve: Vec<CurvePoint>,
+    final_loss: f64,
+    seconds: f64,
+    steps: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_loop(
+    args: &TrainArgs,
+    config: &TrainConfig,
+    model: Model,
+    train_std: &Dataset,
+    train_raw: &Dataset,
+    test_raw: Option<&Dataset>,
+    dir: &Path,
+    out: Out,
+) -> Result<TrainOutcome> {
+    let _ = train_raw;
+    let mut trainer = Trainer::new(model, train_std, config.clone())?;
+    let total = trainer.total_steps();
+    let mut events = EventWriter::create(dir)?;
+    let bar = if args.json {
+        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40.cyan/blue} {pos}/{len} steps [{elapsed_precise} < {eta}] {msg}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    let mut curve = Vec::new();
+    let mut final_loss = f64::NAN;
+    let started = Instant::now();
+    let mut last_bar = Instant::now();
+    for _ in 0..total {
+        let stats = trainer.step()?;
+        final_loss = stats.loss;
+        let s = stats.step;
+        if s % args.log_every == 0 || s == total || s == 1 {
+            let test_acc = match test_raw {
+                Some(t) => Some(evaluate(trainer.model(), t)?.accuracy),
+                None => None,
+            };
+            let step = s as i64;
+            events.add_scalar("loss", step, stats.loss as f32)?;
+            events.add_scalar("accuracy/train", step, stats.accuracy as f32)?;
+            if let Some(a) = test_acc {
+                events.add_scalar("accuracy/test", step, a as f32)?;
+            }
+            events.add_scalar("lr", step, config.lr)?;
+            for (i, slot) in trainer.model().layout.layers.iter().enumerate() {
+                events.add_histogram(
+                    &format!("weights/layers.{i}"),
+                    step,
+                    &trainer.model().params[slot.weight_range()],
+                )?;
+            }
+            events.flush()?;
+            curve.push(CurvePoint {
+                step: s,
+                loss: stats.loss,
+                train_accuracy: stats.accuracy,
+                test_accuracy: test_acc,
+            });
+        }
+        if (s - 1) % args.print_every == 0 || s == total {
+            let line = format!(
+                "EPOCH {}: Training loss: {:.3}, Accuracy: {:.3}",
+                stats.epoch, stats.loss, stats.accuracy
+            );
+            bar.suspend(|| out.line(&line));
+        }
+        if last_bar.elapsed().as_millis() >= 100 || s == total {
+            bar.set_position(s);
+            bar.set_message(format!("loss {:.4} acc {:.3}", stats.loss, stats.accuracy));
+            last_bar = Instant::now();
+        }
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(TrainOutcome {
+        model: trainer.into_model(),
+        curve,
+        final_loss,
+        seconds,
+        steps: total,
+    })
+}
