@@ -251,13 +251,13 @@ fn every_path_matches_scalar_on_large_odd_shapes() {
 /// Spiral: N=300, D=2, H=100, K=3. MNIST-like row block: N=1250, D=784,
 /// H=512, K=10.
 const TRAINING: [(Transpose, Transpose, usize, usize, usize, f32); 10] = [
-    (Transpose::No, Transpose::No, 300, 100, 2, 0.0),    // Z1 = X W1
-    (Transpose::No, Transpose::No, 300, 3, 100, 0.0),    // S = A1 W2
-    (Transpose::Yes, Transpose::No, 100, 3, 300, 1.0),   // dW2 += A1^T dS
-    (Transpose::No, Transpose::Yes, 300, 100, 3, 0.0),   // dA1 = dS W2^T
-    (Transpose::Yes, Transpose::No, 2, 100, 300, 1.0),   // dW1 += X^T dZ1
+    (Transpose::No, Transpose::No, 300, 100, 2, 0.0), // Z1 = X W1
+    (Transpose::No, Transpose::No, 300, 3, 100, 0.0), // S = A1 W2
+    (Transpose::Yes, Transpose::No, 100, 3, 300, 1.0), // dW2 += A1^T dS
+    (Transpose::No, Transpose::Yes, 300, 100, 3, 0.0), // dA1 = dS W2^T
+    (Transpose::Yes, Transpose::No, 2, 100, 300, 1.0), // dW1 += X^T dZ1
     (Transpose::No, Transpose::No, 1250, 512, 784, 0.0), // Z1 = X W1
-    (Transpose::No, Transpose::No, 1250, 10, 512, 0.0),  // S = A1 W2
+    (Transpose::No, Transpose::No, 1250, 10, 512, 0.0), // S = A1 W2
     (Transpose::Yes, Transpose::No, 512, 10, 1250, 1.0), // dW2 += A1^T dS
     (Transpose::No, Transpose::Yes, 1250, 512, 10, 0.0), // dA1 = dS W2^T
     (Transpose::Yes, Transpose::No, 784, 512, 1250, 1.0), // dW1 += X^T dZ1
@@ -287,11 +287,17 @@ fn dispatch_sends_thin_training_products_to_small_kernels() {
     let yes = Transpose::Yes;
     assert_eq!(small_kernel(no, no, 300, 100, 2), SmallKernel::Axpy);
     assert_eq!(small_kernel(no, no, 300, 3, 100), SmallKernel::Dot);
-    assert_eq!(small_kernel(yes, no, 100, 3, 300), SmallKernel::AxpyTransposed);
+    assert_eq!(
+        small_kernel(yes, no, 100, 3, 300),
+        SmallKernel::AxpyTransposed
+    );
     assert_eq!(small_kernel(no, yes, 300, 100, 3), SmallKernel::Axpy);
     assert_eq!(small_kernel(yes, no, 2, 100, 300), SmallKernel::Axpy);
     assert_eq!(small_kernel(no, no, 1250, 10, 512), SmallKernel::Dot);
-    assert_eq!(small_kernel(yes, no, 512, 10, 1250), SmallKernel::AxpyTransposed);
+    assert_eq!(
+        small_kernel(yes, no, 512, 10, 1250),
+        SmallKernel::AxpyTransposed
+    );
     assert_eq!(small_kernel(no, yes, 1250, 512, 10), SmallKernel::Axpy);
 }
 
@@ -450,14 +456,23 @@ fn matvec_matches_scalar() {
             matvec_bias_scalar(&x, &w, &bias, n_in, n_out, &mut expected);
             let mut buffer = vec![GUARD_VALUE; n_out + 2 * GUARD];
             buffer[GUARD..GUARD + n_out].fill(f32::NAN);
-            matvec_bias(&x, &w, &bias, n_in, n_out, &mut buffer[GUARD..GUARD + n_out]);
+            matvec_bias(
+                &x,
+                &w,
+                &bias,
+                n_in,
+                n_out,
+                &mut buffer[GUARD..GUARD + n_out],
+            );
             assert!(buffer[..GUARD]
                 .iter()
                 .chain(&buffer[GUARD + n_out..])
                 .all(|&v| v == GUARD_VALUE));
             for j in 0..n_out {
-                let mag: f32 =
-                    (0..n_in).map(|i| (x[i] * w[i * n_out + j]).abs()).sum::<f32>() + bias[j].abs();
+                let mag: f32 = (0..n_in)
+                    .map(|i| (x[i] * w[i * n_out + j]).abs())
+                    .sum::<f32>()
+                    + bias[j].abs();
                 let tol = 2.0 * (n_in as f32 + 1.0) * f32::EPSILON * mag;
                 let (g, e) = (buffer[GUARD + j], expected[j]);
                 assert!(
