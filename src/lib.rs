@@ -7,14 +7,48 @@
 //!
 //! Everything runs on flat `Vec<f32>` buffers and the SIMD kernels of
 //! [`vnn_kernels`].
+//!
+//! ## Train on the spiral, predict one point
+//! ```
+//! use vnn::data::spiral;
+//! use vnn::model::{Init, Model};
+//! use vnn::train::{evaluate, TrainConfig, Trainer};
+//!
+//! let data = spiral(100, 3, 0); // 300 points, 3 classes, 2-D
+//! let model = Model::new(&[2, 100, 3], Init::He, 0).unwrap();
+//! let config = TrainConfig { epochs: 2000, ..TrainConfig::default() }; // SGD lr 1.0, reg 1e-3
+//! let mut trainer = Trainer::new(model, &data, config).unwrap();
+//! for _ in 0..trainer.total_steps() {
+//!     trainer.step().unwrap();
+//! }
+//! let model = trainer.into_model();
+//! assert!(evaluate(&model, &data).unwrap().accuracy > 0.9);
+//!
+//! // Batch-1 inference without allocation: reuse one scratch buffer.
+//! let mut scratch = model.scratch();
+//! let class = model.predict_one(data.row(0), &mut scratch).unwrap();
+//! assert!(class < 3);
+//! ```
+//!
+//! ## Modules
+//! - [`data`]: the spiral, [`data::Dataset`], stratified split, standardization;
+//!   [`csv`] loads CSV files.
+//! - [`model`]: [`model::Model`] (linear or MLP) on one flat parameter buffer,
+//!   batch and batch-1 prediction.
+//! - [`train`]: [`train::Trainer`], row-block parallel training that gives the
+//!   same bits for any thread count; [`train::evaluate`].
+//! - [`modelfile`] and [`checkpoint`]: safetensors files; [`tensorboard`]:
+//!   event files; [`plot`]: PNG pictures; [`fsutil`]: atomic writes.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod csv;
 pub mod data;
 pub mod error;
 pub mod fsutil;
 pub mod model;
 pub mod modelfile;
+pub mod plot;
 pub mod tensorboard;
 pub mod train;
 

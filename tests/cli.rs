@@ -1,0 +1,337 @@
+//! The `vnn` command line end to end: train, predict and eval with `--json`
+//! on the built-in spiral and on the digits CSV, files of a run folder, and
+//! the shape of errors.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn vnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vnn"))
+        .args(args)
+        .output()
+        .expect("the vnn binary runs")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The last line of stdout, parsed as the one JSON object `--json` promises.
+fn last_json(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "vnn failed: {stderr}");
+    let line = stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no stdout; stderr: {stderr}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
+}
+
+/// Writes the spiral of `seed` as CSV with the columns x0, x1, label.
+fn spiral_csv(path: &Path, seed: u64) -> vnn::data::Dataset {
+    let d = vnn::data::spiral(100, 3, seed);
+    let mut s = String::from("x0,x1,label\n");
+    for r in 0..d.n_rows() {
+        let row = d.row(r);
+        s.push_str(&format!("{},{},{}\n", row[0], row[1], d.labels[r]));
+    }
+    std::fs::write(path, s).unwrap();
+    d
+}
+
+#[test]
+fn train_predict_eval_on_the_spiral() {
+    let dir = tmp("spiral");
+    let run = dir.join("run");
+    let out = vnn(&[
+        "train",
+        "--epochs",
+        "3000",
+        "--out",
+        run.to_str().unwrap(),
+        "--json",
+        "--threads",
+        "2",
+    ]);
+    let j = last_json(&out);
+    // The seed's MLP reaches about 0.98 on the spiral; 3000 steps are enough for > 0.95.
+    let acc = j["train_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.95, "train accuracy {acc}");
+    assert!(j["test_accuracy"].is_null());
+    assert_eq!(j["epochs"], 3000);
+    assert!(j["final_loss"].as_f64().unwrap() < 0.5);
+    assert!(j["seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(j["out"].as_str().unwrap(), run.to_str().unwrap());
+    for f in [
+        "model.safetensors",
+        "curves.png",
+        "boundary.png",
+        "metrics.json",
+    ] {
+        let len = std::fs::metadata(run.join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0, "{f} missing or empty");
+    }
+    let events: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("tfevents"))
+        .collect();
+    assert_eq!(events.len(), 1, "one TensorBoard event file");
+    let metrics: Value =
+        serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["summary"]["train_accuracy"], j["train_accuracy"]);
+    // Human-readable output went to stderr: stdout holds only the JSON line.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("EPOCH 0: Training loss"));
+
+    // The same data as CSV: eval reproduces the training accuracy exactly.
+    let csv = dir.join("spiral.csv");
+    let data = spiral_csv(&csv, 0);
+    let model = run.join("model.safetensors");
+    let e = last_json(&vnn(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(e["n"], 300);
+    assert_eq!(e["accuracy"].as_f64().unwrap(), acc);
+    let confusion: Vec<Vec<u64>> = serde_json::from_value(e["confusion"].clone()).unwrap();
+    assert_eq!(confusion.len(), 3);
+    assert_eq!(confusion.iter().flatten().sum::<u64>(), 300);
+    let diag: u64 = (0..3).map(|i| confusion[i][i]).sum();
+    assert_eq!(diag, (acc * 300.0).round() as u64);
+
+    // predict --json: one label per row, the original label values, agreeing
+    // with the library's predictions of the loaded model.
+    let p = last_json(&vnn(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--json",
+    ]));
+    let preds: Vec<i64> = serde_json::from_value(p["predictions"].clone()).unwrap();
+    assert_eq!(preds.len(), 300);
+    let loaded = vnn::modelfile::load_model(&model).unwrap();
+    let lib: Vec<i64> = loaded
+        .predict(&data.features, 300)
+        .unwrap()
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    assert_eq!(preds, lib);
+
+    // predict without --json: CSV with a header, and --proba adds one column per class.
+    let out = vnn(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--proba",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("prediction,p_0,p_1,p_2"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 300);
+    for (row, &expected) in rows.iter().zip(&preds) {
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(fields.len(), 4);
+        assert_eq!(fields[0].parse::<i64>().unwrap(), expected);
+        let probs: Vec<f64> = fields[1..].iter().map(|f| f.parse().unwrap()).collect();
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn digits_with_split_and_standardization() {
+    let dir = tmp("digits");
+    let digits = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/digits.csv");
+    let run = dir.join("run");
+    let j = last_json(&vnn(&[
+        "train",
+        "--data",
+        digits.to_str().unwrap(),
+        "--test-split",
+        "0.2",
+        "--standardize",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "300",
+        "--out",
+        run.to_str().unwrap(),
+        "--json",
+    ]));
+    // Full-batch Adam on 64-100-10 reaches about 0.98 on held-out digits.
+    let test = j["test_accuracy"].as_f64().unwrap();
+    assert!(test > 0.95, "test accuracy {test}");
+    assert!(j["train_accuracy"].as_f64().unwrap() > test - 0.01);
+    // 64 features: no boundary picture.
+    assert!(run.join("curves.png").exists());
+    assert!(!run.join("boundary.png").exists());
+    let model = run.join("model.safetensors");
+    let e = last_json(&vnn(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        digits.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(e["n"], 1797);
+    assert!(e["accuracy"].as_f64().unwrap() > 0.95);
+    let p = last_json(&vnn(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        digits.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(p["predictions"].as_array().unwrap().len(), 1797);
+    assert!(p["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| (0..10).contains(&v.as_i64().unwrap())));
+}
+
+#[test]
+fn string_labels_come_back_as_strings() {
+    let dir = tmp("strings");
+    let csv = dir.join("flowers.csv");
+    let d = vnn::data::spiral(30, 2, 4);
+    let names = ["setosa", "virginica"];
+    let mut s = String::from("a,species,b\n");
+    for r in 0..d.n_rows() {
+        let row = d.row(r);
+        s.push_str(&format!(
+            "{},\"{}\",{}\n",
+            row[0], names[d.labels[r] as usize], row[1]
+        ));
+    }
+    std::fs::write(&csv, s).unwrap();
+    let run = dir.join("run");
+    let j = last_json(&vnn(&[
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--label",
+        "species",
+        "--epochs",
+        "500",
+        "--out",
+        run.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(j["train_accuracy"].as_f64().unwrap() > 0.8);
+    let model = run.join("model.safetensors");
+    let p = last_json(&vnn(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--json",
+    ]));
+    let preds: Vec<String> = serde_json::from_value(p["predictions"].clone()).unwrap();
+    assert_eq!(preds.len(), 60);
+    assert!(preds.iter().all(|v| names.contains(&v.as_str())));
+    // eval finds the label column by the name stored in the model.
+    let e = last_json(&vnn(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(e["accuracy"], j["train_accuracy"]);
+}
+
+#[test]
+fn version_and_help_show_the_contract() {
+    let out = vnn(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("vnn {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = vnn(&["train", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for default in [
+        "[default: mlp]",
+        "[default: 100]",
+        "[default: sgd]",
+        "[default: 1]",
+        "[default: 0.001]",
+        "[default: 10000]",
+        "[default: 0]",
+    ] {
+        assert!(help.contains(default), "help lacks {default}:\n{help}");
+    }
+}
+
+#[test]
+fn errors_are_one_clear_line_and_a_failure_exit() {
+    let dir = tmp("errors");
+    let missing = dir.join("nope.csv");
+    let out = vnn(&[
+        "train",
+        "--data",
+        missing.to_str().unwrap(),
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("nope.csv"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!err.contains("panicked"));
+
+    let out = vnn(&["train", "--lr=-1", "--epochs", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("learning rate"));
+
+    // A model whose feature columns are absent from the data names the column.
+    let run = dir.join("run");
+    last_json(&vnn(&[
+        "train",
+        "--epochs",
+        "10",
+        "--out",
+        run.to_str().unwrap(),
+        "--json",
+        "--no-plots",
+    ]));
+    let csv = dir.join("other.csv");
+    std::fs::write(&csv, "x0,y,label\n1,2,0\n").unwrap();
+    let out = vnn(&[
+        "predict",
+        "--model",
+        run.join("model.safetensors").to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("x1"), "{err}");
+    assert!(!err.contains("panicked"));
+}
