@@ -105,7 +105,7 @@ fn bias_name(i: usize) -> String {
 /// assert_eq!(meta, extra);
 /// ```
 pub fn model_to_bytes(model: &Model, extra: &BTreeMap<String, String>) -> Result<Vec<u8>> {
-    encode(model, extra, "<model>")
+    encode(model, extra, "<model>", FORMAT, &[])
 }
 
 /// Saves `model` with `extra` metadata entries to `path`, atomically (see
@@ -114,11 +114,21 @@ pub fn model_to_bytes(model: &Model, extra: &BTreeMap<String, String>) -> Result
 /// # Errors
 /// As [`model_to_bytes`], plus [`Error::Io`] if the file cannot be written.
 pub fn save_model(model: &Model, extra: &BTreeMap<String, String>, path: &Path) -> Result<()> {
-    let bytes = encode(model, extra, &path.display().to_string())?;
+    let bytes = encode(model, extra, &path.display().to_string(), FORMAT, &[])?;
     crate::fsutil::write_atomic(path, &bytes)
 }
 
-fn encode(model: &Model, extra: &BTreeMap<String, String>, name: &str) -> Result<Vec<u8>> {
+/// Encodes `model` as a file of `format` (the `format` metadata entry): the
+/// model's tensors and metadata, then `extra_tensors` (1-D F32, finite)
+/// after the layers. Model files use [`FORMAT`] and no extra tensors;
+/// checkpoints add the optimizer state.
+pub(crate) fn encode(
+    model: &Model,
+    extra: &BTreeMap<String, String>,
+    name: &str,
+    format: &str,
+    extra_tensors: &[(&str, &[f32])],
+) -> Result<Vec<u8>> {
     let layout = &model.layout;
     let err = |tensor: Option<&str>, msg: String| model_err(name, tensor, msg);
     if let Some(k) = extra.keys().find(|k| RESERVED_KEYS.contains(&k.as_str())) {
@@ -144,7 +154,7 @@ fn encode(model: &Model, extra: &BTreeMap<String, String>, name: &str) -> Result
     }
 
     let mut meta: BTreeMap<String, String> = extra.clone();
-    meta.insert("format".into(), FORMAT.into());
+    meta.insert("format".into(), format.into());
     meta.insert("format_version".into(), FORMAT_VERSION.to_string());
     meta.insert("architecture".into(), model.architecture().into());
     meta.insert("sizes".into(), to_json(&layout.sizes));
@@ -198,6 +208,24 @@ fn encode(model: &Model, extra: &BTreeMap<String, String>, name: &str) -> Result
                 }),
             );
         }
+    }
+    for &(tname, values) in extra_tensors {
+        if let Some(j) = values.iter().position(|v| !v.is_finite()) {
+            return Err(err(
+                Some(tname),
+                format!("cannot save: value {j} is {}", values[j]),
+            ));
+        }
+        let start = data.len();
+        data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        header.insert(
+            tname.to_string(),
+            serde_json::json!({
+                "dtype": "F32",
+                "shape": [values.len()],
+                "data_offsets": [start, data.len()],
+            }),
+        );
     }
     let mut header = serde_json::to_vec(&serde_json::Value::Object(header))
         .map_err(|e| err(None, format!("cannot encode the header: {e}")))?;
@@ -274,6 +302,13 @@ pub fn load_model(path: &Path) -> Result<Model> {
 /// # Errors
 /// As [`load_model`].
 pub fn load_model_with_metadata(path: &Path) -> Result<(Model, BTreeMap<String, String>)> {
+    let bytes = read_bounded(path)?;
+    model_and_metadata_from_bytes(&bytes, &path.display().to_string())
+}
+
+/// Reads a whole file of at most [`MAX_MODEL_BYTES`] bytes (checked before
+/// reading); a directory is an [`Error::Model`].
+pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>> {
     let name = path.display().to_string();
     let io = |source| Error::Io {
         path: path.to_path_buf(),
@@ -305,7 +340,7 @@ pub fn load_model_with_metadata(path: &Path) -> Result<(Model, BTreeMap<String, 
             format!("the file grew past the limit of {MAX_MODEL_BYTES} bytes while being read"),
         ));
     }
-    model_and_metadata_from_bytes(&bytes, &name)
+    Ok(bytes)
 }
 
 /// Parses a model from the bytes of a model file; `name` stands for the
@@ -331,6 +366,24 @@ pub fn model_and_metadata_from_bytes(
     bytes: &[u8],
     name: &str,
 ) -> Result<(Model, BTreeMap<String, String>)> {
+    decode(bytes, name, FORMAT, &[]).map(|(model, extra, _)| (model, extra))
+}
+
+/// What [`decode`] returns: the model, its extra metadata entries and the
+/// extra tensors asked for.
+pub(crate) type Decoded = (Model, BTreeMap<String, String>, Vec<Option<Vec<f32>>>);
+
+/// Decodes a file of `format` written by [`encode`]: the model, the extra
+/// metadata entries, and the values of each of `extra_tensors` (1-D F32,
+/// finite; `None` when absent). Any other tensor is an error, as in model
+/// files.
+pub(crate) fn decode(
+    bytes: &[u8],
+    name: &str,
+    format: &str,
+    extra_tensors: &[&str],
+) -> Result<Decoded> {
+    let kind = format.replace('-', " ");
     let err = |tensor: Option<&str>, msg: String| model_err(name, tensor, msg);
     let len = bytes.len() as u64;
     let Some(head) = bytes.get(..8) else {
@@ -365,16 +418,16 @@ pub fn model_and_metadata_from_bytes(
     let Some(entries) = metadata.metadata() else {
         return Err(err(
             None,
-            format!("not a vnn model: the file has no metadata (expected format = \"{FORMAT}\")"),
+            format!("not a {kind}: the file has no metadata (expected format = \"{format}\")"),
         ));
     };
     match entries.get("format") {
-        Some(f) if f == FORMAT => {}
+        Some(f) if f == format => {}
         Some(f) => {
             return Err(err(
                 None,
                 format!(
-                    "not a vnn model: format is \"{}\", expected \"{FORMAT}\"",
+                    "not a {kind}: format is \"{}\", expected \"{format}\"",
                     shown(f)
                 ),
             ))
@@ -383,7 +436,7 @@ pub fn model_and_metadata_from_bytes(
             return Err(err(
                 None,
                 format!(
-                    "not a vnn model: the metadata has no \"format\" entry (expected \"{FORMAT}\")"
+                    "not a {kind}: the metadata has no \"format\" entry (expected \"{format}\")"
                 ),
             ))
         }
@@ -412,6 +465,7 @@ pub fn model_and_metadata_from_bytes(
         metadata: &metadata,
         data,
         entries: &entries,
+        extra_tensors,
     };
     let model = match version {
         1 => read_v1(&file)?,
@@ -419,16 +473,37 @@ pub fn model_and_metadata_from_bytes(
             return Err(err(
                 None,
                 format!(
-                    "format version {v} is newer than this vnn supports ({FORMAT_VERSION}); upgrade vnn to read this model"
+                    "format version {v} is newer than this vnn supports ({FORMAT_VERSION}); upgrade vnn to read this {}",
+                    kind.rsplit(' ').next().unwrap_or("file")
                 ),
             ))
         }
     };
+    let mut tensors = Vec::with_capacity(extra_tensors.len());
+    for &tname in extra_tensors {
+        let Some(info) = file.info(tname) else {
+            tensors.push(None);
+            continue;
+        };
+        if info.dtype != Dtype::F32 {
+            return Err(err(
+                Some(tname),
+                format!("dtype is {}, expected F32", info.dtype),
+            ));
+        }
+        if info.shape.len() != 1 {
+            return Err(err(
+                Some(tname),
+                format!("shape {:?} is not one-dimensional", info.shape),
+            ));
+        }
+        tensors.push(Some(file.values(tname, info)?));
+    }
     let extra = entries
         .into_iter()
         .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
         .collect();
-    Ok((model, extra))
+    Ok((model, extra, tensors))
 }
 
 /// A parsed safetensors file on its way to a model.
@@ -438,6 +513,8 @@ struct FileView<'a> {
     /// The data section (after the header).
     data: &'a [u8],
     entries: &'a BTreeMap<String, String>,
+    /// Tensors besides the layers that this kind of file may hold.
+    extra_tensors: &'a [&'a str],
 }
 
 impl FileView<'_> {
@@ -536,6 +613,9 @@ fn read_v1(file: &FileView) -> Result<Model> {
     // Tensors: only `layers.{i}.weight` and `layers.{i}.bias`.
     let mut n_file_layers = 0usize;
     for tname in file.metadata.offset_keys() {
+        if file.extra_tensors.contains(&tname.as_str()) {
+            continue;
+        }
         let index = tname
             .strip_prefix("layers.")
             .and_then(|rest| {

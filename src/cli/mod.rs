@@ -5,7 +5,7 @@ mod predict;
 mod train;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Train and use small neural-network classifiers, fast.
@@ -33,10 +33,16 @@ enum Command {
 
 /// Parses the arguments and runs the command.
 pub fn run() -> Result<ExitCode> {
-    let cli = Cli::parse();
+    // The matches tell which options were given on the command line
+    // (`vnn train --resume` refuses settings that would change the run).
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
-        None => train::run(&cli.train),
-        Some(Command::Train(args)) => train::run(&args),
+        None => train::run(&cli.train, &matches),
+        Some(Command::Train(args)) => train::run(
+            &args,
+            matches.subcommand_matches("train").unwrap_or(&matches),
+        ),
         Some(Command::Predict(args)) => predict::run_predict(&args),
         Some(Command::Eval(args)) => predict::run_eval(&args),
         Some(Command::Bench(args)) => bench::run(&args),

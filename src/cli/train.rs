@@ -1,21 +1,42 @@
 //! `vnn train`.
+//!
+//! # Checkpoints, resuming and interruption
+//! With `--checkpoint-every N` the run writes `checkpoint.safetensors` into
+//! its run folder every N optimizer steps and at the end (atomically: a
+//! crash leaves the previous checkpoint whole). `--resume PATH` continues
+//! the run of that checkpoint with the settings recorded in it and ends with
+//! the same weights, bit for bit, as the run left uninterrupted. With
+//! `--resume`, only options that do not change the run may be given:
+//! `--epochs` (to lengthen or shorten it), `--out` (another run folder; by
+//! default the checkpoint's folder), `--threads`, `--json` and `--no-plots`;
+//! any other option is refused. Ctrl-C stops the run after the current
+//! step, saves the model and a checkpoint, and exits with code 130 (a
+//! second Ctrl-C exits at once). When the loss stops being finite the run
+//! stops with an error naming the step; the checkpoint then holds the last
+//! good state, never non-finite weights.
 
 use super::{with_threads, Out};
-use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
+use vnn::checkpoint::{self, Checkpoint};
 use vnn::data::{self, Dataset, Standardizer};
 use vnn::model::{Init, Model};
 use vnn::plot::{self, CurvePoint};
 use vnn::tensorboard::EventWriter;
 use vnn::train::{evaluate, Optimizer, TrainConfig, Trainer};
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum ModelKind {
     /// Softmax classifier on the raw features (no hidden layer).
     Linear,
@@ -23,7 +44,8 @@ pub(crate) enum ModelKind {
     Mlp,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum OptimizerKind {
     /// Plain gradient descent.
     Sgd,
@@ -33,7 +55,8 @@ pub(crate) enum OptimizerKind {
     Adam,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum InitKind {
     /// He: normal * sqrt(2 / fan_in).
     He,
@@ -51,8 +74,9 @@ fn parse_delimiter(s: &str) -> Result<u8, String> {
     }
 }
 
-/// Options of `vnn train`.
-#[derive(Args, Debug, Clone)]
+/// Options of `vnn train`. A checkpoint records them (as JSON) to continue
+/// the run.
+#[derive(Args, Serialize, Deserialize, Debug, Clone)]
 pub(crate) struct TrainArgs {
     /// Training data: `spiral` (built in) or a CSV file with a header row.
     #[arg(long, default_value = "spiral")]
@@ -129,6 +153,16 @@ pub(crate) struct TrainArgs {
     /// Skip curves.png and boundary.png.
     #[arg(long)]
     pub no_plots: bool,
+    /// Write checkpoint.safetensors (model, optimizer state, settings) into
+    /// the run folder every N optimizer steps and at the end.
+    #[arg(long, value_name = "N")]
+    #[serde(default)]
+    pub checkpoint_every: Option<u64>,
+    /// Continue the run of this checkpoint with its recorded settings
+    /// (allowed with it: --epochs, --out, --threads, --json, --no-plots).
+    #[arg(long, value_name = "PATH")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -216,21 +250,128 @@ fn label_column(args: &TrainArgs) -> Result<String> {
     let headers = reader.headers()?;
     Ok(headers
         .iter()
-        .last()
+        .next_back()
         .unwrap_or("label")
         .trim_start_matches('\u{feff}')
         .to_string())
 }
 
-pub(crate) fn run(args: &TrainArgs) -> Result<ExitCode> {
+/// Options `--resume` accepts besides itself: they leave the run's
+/// settings alone (`--epochs` only sets where it ends).
+const RESUME_OPTIONS: [&str; 6] = ["resume", "epochs", "out", "threads", "json", "no_plots"];
+
+/// The settings of a resumed run: the ones recorded in the checkpoint at
+/// `path`, with the options of this invocation that `--resume` accepts.
+fn resume_settings(
+    cli: &TrainArgs,
+    matches: &ArgMatches,
+    path: &Path,
+) -> Result<(TrainArgs, Checkpoint)> {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    // The options of `vnn train`, in declaration order (the matches also
+    // hold argument groups).
+    let options = TrainArgs::augment_args(clap::Command::new("train"));
+    if let Some(id) = options
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .find(|id| !RESUME_OPTIONS.contains(id) && given(id))
+    {
+        bail!(
+            "--{} cannot be combined with --resume: a resumed run keeps the settings recorded in its checkpoint (only --epochs, --out, --threads, --json and --no-plots may be given)",
+            id.replace('_', "-")
+        );
+    }
+    let ckpt = Checkpoint::load(path)?;
+    let mut args: TrainArgs = serde_json::from_str(&ckpt.settings).map_err(|e| {
+        anyhow!(
+            "{}: the checkpoint's settings are not those of a vnn train run: {e}",
+            path.display()
+        )
+    })?;
+    args.threads = cli.threads;
+    args.json = cli.json;
+    args.no_plots = cli.no_plots;
+    if given("epochs") {
+        args.epochs = cli.epochs;
+    }
+    args.out = Some(match &cli.out {
+        Some(out) => out.clone(),
+        None => path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf(),
+    });
+    args.resume = Some(path.to_path_buf());
+    Ok((args, ckpt))
+}
+
+/// Rows, features, classes and a CRC-32C of the loaded data: a resumed run
+/// checks it trains on the data its checkpoint was written from.
+fn fingerprint(d: &Dataset) -> String {
+    let mut crc = 0u32;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    for chunk in d.features.chunks(4096) {
+        buf.clear();
+        buf.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+        crc = crc32c::crc32c_append(crc, &buf);
+    }
+    for chunk in d.labels.chunks(4096) {
+        buf.clear();
+        buf.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+        crc = crc32c::crc32c_append(crc, &buf);
+    }
+    format!(
+        "{} rows x {} features, {} classes, crc32c {crc:08x}",
+        d.n_rows(),
+        d.n_features,
+        d.n_classes
+    )
+}
+
+/// The checkpoint's learning-curve points (the `curve` entry).
+fn curve_of(ckpt: &Checkpoint, path: &Path) -> Result<Vec<CurvePoint>> {
+    let Some(text) = ckpt.extra.get("curve") else {
+        return Ok(Vec::new());
+    };
+    let points: Vec<(u64, f64, f64, Option<f64>)> = serde_json::from_str(text).map_err(|e| {
+        anyhow!(
+            "{}: metadata entry \"curve\" is not a list of curve points: {e}",
+            path.display()
+        )
+    })?;
+    Ok(points
+        .into_iter()
+        .map(|(step, loss, train_accuracy, test_accuracy)| CurvePoint {
+            step,
+            loss,
+            train_accuracy,
+            test_accuracy,
+        })
+        .collect())
+}
+
+pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode> {
+    let (args, resume) = match &cli_args.resume {
+        Some(path) => {
+            let (args, ckpt) = resume_settings(cli_args, matches, path)?;
+            (args, Some(ckpt))
+        }
+        None => (cli_args.clone(), None),
+    };
+    let args = &args;
     let out = Out { json: args.json };
     let config = args.config();
     config.validate()?;
     if args.log_every == 0 || args.print_every == 0 {
         bail!("--log-every and --print-every must be at least 1");
     }
+    if args.checkpoint_every == Some(0) {
+        bail!("--checkpoint-every must be at least 1");
+    }
     let full = load_data(args)?;
     let label_col = label_column(args)?;
+    let data_fingerprint = fingerprint(&full);
     let (train_raw, test_raw) = match args.test_split {
         Some(f) => {
             let (a, b) = data::stratified_split(&full, f, args.seed)?;
@@ -259,6 +400,29 @@ pub(crate) fn run(args: &TrainArgs) -> Result<ExitCode> {
         s.apply(&mut train_std.features);
         model.standardizer = Some(s);
     }
+    if let (Some(ckpt), Some(path)) = (&resume, &args.resume) {
+        if let Some(recorded) = ckpt.extra.get("data_fingerprint") {
+            if *recorded != data_fingerprint {
+                bail!(
+                    "{}: the data differs from the data the checkpoint {} was trained on ({data_fingerprint} now, {recorded} then)",
+                    args.data,
+                    path.display()
+                );
+            }
+        }
+        let c = &ckpt.model;
+        if c.layout != model.layout
+            || c.feature_names != model.feature_names
+            || c.class_names != model.class_names
+            || c.standardizer != model.standardizer
+        {
+            bail!(
+                "{}: the checkpoint's model does not match its recorded settings (layer sizes, feature or class names, or standardization differ)",
+                path.display()
+            );
+        }
+        model = c.clone();
+    }
     let model_name = if args.model == ModelKind::Linear {
         "linear"
     } else {
@@ -269,6 +433,51 @@ pub(crate) fn run(args: &TrainArgs) -> Result<ExitCode> {
     });
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the run folder {}", dir.display()))?;
+
+    // What a checkpoint records to continue the run: every setting, with
+    // the data file's absolute path so it resumes from any folder.
+    let mut recorded = args.clone();
+    recorded.resume = None;
+    recorded.out = Some(dir.clone());
+    if recorded.data != "spiral" && resume.is_none() {
+        if let Ok(abs) = std::fs::canonicalize(&recorded.data) {
+            recorded.data = abs.to_string_lossy().into_owned();
+        }
+    }
+    let mut extra = BTreeMap::new();
+    extra.insert(
+        "training_command".to_string(),
+        resume
+            .as_ref()
+            .and_then(|c| c.extra.get("training_command").cloned())
+            .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" ")),
+    );
+    extra.insert("label_column".to_string(), label_col);
+    extra.insert(
+        "vnn_version".to_string(),
+        env!("CARGO_PKG_VERSION").to_string(),
+    );
+    let mut ckpt_extra = extra.clone();
+    ckpt_extra.insert("data_fingerprint".to_string(), data_fingerprint);
+    let mut checkpoints = CheckpointWriter {
+        path: dir.join(checkpoint::FILE_NAME),
+        every: args.checkpoint_every,
+        settings: serde_json::to_string(&recorded)?,
+        extra: ckpt_extra,
+        last_step: None,
+    };
+
+    // Ctrl-C: the loop stops after the current step and saves; a second
+    // Ctrl-C exits at once. Installed before the first line is printed, so
+    // whoever has seen that line may interrupt.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
 
     out.line(&format!(
         "vnn train: {} rows x {} features, {} classes{}; {} {:?}; {} epochs, {} lr {}, reg {}",
@@ -285,41 +494,52 @@ pub(crate) fn run(args: &TrainArgs) -> Result<ExitCode> {
         config.lr,
         config.reg
     ));
+    if let (Some(ckpt), Some(path)) = (&resume, &args.resume) {
+        out.line(&format!(
+            "resuming from {} at step {}",
+            path.display(),
+            ckpt.step
+        ));
+    }
 
     let threads = args.threads;
-    let result = with_threads(threads, || {
-        train_loop(
-            args,
-            &config,
-            model,
-            &train_std,
-            &train_raw,
-            test_raw.as_ref(),
-            &dir,
-            out,
-        )
-    })??;
+    let ctx = LoopContext {
+        args,
+        config: &config,
+        train_std: &train_std,
+        test_raw: test_raw.as_ref(),
+        dir: &dir,
+        out,
+        stop: &stop,
+        resume: resume.as_ref(),
+    };
+    let result = with_threads(threads, || train_loop(&ctx, model, &mut checkpoints))??;
     let TrainOutcome {
         model,
         curve,
         final_loss,
         seconds,
         steps,
+        total,
+        interrupted,
     } = result;
+
+    let model_path = dir.join("model.safetensors");
+    if interrupted {
+        vnn::modelfile::save_model(&model, &extra, &model_path)?;
+        let ckpt = &checkpoints.path;
+        eprintln!(
+            "interrupted at step {steps} of {total}: model saved to {}, checkpoint to {} (continue with: vnn train --resume {})",
+            model_path.display(),
+            ckpt.display(),
+            ckpt.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
 
     let train_eval = evaluate(&model, &train_raw)?;
     let test_eval = test_raw.as_ref().map(|t| evaluate(&model, t)).transpose()?;
-    let mut extra = BTreeMap::new();
-    extra.insert(
-        "training_command".to_string(),
-        std::env::args().collect::<Vec<_>>().join(" "),
-    );
-    extra.insert("label_column".to_string(), label_col);
-    extra.insert(
-        "vnn_version".to_string(),
-        env!("CARGO_PKG_VERSION").to_string(),
-    );
-    vnn::modelfile::save_model(&model, &extra, &dir.join("model.safetensors"))?;
+    vnn::modelfile::save_model(&model, &extra, &model_path)?;
     if !args.no_plots {
         let title = format!("{} on {}", model_name, args.data_name());
         plot::plot_curves(&dir.join("curves.png"), &title, &curve)?;
@@ -382,28 +602,113 @@ pub(crate) fn run(args: &TrainArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes the run's checkpoint file.
+struct CheckpointWriter {
+    path: PathBuf,
+    /// `--checkpoint-every`.
+    every: Option<u64>,
+    /// The recorded settings (JSON).
+    settings: String,
+    /// Metadata entries besides the settings and the curve.
+    extra: BTreeMap<String, String>,
+    /// The step of the last checkpoint written.
+    last_step: Option<u64>,
+}
+
+impl CheckpointWriter {
+    /// Writes the trainer's state unless it holds a non-finite value (a
+    /// good checkpoint is never replaced by a broken one); returns whether
+    /// it wrote.
+    fn write(&mut self, trainer: &Trainer, curve: &[CurvePoint]) -> Result<bool> {
+        let (m, v) = trainer.optimizer_state();
+        let mut extra = self.extra.clone();
+        let points: Vec<_> = curve
+            .iter()
+            .map(|p| (p.step, p.loss, p.train_accuracy, p.test_accuracy))
+            .collect();
+        extra.insert("curve".to_string(), serde_json::to_string(&points)?);
+        let ckpt = Checkpoint {
+            step: trainer.steps_done(),
+            model: trainer.model().clone(),
+            m: m.to_vec(),
+            v: v.to_vec(),
+            settings: self.settings.clone(),
+            extra,
+        };
+        if !ckpt.is_finite() {
+            return Ok(false);
+        }
+        ckpt.save(&self.path)?;
+        self.last_step = Some(ckpt.step);
+        Ok(true)
+    }
+}
+
 struct TrainOutcome {
     model: Model,
     curve: Vec<CurvePoint>,
     final_loss: f64,
     seconds: f64,
+    /// Optimizer steps done (of the whole run, resumed or not).
     steps: u64,
+    /// Steps of the whole run.
+    total: u64,
+    /// Stopped by Ctrl-C before the end (a checkpoint was written).
+    interrupted: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn train_loop(
-    args: &TrainArgs,
-    config: &TrainConfig,
-    model: Model,
-    train_std: &Dataset,
-    train_raw: &Dataset,
-    test_raw: Option<&Dataset>,
-    dir: &Path,
+/// What the training loop reads.
+struct LoopContext<'a> {
+    args: &'a TrainArgs,
+    config: &'a TrainConfig,
+    train_std: &'a Dataset,
+    test_raw: Option<&'a Dataset>,
+    dir: &'a Path,
     out: Out,
+    /// Set by Ctrl-C.
+    stop: &'a AtomicBool,
+    /// The checkpoint the run resumes from.
+    resume: Option<&'a Checkpoint>,
+}
+
+fn train_loop(
+    ctx: &LoopContext,
+    model: Model,
+    checkpoints: &mut CheckpointWriter,
 ) -> Result<TrainOutcome> {
-    let _ = train_raw;
+    let LoopContext {
+        args,
+        config,
+        train_std,
+        test_raw,
+        dir,
+        out,
+        stop,
+        resume,
+    } = *ctx;
     let mut trainer = Trainer::new(model, train_std, config.clone())?;
+    let mut curve = Vec::new();
+    if let (Some(ckpt), Some(path)) = (resume, &args.resume) {
+        trainer
+            .restore(ckpt.step, &ckpt.m, &ckpt.v)
+            .with_context(|| {
+                format!(
+                    "{}: the checkpoint's optimizer state does not fit the {} optimizer of its settings",
+                    path.display(),
+                    config.optimizer.name()
+                )
+            })?;
+        curve = curve_of(ckpt, path)?;
+        curve.retain(|p| p.step <= ckpt.step);
+    }
     let total = trainer.total_steps();
+    let start = trainer.steps_done();
+    if start > total {
+        bail!(
+            "the checkpoint is at step {start}, past the end of a run of {} epochs ({total} steps); give more --epochs",
+            config.epochs
+        );
+    }
     let mut events = EventWriter::create(dir)?;
     let bar = if args.json {
         ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
@@ -417,12 +722,35 @@ fn train_loop(
         .expect("static template")
         .progress_chars("=> "),
     );
-    let mut curve = Vec::new();
+    bar.set_position(start);
     let mut final_loss = f64::NAN;
     let started = Instant::now();
     let mut last_bar = Instant::now();
-    for _ in 0..total {
-        let stats = trainer.step()?;
+    let mut interrupted = false;
+    while trainer.steps_done() < total {
+        let stats = match trainer.step() {
+            Ok(stats) => stats,
+            Err(e) => {
+                // Diverged: the trainer still holds the last good state.
+                bar.finish_and_clear();
+                let _ = events.flush();
+                let done = trainer.steps_done();
+                if checkpoints.every.is_some() && checkpoints.last_step != Some(done) {
+                    if checkpoints.write(&trainer, &curve)? {
+                        out.line(&format!(
+                            "checkpoint of step {done} (the last good state): {}",
+                            checkpoints.path.display()
+                        ));
+                    } else {
+                        out.line(&format!(
+                            "the weights after step {done} are not finite: {} keeps its last good state",
+                            checkpoints.path.display()
+                        ));
+                    }
+                }
+                return Err(e.into());
+            }
+        };
         final_loss = stats.loss;
         let s = stats.step;
         if s % args.log_every == 0 || s == total || s == 1 {
@@ -464,14 +792,34 @@ fn train_loop(
             bar.set_message(format!("loss {:.4} acc {:.3}", stats.loss, stats.accuracy));
             last_bar = Instant::now();
         }
+        if checkpoints.every.is_some_and(|n| s % n == 0) {
+            checkpoints.write(&trainer, &curve)?;
+        }
+        if stop.load(Ordering::SeqCst) && s < total {
+            interrupted = true;
+            break;
+        }
     }
     bar.finish_and_clear();
+    events.flush()?;
+    let done = trainer.steps_done();
+    if (interrupted || checkpoints.every.is_some())
+        && checkpoints.last_step != Some(done)
+        && !checkpoints.write(&trainer, &curve)?
+    {
+        bail!(
+            "the weights after step {done} are not finite: {} keeps its last good state",
+            checkpoints.path.display()
+        );
+    }
     let seconds = started.elapsed().as_secs_f64();
     Ok(TrainOutcome {
         model: trainer.into_model(),
         curve,
         final_loss,
         seconds,
-        steps: total,
+        steps: done,
+        total,
+        interrupted,
     })
 }

@@ -1,0 +1,414 @@
+//! Checkpoints, resuming, Ctrl-C and divergence, through the `vnn` binary.
+//!
+//! A run resumed from a checkpoint must end with the same weights, bit for
+//! bit, as the run left uninterrupted; a run killed mid-training must leave
+//! a whole checkpoint; Ctrl-C must save and exit with 130; a diverging run
+//! must stop with one clear line and keep a finite checkpoint.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use vnn::checkpoint::{self, Checkpoint};
+
+const VNN: &str = env!("CARGO_BIN_EXE_vnn");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("hardening")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn vnn(args: &[&str]) -> Output {
+    Command::new(VNN).args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = vnn(args);
+    assert!(
+        out.status.success(),
+        "vnn {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn weights(dir: &Path) -> Vec<u32> {
+    bits(
+        &vnn::modelfile::load_model(&dir.join("model.safetensors"))
+            .unwrap()
+            .params,
+    )
+}
+
+/// The step of the checkpoint in `dir`, once one exists.
+fn checkpoint_step(dir: &Path) -> Option<u64> {
+    let path = dir.join(checkpoint::FILE_NAME);
+    path.exists().then(|| Checkpoint::load(&path).unwrap().step)
+}
+
+/// Runs `settings` to completion into `a`; runs them again into `b`, kills
+/// that run with SIGKILL once its checkpoint passed `kill_after` steps,
+/// resumes it, and checks both end with the same weights.
+fn kill_and_resume(name: &str, settings: &[&str], kill_after: u64) {
+    let dir = scratch(name);
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let with_out = |out: &Path| {
+        let mut v: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "--no-plots".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ]);
+        v
+    };
+    let args_a = with_out(&a);
+    ok(&args_a.iter().map(String::as_str).collect::<Vec<_>>());
+    let total = checkpoint_step(&a).expect("the finished run leaves a checkpoint");
+
+    let mut child = Command::new(VNN)
+        .args(with_out(&b))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let killed_at = loop {
+        if let Some(step) = checkpoint_step(&b) {
+            if step >= kill_after {
+                child.kill().unwrap();
+                break step;
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run B ended before it could be killed"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    child.wait().unwrap();
+    // The kill may land while a newer checkpoint is being written: the file
+    // is then still the whole previous one (or the whole new one).
+    let step = checkpoint_step(&b).unwrap();
+    assert!(
+        step >= killed_at && step < total,
+        "killed at {step} of {total}"
+    );
+    assert!(!b.join("model.safetensors").exists());
+
+    let ckpt = b.join(checkpoint::FILE_NAME);
+    let out = ok(&[
+        "train",
+        "--resume",
+        ckpt.to_str().unwrap(),
+        "--threads",
+        "2",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("at step {step}")),
+        "stdout: {stdout}"
+    );
+    assert_eq!(weights(&a), weights(&b), "{name}: resumed weights differ");
+    assert_eq!(checkpoint_step(&b), Some(total));
+}
+
+#[test]
+fn killed_full_batch_run_resumes_bit_identically() {
+    kill_and_resume(
+        "full_batch",
+        &[
+            "train",
+            "--epochs",
+            "3000",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--dropout",
+            "0.2",
+            "--dropconnect",
+            "0.1",
+            "--checkpoint-every",
+            "200",
+            "--threads",
+            "2",
+            "--seed",
+            "3",
+        ],
+        600,
+    );
+}
+
+#[test]
+fn killed_mini_batch_run_resumes_bit_identically() {
+    kill_and_resume(
+        "mini_batch",
+        &[
+            "train",
+            "--epochs",
+            "700",
+            "--batch-size",
+            "64",
+            "--optimizer",
+            "momentum",
+            "--lr",
+            "0.1",
+            "--dropout",
+            "0.1",
+            "--test-split",
+            "0.2",
+            "--standardize",
+            "--checkpoint-every",
+            "150",
+            "--threads",
+            "2",
+            "--seed",
+            "5",
+        ],
+        500,
+    );
+}
+
+#[test]
+fn sigint_saves_and_resumes() {
+    let dir = scratch("sigint");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let settings = [
+        "train",
+        "--epochs",
+        "4000",
+        "--batch-size",
+        "100",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.005",
+        "--dropout",
+        "0.1",
+        "--threads",
+        "2",
+        "--no-plots",
+        "--print-every",
+        "1",
+        "--out",
+    ];
+    let with = |out: &Path| {
+        let mut v: Vec<&str> = settings.to_vec();
+        v.push(Box::leak(out.display().to_string().into_boxed_str()));
+        v
+    };
+    ok(&with(&a));
+
+    let mut child = Command::new(VNN)
+        .args(with(&b))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once training has printed a few epochs.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut epochs = 0;
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("EPOCH") {
+            epochs += 1;
+            if epochs == 50 {
+                break;
+            }
+        }
+    }
+    assert_eq!(epochs, 50);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::spawn(move || lines.for_each(drop));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
+    let ckpt = b.join(checkpoint::FILE_NAME);
+    assert!(
+        stderr.contains("interrupted at step") && stderr.contains(&ckpt.display().to_string()),
+        "stderr: {stderr}"
+    );
+    let step = checkpoint_step(&b).unwrap();
+    assert!((50..12_000).contains(&step), "interrupted at step {step}");
+    let saved = vnn::modelfile::load_model(&b.join("model.safetensors")).unwrap();
+    let ck = Checkpoint::load(&ckpt).unwrap();
+    assert_eq!(bits(&saved.params), bits(&ck.model.params));
+
+    ok(&["--resume", ckpt.to_str().unwrap()]);
+    assert_eq!(weights(&a), weights(&b));
+}
+
+#[test]
+fn resume_extends_a_finished_run() {
+    let dir = scratch("extend");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let base = [
+        "train",
+        "--optimizer",
+        "momentum",
+        "--lr",
+        "0.2",
+        "--threads",
+        "2",
+    ];
+    let run = |out: &Path, epochs: &str, extra: &[&str]| {
+        let mut v = base.to_vec();
+        v.extend([
+            "--epochs",
+            epochs,
+            "--no-plots",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        v.extend(extra);
+        ok(&v);
+    };
+    run(&a, "900", &[]);
+    run(&b, "500", &["--checkpoint-every", "1000"]);
+    assert_eq!(checkpoint_step(&b), Some(500));
+    let ckpt = b.join(checkpoint::FILE_NAME);
+    ok(&[
+        "train",
+        "--resume",
+        ckpt.to_str().unwrap(),
+        "--epochs",
+        "900",
+    ]);
+    assert_eq!(weights(&a), weights(&b));
+}
+
+#[test]
+fn resume_refuses_settings_that_change_the_run() {
+    let dir = scratch("refuse");
+    ok(&[
+        "train",
+        "--epochs",
+        "20",
+        "--checkpoint-every",
+        "10",
+        "--no-plots",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let ckpt = dir.join(checkpoint::FILE_NAME);
+    let out = vnn(&["train", "--resume", ckpt.to_str().unwrap(), "--lr", "0.5"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: --lr cannot be combined with --resume: a resumed run keeps the settings recorded in its checkpoint (only --epochs, --out, --threads, --json and --no-plots may be given)"
+    );
+    let out = vnn(&["train", "--resume", ckpt.to_str().unwrap(), "--epochs", "5"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: the checkpoint is at step 20, past the end of a run of 5 epochs (5 steps); give more --epochs"
+    );
+    // A model file is not a checkpoint.
+    let model = dir.join("model.safetensors");
+    let out = vnn(&["train", "--resume", model.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!(
+            "error: {}: not a vnn checkpoint: format is \"vnn-model\", expected \"vnn-checkpoint\"",
+            model.display()
+        )
+    );
+}
+
+#[test]
+fn resume_refuses_changed_data() {
+    let dir = scratch("changed_data");
+    let csv = dir.join("d.csv");
+    let mut text = String::from("x0,x1,y\n");
+    for i in 0..40 {
+        text.push_str(&format!("{},{},{}\n", i % 7, i % 5, i % 2));
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let run = dir.join("run");
+    ok(&[
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--epochs",
+        "10",
+        "--checkpoint-every",
+        "5",
+        "--no-plots",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    text.push_str("9,9,1\n");
+    std::fs::write(&csv, &text).unwrap();
+    let ckpt = run.join(checkpoint::FILE_NAME);
+    let out = vnn(&["train", "--resume", ckpt.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("the data differs from the data the checkpoint")
+            && stderr.contains("41 rows x 2 features")
+            && stderr.contains("40 rows x 2 features"),
+        "stderr: {stderr}"
+    );
+}
+
+#[test]
+fn divergence_stops_with_one_line_and_a_finite_checkpoint() {
+    for (name, data) in [("spiral", "spiral"), ("digits", "tests/data/digits.csv")] {
+        let dir = scratch(&format!("diverge_{name}"));
+        let data = if data == "spiral" {
+            data.to_string()
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(data)
+                .display()
+                .to_string()
+        };
+        let out = vnn(&[
+            "train",
+            "--data",
+            &data,
+            "--lr",
+            "1e6",
+            "--epochs",
+            "200",
+            "--checkpoint-every",
+            "2",
+            "--threads",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "stderr: {stderr}");
+        let line = lines[0];
+        assert!(
+            line.starts_with("error: training diverged at step ")
+                && line.contains("lower the learning rate (--lr)"),
+            "{line}"
+        );
+        let step: u64 = line["error: training diverged at step ".len()..]
+            .split(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ckpt = Checkpoint::load(&dir.join(checkpoint::FILE_NAME)).unwrap();
+        assert!(ckpt.is_finite());
+        assert!(ckpt.step < step, "checkpoint {} vs step {step}", ckpt.step);
+        assert!(!dir.join("model.safetensors").exists());
+    }
+}
