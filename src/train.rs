@@ -25,7 +25,7 @@ use crate::model::{Layout, Model};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
-use vnn_kernels::{activation, gemm, mask, reduce, softmax, update, Transpose};
+use vnn_kernels::{activation, fused, gemm, mask, reduce, softmax, update, Transpose};
 
 /// The largest number of row blocks a batch is cut into.
 pub const MAX_BLOCKS: usize = 8;
@@ -612,7 +612,11 @@ impl PassContext<'_> {
             } else {
                 &before[l - 1][..rows * slot.n_in]
             };
-            if l + 1 < n_layers {
+            if l + 1 < n_layers && self.dropout == 0.0 && slot.n_in <= fused::NARROW_MAX {
+                // Few inputs: A = relu(X W + b) in one pass, no GEMM.
+                let a = &mut after[0][..rows * slot.n_out];
+                fused::narrow_bias_relu_forward(input, w, bias, rows, slot.n_in, slot.n_out, a);
+            } else if l + 1 < n_layers {
                 let z = &mut after[0][..rows * slot.n_out];
                 gemm::gemm(
                     Transpose::No,
@@ -709,6 +713,27 @@ impl PassContext<'_> {
             let (gw, gb) = grad.split_at_mut(prev.bias);
             let _ = gw;
             let db_prev = &mut gb[..prev.n_out];
+            if slot.n_out <= fused::NARROW_MAX && slot.n_out * slot.n_in <= scratch.len() {
+                // Few outputs: dZ = (dS W^T) masked, in one pass over A
+                // without a dA buffer; W^T goes to the scratch.
+                let wt = &mut scratch[..slot.n_out * slot.n_in];
+                for (i, row) in w.chunks_exact(slot.n_out).enumerate() {
+                    for (c, &v) in row.iter().enumerate() {
+                        wt[c * slot.n_in + i] = v;
+                    }
+                }
+                fused::narrow_relu_backward(
+                    &mut input[..rows * slot.n_in],
+                    dz,
+                    wt,
+                    rows,
+                    slot.n_in,
+                    slot.n_out,
+                    scale,
+                    db_prev,
+                );
+                continue;
+            }
             for c0 in (0..rows).step_by(CHUNK_ROWS) {
                 let cr = CHUNK_ROWS.min(rows - c0);
                 let da = &mut scratch[..cr * slot.n_in];

@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod fused;
 pub mod gemm;
 pub mod mask;
 pub mod reduce;
