@@ -224,11 +224,16 @@ pub fn relu_backward(
         return;
     }
     let scale_lanes = f32x8::splat(scale);
+    let full = cols - cols % LANES;
+    let (db_lanes, db_rest) = db.split_at_mut(full);
     for (row, drow) in a_then_dz.chunks_exact_mut(cols).zip(da.chunks_exact(cols)) {
-        let mut zs = row.chunks_exact_mut(LANES);
-        let mut ds = drow.chunks_exact(LANES);
-        let mut dbs = db.chunks_exact_mut(LANES);
-        for ((zc, dc), bc) in (&mut zs).zip(&mut ds).zip(&mut dbs) {
+        let (z_lanes, z_rest) = row.split_at_mut(full);
+        let (d_lanes, d_rest) = drow.split_at(full);
+        let lanes = z_lanes
+            .chunks_exact_mut(LANES)
+            .zip(d_lanes.chunks_exact(LANES))
+            .zip(db_lanes.chunks_exact_mut(LANES));
+        for ((zc, dc), bc) in lanes {
             // A = max(0, Z + b) * s  =>  dZ = dA * s where A > 0 (NaN: inactive)
             let dz = load(zc)
                 .simd_gt(f32x8::ZERO)
@@ -237,8 +242,7 @@ pub fn relu_backward(
             // db += dZ, one row at a time as in the twin.
             store(bc, load(bc) + dz);
         }
-        let rest = zs.into_remainder().iter_mut().zip(ds.remainder());
-        for ((v, &d), acc) in rest.zip(dbs.into_remainder().iter_mut()) {
+        for ((v, &d), acc) in z_rest.iter_mut().zip(d_rest).zip(db_rest.iter_mut()) {
             *v = if *v > 0.0 { d * scale } else { 0.0 };
             *acc += *v;
         }

@@ -4,19 +4,23 @@
 //!
 //! The SIMD versions may fuse multiply-adds (with FMA enabled), so they match
 //! the twins within a few ulps, not bit for bit.
+//!
+//! These kernels use 16-lane vectors: with AVX-512 they are one register,
+//! elsewhere `wide` splits them, and the compiler's own vectorization of the
+//! twins (which these simple loops allow) is matched or beaten either way.
 
-use wide::f32x8;
+use wide::f32x16;
 
 /// Lanes per SIMD vector.
-const LANES: usize = 8;
+const LANES: usize = 16;
 
 #[inline(always)]
-fn load(s: &[f32]) -> f32x8 {
-    f32x8::new(s.try_into().expect("a full lane chunk"))
+fn load(s: &[f32]) -> f32x16 {
+    f32x16::new(s.try_into().expect("a full lane chunk"))
 }
 
 #[inline(always)]
-fn store(d: &mut [f32], v: f32x8) {
+fn store(d: &mut [f32], v: f32x16) {
     d.copy_from_slice(v.as_array());
 }
 
@@ -47,7 +51,7 @@ fn check(w: &[f32], other: &[f32], what: &str, op: &str) {
 #[track_caller]
 pub fn sgd_update(w: &mut [f32], g: &[f32], lr: f32, reg: f32) {
     check(w, g, "g", "sgd_update");
-    let (neg_lr, reg_l) = (f32x8::splat(-lr), f32x8::splat(reg));
+    let (neg_lr, reg_l) = (f32x16::splat(-lr), f32x16::splat(reg));
     let mut ws = w.chunks_exact_mut(LANES);
     let mut gs = g.chunks_exact(LANES);
     for (wc, gc) in (&mut ws).zip(&mut gs) {
@@ -81,7 +85,7 @@ pub fn sgd_update_scalar(w: &mut [f32], g: &[f32], lr: f32, reg: f32) {
 pub fn momentum_update(w: &mut [f32], g: &[f32], velocity: &mut [f32], lr: f32, reg: f32, mu: f32) {
     check(w, g, "g", "momentum_update");
     check(w, velocity, "velocity", "momentum_update");
-    let (neg_lr, reg_l, mu_l) = (f32x8::splat(-lr), f32x8::splat(reg), f32x8::splat(mu));
+    let (neg_lr, reg_l, mu_l) = (f32x16::splat(-lr), f32x16::splat(reg), f32x16::splat(mu));
     let mut ws = w.chunks_exact_mut(LANES);
     let mut gs = g.chunks_exact(LANES);
     let mut vs = velocity.chunks_exact_mut(LANES);
@@ -171,15 +175,15 @@ pub fn adam_update(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step:
     check(w, g, "g", "adam_update");
     check(w, m, "m", "adam_update");
     check(w, v, "v", "adam_update");
-    let reg = f32x8::splat(step.reg);
-    let beta1 = f32x8::splat(step.beta1);
-    let beta2 = f32x8::splat(step.beta2);
-    let one_minus_beta1 = f32x8::splat(1.0 - step.beta1);
-    let one_minus_beta2 = f32x8::splat(1.0 - step.beta2);
-    let inv_bc1 = f32x8::splat(1.0 / step.bias_correction1);
-    let inv_bc2 = f32x8::splat(1.0 / step.bias_correction2);
-    let lr = f32x8::splat(step.lr);
-    let eps = f32x8::splat(step.eps);
+    let reg = f32x16::splat(step.reg);
+    let beta1 = f32x16::splat(step.beta1);
+    let beta2 = f32x16::splat(step.beta2);
+    let one_minus_beta1 = f32x16::splat(1.0 - step.beta1);
+    let one_minus_beta2 = f32x16::splat(1.0 - step.beta2);
+    let inv_bc1 = f32x16::splat(1.0 / step.bias_correction1);
+    let inv_bc2 = f32x16::splat(1.0 / step.bias_correction2);
+    let lr = f32x16::splat(step.lr);
+    let eps = f32x16::splat(step.eps);
     let mut ws = w.chunks_exact_mut(LANES);
     let mut gs = g.chunks_exact(LANES);
     let mut ms = m.chunks_exact_mut(LANES);
