@@ -354,6 +354,22 @@ fn mlp_odd_widths_gaussian_data() {
 }
 
 #[test]
+fn mlp_wide_layers_take_the_gemm_paths() {
+    // More than 16 inputs and outputs per hidden layer: the forward goes
+    // through the GEMM (not the fused narrow kernel), and the backward
+    // `dA = dZ W^T` of the second layer runs in chunks of 128 rows.
+    check(Case {
+        name: "mlp [20,24,18,5] x 300 rows",
+        sizes: vec![20, 24, 18, 5],
+        data: gaussian(300, 20, 5, 15),
+        reg: 1e-2,
+        dropout: 0.0,
+        dropconnect: 0.0,
+        warmup: 2,
+    });
+}
+
+#[test]
 fn mlp_several_row_blocks() {
     // 1100 rows: three blocks of at most 512 rows, gradients summed across
     // blocks.

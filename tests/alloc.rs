@@ -1,0 +1,275 @@
+//! Heap allocations per training step, counted by a global allocator that
+//! wraps the system one.
+//!
+//! The counter is global (every thread, rayon's workers included), so this
+//! file holds a single test that runs its scenarios one after another while
+//! nothing else runs in the process.
+//!
+//! Claims checked:
+//! - after the first step the count per step is the same for every step;
+//! - at the spiral size (2-100-3, 300 rows, one row block) it is zero with
+//!   SGD, momentum, Adam and dropconnect, on the default pool and on a
+//!   one-thread pool;
+//! - every allocation a step makes is one of `matrixmultiply`'s packing
+//!   buffers (one per call that takes the packed GEMM path), and their
+//!   number is what the trainer's products and the kernels' dispatch rule
+//!   ([`use_small`]) predict ([`packed_calls`]): with dropout at the spiral
+//!   size the forward `X W0` (300 x 100 x 2) may pack, and at 2000 rows of
+//!   256-128-10 (four row blocks) the forward `X W0` and the backward
+//!   `X^T dZ0` of each block pack, the products with a dimension of 10 do
+//!   not: eight per step.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use vnn::data::{spiral, Dataset};
+use vnn::kernels::fused::NARROW_MAX;
+use vnn::kernels::gemm::use_small;
+use vnn::model::{Init, Model};
+use vnn::train::{Optimizer, TrainConfig, Trainer};
+
+/// Counts every allocation (`alloc`, `alloc_zeroed`, `realloc`), and
+/// separately those aligned to 32 or 64 bytes: `matrixmultiply`'s packing
+/// buffers are (its kernels' alignment), while `Vec`s are not and
+/// crossbeam's cache-padded structures in rayon are aligned to 128.
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+static ALIGNED: AtomicUsize = AtomicUsize::new(0);
+
+fn count(layout: Layout) {
+    ALLOCS.fetch_add(1, Relaxed);
+    if (32..=64).contains(&layout.align()) {
+        ALIGNED.fetch_add(1, Relaxed);
+    }
+}
+
+// SAFETY: every method forwards to `System` unchanged; the counters are
+// atomics and never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(layout);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// `(all, aligned)` allocations of each of `steps` steps.
+fn per_step(trainer: &mut Trainer<'_>, steps: usize) -> Vec<(usize, usize)> {
+    (0..steps)
+        .map(|_| {
+            let (a0, p0) = (ALLOCS.load(Relaxed), ALIGNED.load(Relaxed));
+            trainer.step().unwrap();
+            (ALLOCS.load(Relaxed) - a0, ALIGNED.load(Relaxed) - p0)
+        })
+        .collect()
+}
+
+fn config(optimizer: Optimizer, dropout: f32, dropconnect: f32) -> TrainConfig {
+    TrainConfig {
+        epochs: 100,
+        lr: if optimizer == Optimizer::Adam {
+            1e-2
+        } else {
+            0.5
+        },
+        reg: 1e-3,
+        optimizer,
+        batch_size: None,
+        dropout,
+        dropconnect,
+        seed: 3,
+    }
+}
+
+/// Runs `steps` steps (in `pool` if given) and returns the counts per step.
+fn measure(
+    pool: Option<&rayon::ThreadPool>,
+    sizes: &[usize],
+    data: &Dataset,
+    config: &TrainConfig,
+    steps: usize,
+) -> Vec<(usize, usize)> {
+    let run = || {
+        let model = Model::new(sizes, Init::He, 1).unwrap();
+        let mut trainer = Trainer::new(model, data, config.clone()).unwrap();
+        per_step(&mut trainer, steps)
+    };
+    match pool {
+        Some(p) => p.install(run),
+        None => run(),
+    }
+}
+
+fn gaussian(rows: usize, n_features: usize, n_classes: usize, seed: u64) -> Dataset {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let features = (0..rows * n_features)
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            z as f32
+        })
+        .collect();
+    let labels = (0..rows)
+        .map(|_| rng.random_range(0..n_classes as u32))
+        .collect();
+    Dataset {
+        features,
+        labels,
+        n_features,
+        n_classes,
+        feature_names: (0..n_features).map(|i| format!("x{i}")).collect(),
+        class_names: (0..n_classes).map(|i| i.to_string()).collect(),
+    }
+}
+
+/// Rows per block of the trainer's `dA = dZ W^T` products (its
+/// `CHUNK_ROWS`).
+const CHUNK_ROWS: usize = 128;
+
+/// The number of packed GEMM calls of one step on blocks of `block_rows`,
+/// following the products the trainer makes per block:
+/// forward, per hidden layer, the fused narrow kernel (no dropout and at most
+/// `NARROW_MAX` inputs) or `Z = A W` (`rows x n_out x n_in`), and the logits
+/// `A W` (`rows x k x n_in`); backward, per layer, `dW = A^T dZ`
+/// (`n_in x n_out x rows`) and, above the first layer, the fused narrow
+/// kernel (at most `NARROW_MAX` outputs) or `dA = dZ W^T` in chunks of
+/// `CHUNK_ROWS` rows (`chunk x n_in x n_out`).
+fn packed_calls(sizes: &[usize], block_rows: &[usize], dropout: bool) -> usize {
+    let packs = |m, n, k| usize::from(!use_small(m, n, k));
+    let n_layers = sizes.len() - 1;
+    let max_width = *sizes.iter().max().unwrap();
+    let mut calls = 0;
+    for &rows in block_rows {
+        for l in 0..n_layers {
+            let (n_in, n_out) = (sizes[l], sizes[l + 1]);
+            let hidden = l + 1 < n_layers;
+            if !(hidden && !dropout && n_in <= NARROW_MAX) {
+                calls += packs(rows, n_out, n_in);
+            }
+            calls += packs(n_in, n_out, rows);
+            let scratch = CHUNK_ROWS.min(rows) * max_width;
+            if l > 0 && !(n_out <= NARROW_MAX && n_out * n_in <= scratch) {
+                for c0 in (0..rows).step_by(CHUNK_ROWS) {
+                    calls += packs(CHUNK_ROWS.min(rows - c0), n_in, n_out);
+                }
+            }
+        }
+    }
+    calls
+}
+
+#[test]
+fn allocations_per_step() {
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+
+    // ---- spiral size: nothing at all without dropout ----
+    let data = spiral(100, 3, 1);
+    let variants = [
+        ("sgd", config(Optimizer::Sgd, 0.0, 0.0)),
+        ("adam", config(Optimizer::Adam, 0.0, 0.0)),
+        (
+            "momentum",
+            config(Optimizer::Momentum { mu: 0.9 }, 0.0, 0.0),
+        ),
+        ("sgd dropconnect", config(Optimizer::Sgd, 0.0, 0.3)),
+        ("adam dropout", config(Optimizer::Adam, 0.5, 0.0)),
+    ];
+    for (name, cfg) in &variants {
+        let dropout = cfg.dropout > 0.0;
+        let packed = packed_calls(&[2, 100, 3], &[300], dropout);
+        if !dropout {
+            assert_eq!(packed, 0, "spiral {name}: a product packs");
+        }
+        for (pool_name, pool) in [("default pool", None), ("1-thread pool", Some(&one))] {
+            let counts = measure(pool, &[2, 100, 3], &data, cfg, 20);
+            eprintln!(
+                "spiral {name}, {pool_name}: first step {:?}, then {:?}",
+                counts[0], counts[1]
+            );
+            assert!(
+                counts[1..].iter().all(|&c| c == (packed, packed)),
+                "spiral {name}, {pool_name}: allocations per step {counts:?}, expected {packed} packing buffers"
+            );
+        }
+    }
+
+    // ---- packing size: only the packing buffers ----
+    let (rows, d, h, k) = (2000, 256, 128, 10);
+    // The trainer's products per block of r rows (r = 512 or 464) and which
+    // GEMM path each takes.
+    for r in [512, 464] {
+        assert!(!use_small(r, h, d), "forward X W0 packs");
+        assert!(!use_small(d, h, r), "backward X^T dZ0 packs");
+        assert!(use_small(r, k, h), "forward A W1 does not pack");
+        assert!(use_small(h, k, r), "backward A^T dS does not pack");
+    }
+    let data = gaussian(rows, d, k, 2);
+    let cfgs = [
+        ("sgd", config(Optimizer::Sgd, 0.0, 0.0)),
+        ("adam", config(Optimizer::Adam, 0.0, 0.0)),
+    ];
+    for (name, cfg) in &cfgs {
+        for (pool_name, pool) in [("1-thread pool", Some(&one)), ("2-thread pool", Some(&two))] {
+            let model = Model::new(&[d, h, k], Init::He, 1).unwrap();
+            let blocks = Trainer::new(model, &data, cfg.clone()).unwrap().n_blocks();
+            assert_eq!(blocks, 4);
+            let packed = packed_calls(&[d, h, k], &[512, 512, 512, 464], false);
+            assert_eq!(packed, 2 * blocks);
+            let counts = measure(pool, &[d, h, k], &data, cfg, 6);
+            eprintln!(
+                "{rows} rows, {d}-{h}-{k} {name}, {pool_name}: first step {:?}, then {:?}",
+                counts[0], counts[1]
+            );
+            assert!(
+                counts[1..].iter().all(|&c| c == (packed, packed)),
+                "{name}, {pool_name}: allocations per step {counts:?}, expected {packed} packing buffers"
+            );
+        }
+    }
+
+    // Called from outside any pool, a multi-block step enters rayon's
+    // global pool twice (block passes, gradient sum); rayon's job queue
+    // allocates one block per 63 entries, so about one extra allocation
+    // every 31 steps. The packing buffers stay exact.
+    let cfg = config(Optimizer::Sgd, 0.0, 0.0);
+    let steps = 80;
+    let counts = measure(None, &[d, h, k], &data, &cfg, steps);
+    let extra: usize = counts[1..]
+        .iter()
+        .map(|&(all, packing)| all - packing)
+        .sum();
+    eprintln!(
+        "{rows} rows, {d}-{h}-{k} sgd, called outside the pool: first step {:?}, then {extra} non-packing allocations in {} steps",
+        counts[0],
+        steps - 1
+    );
+    assert!(counts[1..].iter().all(|&(_, packing)| packing == 8));
+    assert!(extra <= 2 * steps / 63 + 1, "{counts:?}");
+}
