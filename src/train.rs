@@ -17,7 +17,12 @@
 //! backward pass overwrites with gradients in place), a parameter-sized
 //! gradient, and a small scratch for the backward products; plus optimizer
 //! state and, with dropconnect, the masked weights. A step allocates nothing
-//! in vnn's own code.
+//! in vnn's own code. What remains: one packing buffer per GEMM call that
+//! takes `matrixmultiply`'s packed path (none at the spiral size without
+//! dropout), and, for a step of several blocks called from outside any rayon
+//! pool, rayon's job queue, which allocates one block per 63 entries into
+//! the pool (a step enters twice). Run the steps inside
+//! `ThreadPool::install` to avoid the latter.
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
