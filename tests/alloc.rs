@@ -188,6 +188,12 @@ fn allocations_per_step() {
         .num_threads(2)
         .build()
         .unwrap();
+    // Let every worker thread (of these pools and the global one) finish
+    // starting up, so their one-time allocations are not counted as a
+    // step's.
+    one.broadcast(|_| ());
+    two.broadcast(|_| ());
+    rayon::broadcast(|_| ());
 
     // ---- spiral size: nothing at all without dropout ----
     let data = spiral(100, 3, 1);
