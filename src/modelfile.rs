@@ -412,8 +412,8 @@ pub(crate) fn decode(
             format!("the header length {header_len} is larger than the limit of {MAX_HEADER_BYTES} bytes"),
         ));
     }
-    let (n, metadata) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| err(None, format!("not a valid safetensors file: {e}")))?;
+    let (n, metadata) =
+        SafeTensors::read_metadata(bytes).map_err(|e| header_error(bytes, name, e))?;
     let data = bytes.get(8 + n..).unwrap_or_default();
     let Some(entries) = metadata.metadata() else {
         return Err(err(
@@ -504,6 +504,44 @@ pub(crate) fn decode(
         .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
         .collect();
     Ok((model, extra, tensors))
+}
+
+/// Explains why the safetensors crate refused a file whose header length
+/// is within the file: the tensors' offsets overlap, leave gaps, or do not
+/// end where the file does (a truncated file, or offsets out of bounds).
+fn header_error(bytes: &[u8], name: &str, e: safetensors::SafeTensorError) -> Error {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::InvalidOffset(tensor) => model_err(
+            name,
+            Some(&tensor),
+            "data offsets overlap another tensor or leave a gap (tensors must follow each other from offset 0)",
+        ),
+        E::MetadataIncompleteBuffer => {
+            // The header parsed; find where its tensors end.
+            let header_len = bytes.get(..8).map_or(0, |h| {
+                u64::from_le_bytes(h.try_into().unwrap_or_default()) as usize
+            });
+            let data_len = bytes.len().saturating_sub(8 + header_len);
+            let end = bytes
+                .get(8..8 + header_len)
+                .and_then(|h| serde_json::from_slice::<serde_json::Value>(h).ok())
+                .and_then(|h| {
+                    h.as_object()?
+                        .values()
+                        .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
+                        .max()
+                })
+                .unwrap_or(0);
+            let msg = if end as usize > data_len {
+                format!("the tensors end at data byte {end} but the file has {data_len} bytes of data: truncated, or offsets out of bounds")
+            } else {
+                format!("the tensors end at data byte {end} but the file has {data_len} bytes of data: trailing bytes")
+            };
+            model_err(name, None, msg)
+        }
+        e => model_err(name, None, format!("not a valid safetensors file: {e}")),
+    }
 }
 
 /// A parsed safetensors file on its way to a model.

@@ -638,6 +638,7 @@ fn model_err<T: std::fmt::Debug>(r: vnn::Result<T>) -> (Option<String>, String) 
 fn model_truncated_and_bad_header_lengths() {
     let good = model_to_bytes(&trained_model(), &extra()).unwrap();
     let header_len = u64::from_le_bytes(good[..8].try_into().unwrap());
+    let data_len = good.len() - 8 - header_len as usize;
     let cases: Vec<(Vec<u8>, String)> = vec![
         (
             good[..5].to_vec(),
@@ -651,7 +652,10 @@ fn model_truncated_and_bad_header_lengths() {
         ),
         (
             good[..good.len() - 3].to_vec(),
-            "not a valid safetensors file: incomplete metadata, file not fully covered".into(),
+            format!(
+                "the tensors end at data byte {data_len} but the file has {} bytes of data: truncated, or offsets out of bounds",
+                data_len - 3
+            ),
         ),
         (
             {
@@ -681,7 +685,10 @@ fn model_truncated_and_bad_header_lengths() {
                 b.extend_from_slice(&[0; 4]);
                 b
             },
-            "not a valid safetensors file: incomplete metadata, file not fully covered".into(),
+            format!(
+                "the tensors end at data byte {data_len} but the file has {} bytes of data: trailing bytes",
+                data_len + 4
+            ),
         ),
     ];
     for (bytes, msg) in cases {
@@ -722,8 +729,8 @@ fn model_out_of_bounds_and_overlapping_offsets() {
     assert_eq!(
         model_err(model_from_bytes(&overlapping, "bad.safetensors")),
         (
-            None,
-            "not a valid safetensors file: invalid offset for tensor `b`".into()
+            Some("b".into()),
+            "data offsets overlap another tensor or leave a gap (tensors must follow each other from offset 0)".into()
         )
     );
     let huge_shape =
