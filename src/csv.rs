@@ -16,11 +16,9 @@
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::Path;
-use std::rc::Rc;
 
 /// The longest record (one line, or several when a quoted field spans lines)
 /// accepted, in bytes: 1 MiB.
@@ -349,36 +347,58 @@ fn open_input(path: &Path, name: &str) -> Result<std::fs::File> {
     std::fs::File::open(path).map_err(io)
 }
 
-/// Which limit a [`Limited`] reader enforces at the moment.
-#[derive(Clone, Copy, Debug)]
-struct Budget {
+/// A reader that fails instead of reading past `ceiling` bytes, so the CSV
+/// parser never buffers an unbounded record. It also keeps the raw bytes
+/// from the start of the current record (`window`), which the parser has
+/// already buffered, to count the empty lines it skips before a record.
+struct Limited<R> {
+    inner: R,
+    consumed: u64,
     /// Reading past this many bytes (since the start) fails.
     ceiling: u64,
     /// Set when a read failed on the ceiling.
     hit: bool,
+    /// Raw bytes from offset `window_start` to `consumed`.
+    window: VecDeque<u8>,
+    window_start: u64,
 }
 
-/// A reader that fails instead of reading more than `budget.ceiling` bytes,
-/// so the CSV parser never buffers an unbounded record.
-struct Limited<R> {
-    inner: R,
-    consumed: u64,
-    budget: Rc<Cell<Budget>>,
+impl<R> Limited<R> {
+    /// Starts a new record at byte `start`: sets the ceiling for it and
+    /// forgets the bytes before it.
+    fn begin_record(&mut self, start: u64, ceiling: u64) {
+        self.ceiling = ceiling;
+        self.hit = false;
+        let drop = start
+            .saturating_sub(self.window_start)
+            .min(self.window.len() as u64);
+        self.window.drain(..drop as usize);
+        self.window_start += drop;
+    }
+
+    /// Number of line feeds in the run of line ends at the start of the
+    /// current record: the empty lines the parser skipped.
+    fn leading_newlines(&self) -> u64 {
+        self.window
+            .iter()
+            .take_while(|&&b| b == b'\n' || b == b'\r')
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+    }
 }
 
 impl<R: Read> Read for Limited<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut b = self.budget.get();
         // One byte past the ceiling may be read, so that input ending exactly
         // at the ceiling still reaches end of file.
-        if self.consumed > b.ceiling {
-            b.hit = true;
-            self.budget.set(b);
+        if self.consumed > self.ceiling {
+            self.hit = true;
             return Err(std::io::Error::other("input size limit reached"));
         }
-        let room = (b.ceiling + 1 - self.consumed).min(buf.len() as u64) as usize;
+        let room = (self.ceiling + 1 - self.consumed).min(buf.len() as u64) as usize;
         let n = self.inner.read(&mut buf[..room])?;
         self.consumed += n as u64;
+        self.window.extend(&buf[..n]);
         Ok(n)
     }
 }
@@ -387,7 +407,6 @@ impl<R: Read> Read for Limited<R> {
 struct Source<R: Read> {
     name: String,
     rdr: ::csv::Reader<Limited<R>>,
-    budget: Rc<Cell<Budget>>,
     record: ::csv::ByteRecord,
 }
 
@@ -399,14 +418,13 @@ impl<R: Read> Source<R> {
                 delimiter as char
             )));
         }
-        let budget = Rc::new(Cell::new(Budget {
-            ceiling: 0,
-            hit: false,
-        }));
         let limited = Limited {
             inner: reader,
             consumed: 0,
-            budget: Rc::clone(&budget),
+            ceiling: 0,
+            hit: false,
+            window: VecDeque::new(),
+            window_start: 0,
         };
         let rdr = ::csv::ReaderBuilder::new()
             .has_headers(false)
@@ -417,7 +435,6 @@ impl<R: Read> Source<R> {
         Ok(Source {
             name: name.to_string(),
             rdr,
-            budget,
             record: ::csv::ByteRecord::new(),
         })
     }
@@ -435,27 +452,25 @@ impl<R: Read> Source<R> {
     /// at the end of the input.
     fn next_record(&mut self) -> Result<Option<u64>> {
         let start = self.rdr.position().byte();
+        let start_line = self.rdr.position().line();
         // The parser may already hold a buffer's worth of bytes past `start`.
         let ceiling = (start + MAX_RECORD_BYTES + 2 * BUFFER_BYTES as u64).min(MAX_INPUT_BYTES);
-        self.budget.set(Budget {
-            ceiling,
-            hit: false,
-        });
-        match self.rdr.read_byte_record(&mut self.record) {
+        self.rdr.get_mut().begin_record(start, ceiling);
+        let result = self.rdr.read_byte_record(&mut self.record);
+        // The parser reports the line where it started looking, before any
+        // empty lines it skipped.
+        let line = start_line + self.rdr.get_ref().leading_newlines();
+        match result {
             Ok(false) => Ok(None),
             Ok(true) => {
-                let pos = self.record.position().cloned();
-                let line = pos.as_ref().map_or(0, |p| p.line());
-                let begin = pos.as_ref().map_or(start, |p| p.byte());
-                let len = self.rdr.position().byte().saturating_sub(begin);
+                let len = self.rdr.position().byte().saturating_sub(start);
                 if len > MAX_RECORD_BYTES {
                     return Err(self.too_long(line));
                 }
                 Ok(Some(line))
             }
             Err(e) => {
-                let line = self.rdr.position().line();
-                if self.budget.get().hit {
+                if self.rdr.get_ref().hit {
                     if ceiling >= MAX_INPUT_BYTES {
                         return Err(self.err(
                             None,

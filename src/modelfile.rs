@@ -673,7 +673,7 @@ fn read_v1(file: &FileView) -> Result<Model> {
     }
     // Every layer present in the file has both tensors, F32, of the right rank,
     // and consecutive layers chain.
-    let mut shapes: Vec<(usize, usize)> = Vec::with_capacity(n_file_layers);
+    let mut shapes: Vec<(usize, usize)> = Vec::new();
     for i in 0..n_file_layers {
         let (wn, bn) = (weight_name(i), bias_name(i));
         let get = |tname: &str| -> Result<&TensorInfo> {
