@@ -11,6 +11,10 @@
 //! Both are SIMD along the wide side and have scalar twins. The SIMD versions
 //! use fused multiply-adds where the build has them, so they agree with the
 //! twins up to rounding; NaN follows the rules of [`crate::activation`].
+//!
+//! On x86-64, a build without FMA enabled at compile time (no
+//! `-C target-cpu` flag) runs the column strips through the AVX2 + FMA
+//! versions of `x86.rs` when the CPU has them (checked at run time).
 
 use wide::f32x8;
 
@@ -75,6 +79,15 @@ pub fn narrow_bias_relu_forward(
     if n_out >= LANES && (1..=NARROW_MAX).contains(&n_in) {
         macro_rules! strips {
             ($($n:literal)*) => {
+                #[cfg(target_arch = "x86_64")]
+                if !cfg!(target_feature = "fma") && crate::x86::available() {
+                    match n_in {
+                        // SAFETY: available() found AVX2 and FMA on this CPU.
+                        $($n => unsafe { crate::x86::forward_strips::<$n>(x, w, bias, n_out, a) },)*
+                        _ => unreachable!(),
+                    }
+                    return;
+                }
                 match n_in {
                     $($n => forward_strips::<$n>(x, w, bias, n_out, a),)*
                     _ => unreachable!(),
@@ -263,6 +276,17 @@ pub fn narrow_relu_backward(
     if width >= LANES && (1..=NARROW_MAX).contains(&k) {
         macro_rules! strips {
             ($($n:literal)*) => {
+                #[cfg(target_arch = "x86_64")]
+                if !cfg!(target_feature = "fma") && crate::x86::available() {
+                    match k {
+                        // SAFETY: available() found AVX2 and FMA on this CPU.
+                        $($n => unsafe {
+                            crate::x86::backward_strips::<$n>(a_then_dz, ds, wt, width, scale, db)
+                        },)*
+                        _ => unreachable!(),
+                    }
+                    return;
+                }
                 match k {
                     $($n => backward_strips::<$n>(a_then_dz, ds, wt, width, scale, db),)*
                     _ => unreachable!(),

@@ -42,5 +42,6 @@ pub mod mask;
 pub mod reduce;
 pub mod softmax;
 pub mod update;
+mod x86;
 
 pub use gemm::Transpose;

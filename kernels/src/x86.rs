@@ -1,0 +1,330 @@
+//! AVX2 + FMA versions of the hottest fused loops, for builds without
+//! `-C target-cpu` flags.
+//!
+//! `wide` picks its instructions at compile time, so a default build (what a
+//! library user gets) runs the fused kernels on SSE2 without fused
+//! multiply-adds. When the build does not already enable FMA, the kernels of
+//! [`crate::fused`] check once per call with `is_x86_feature_detected!`
+//! and run these versions instead. They compute the same sums in the same
+//! order as the `wide` code of a `target-cpu=native` build (one fused
+//! multiply-add per term), and are tested against the scalar twins below.
+
+#![cfg(target_arch = "x86_64")]
+
+use std::arch::x86_64::{
+    __m256, _mm256_add_ps, _mm256_and_ps, _mm256_blendv_ps, _mm256_broadcast_ss, _mm256_cmp_ps,
+    _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_or_ps, _mm256_set1_ps,
+    _mm256_setzero_ps, _mm256_storeu_ps, _CMP_GT_OQ, _CMP_UNORD_Q,
+};
+
+const LANES: usize = 8;
+
+/// Whether this CPU runs the functions of this module.
+pub(crate) fn available() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+}
+
+/// Loads the first 8 lanes of `s`.
+#[inline(always)]
+fn load(s: &[f32]) -> __m256 {
+    let s = &s[..LANES];
+    // SAFETY: `s` holds at least 8 `f32` (the slice above is bounds-checked),
+    // and `loadu` has no alignment requirement. AVX is enabled in every
+    // caller (they are `#[target_feature(enable = "avx2,fma")]` functions
+    // reached only after `available()`), and this function is inlined into
+    // them.
+    unsafe { _mm256_loadu_ps(s.as_ptr()) }
+}
+
+/// Stores `v` to the first 8 lanes of `d`.
+#[inline(always)]
+fn store(d: &mut [f32], v: __m256) {
+    let d = &mut d[..LANES];
+    // SAFETY: `d` holds at least 8 `f32` (bounds-checked above) and is a
+    // unique borrow; `storeu` has no alignment requirement. AVX is enabled as
+    // for `load`.
+    unsafe { _mm256_storeu_ps(d.as_mut_ptr(), v) }
+}
+
+/// [`crate::fused`]'s column strips of `relu(X W + b)` for `N` inputs and
+/// `n_out >= 8`; same contract and same arithmetic as the `wide` version.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA ([`available`] returned `true`).
+/// Every memory access is through bounds-checked slices.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn forward_strips<const N: usize>(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    n_out: usize,
+    a: &mut [f32],
+) {
+    let mut j = 0;
+    while j + 2 * LANES <= n_out {
+        forward_strip::<N, 2>(x, w, bias, n_out, j, a);
+        j += 2 * LANES;
+    }
+    if j + LANES <= n_out {
+        forward_strip::<N, 1>(x, w, bias, n_out, j, a);
+        j += LANES;
+    }
+    if j < n_out {
+        // Overlaps the vector before: recomputes the same values.
+        forward_strip::<N, 1>(x, w, bias, n_out, n_out - LANES, a);
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn forward_strip<const N: usize, const V: usize>(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    n_out: usize,
+    j: usize,
+    a: &mut [f32],
+) {
+    let zero = _mm256_setzero_ps();
+    let wv: [[__m256; V]; N] =
+        std::array::from_fn(|l| std::array::from_fn(|v| load(&w[l * n_out + j + v * LANES..])));
+    let bv: [__m256; V] = std::array::from_fn(|v| load(&bias[j + v * LANES..]));
+    for (xr, ar) in x.chunks_exact(N).zip(a.chunks_exact_mut(n_out)) {
+        let out = &mut ar[j..j + V * LANES];
+        let mut acc = bv;
+        for (l, xv) in xr.iter().enumerate() {
+            let xs = _mm256_broadcast_ss(xv);
+            for (s, &wl) in acc.iter_mut().zip(&wv[l]) {
+                *s = _mm256_fmadd_ps(xs, wl, *s);
+            }
+        }
+        for (o, v) in out.chunks_exact_mut(LANES).zip(acc) {
+            // relu: keep v where v > 0 or v is NaN, else +0.0
+            let keep = _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_GT_OQ>(v, zero),
+                _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v),
+            );
+            store(o, _mm256_and_ps(keep, v));
+        }
+    }
+}
+
+/// [`crate::fused`]'s column strips of the narrow ReLU backward for `K`
+/// outputs and `width >= 8`; same contract and same arithmetic as the
+/// `wide` version (a last partial vector first, storing only its new lanes).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA ([`available`] returned `true`).
+/// Every memory access is through bounds-checked slices.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn backward_strips<const K: usize>(
+    a_then_dz: &mut [f32],
+    ds: &[f32],
+    wt: &[f32],
+    width: usize,
+    scale: f32,
+    db: &mut [f32],
+) {
+    let rem = width % LANES;
+    if rem != 0 {
+        let keep = LANES - rem;
+        let lanes: [f32; LANES] =
+            std::array::from_fn(|t| f32::from_bits(if t >= keep { u32::MAX } else { 0 }));
+        let mask = load(&lanes);
+        backward_strip::<K, 1>(
+            a_then_dz,
+            ds,
+            wt,
+            width,
+            width - LANES,
+            scale,
+            db,
+            Some(mask),
+        );
+    }
+    let full = width - rem;
+    let mut j = 0;
+    while j + 2 * LANES <= full {
+        backward_strip::<K, 2>(a_then_dz, ds, wt, width, j, scale, db, None);
+        j += 2 * LANES;
+    }
+    if j < full {
+        backward_strip::<K, 1>(a_then_dz, ds, wt, width, j, scale, db, None);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn backward_strip<const K: usize, const V: usize>(
+    a_then_dz: &mut [f32],
+    ds: &[f32],
+    wt: &[f32],
+    width: usize,
+    j: usize,
+    scale: f32,
+    db: &mut [f32],
+    lanes: Option<__m256>,
+) {
+    let zero = _mm256_setzero_ps();
+    let s = _mm256_set1_ps(scale);
+    let wv: [[__m256; V]; K] =
+        std::array::from_fn(|c| std::array::from_fn(|v| load(&wt[c * width + j + v * LANES..])));
+    let dbs = &mut db[j..j + V * LANES];
+    let mut dbv: [__m256; V] = std::array::from_fn(|v| load(&dbs[v * LANES..]));
+    for (dsr, ar) in ds.chunks_exact(K).zip(a_then_dz.chunks_exact_mut(width)) {
+        let out = &mut ar[j..j + V * LANES];
+        let mut acc = [zero; V];
+        for (c, d) in dsr.iter().enumerate() {
+            let dv = _mm256_broadcast_ss(d);
+            for (x, &wc) in acc.iter_mut().zip(&wv[c]) {
+                *x = _mm256_fmadd_ps(dv, wc, *x);
+            }
+        }
+        for ((o, x), b) in out.chunks_exact_mut(LANES).zip(acc).zip(dbv.iter_mut()) {
+            let av = load(o);
+            // dZ = dA * s where A > 0 (NaN: inactive), else +0.0
+            let dz = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(av, zero), _mm256_mul_ps(x, s));
+            match lanes {
+                None => {
+                    store(o, dz);
+                    *b = _mm256_add_ps(*b, dz);
+                }
+                Some(m) => {
+                    store(o, _mm256_blendv_ps(av, dz, m));
+                    *b = _mm256_add_ps(*b, _mm256_and_ps(m, dz));
+                }
+            }
+        }
+    }
+    for (d, v) in dbs.chunks_exact_mut(LANES).zip(dbv) {
+        store(d, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The AVX2 strips against the scalar twins of [`crate::fused`], over
+    //! widths around the vector edges (run on every x86-64 build when the
+    //! CPU has AVX2 and FMA, whatever the build flags).
+
+    use super::*;
+    use crate::fused::{narrow_bias_relu_forward_scalar, narrow_relu_backward_scalar};
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        // A small deterministic generator: values in [-2, 2).
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    fn close(a: f32, b: f32, terms: usize) -> bool {
+        if a.is_nan() || b.is_nan() {
+            return a.is_nan() && b.is_nan();
+        }
+        (a - b).abs() <= (terms as f32 + 1.0) * 1e-6 * (1.0 + b.abs())
+    }
+
+    macro_rules! for_n {
+        ($n:expr, $f:ident, $($args:expr),*) => {
+            match $n {
+                1 => $f::<1>($($args),*),
+                2 => $f::<2>($($args),*),
+                3 => $f::<3>($($args),*),
+                10 => $f::<10>($($args),*),
+                16 => $f::<16>($($args),*),
+                _ => unreachable!(),
+            }
+        };
+    }
+
+    #[test]
+    fn forward_strips_match_twin() {
+        if !available() {
+            return;
+        }
+        for rows in [1, 3, 17] {
+            for n_in in [1, 2, 3, 10, 16] {
+                for n_out in [8, 9, 15, 16, 17, 24, 100, 515] {
+                    let x = data(rows * n_in, 1);
+                    let w = data(n_in * n_out, 2);
+                    let mut b = data(n_out, 3);
+                    b[n_out - 1] = f32::NAN;
+                    let mut got = vec![f32::NAN; rows * n_out];
+                    let mut want = vec![0.0; rows * n_out];
+                    // SAFETY: available() checked AVX2 and FMA above.
+                    unsafe { for_n!(n_in, forward_strips, &x, &w, &b, n_out, &mut got) };
+                    narrow_bias_relu_forward_scalar(&x, &w, &b, rows, n_in, n_out, &mut want);
+                    for (i, (&g, &e)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            close(g, e, n_in),
+                            "{rows}x{n_in}x{n_out} at {i}: {g} vs {e}"
+                        );
+                        assert_ne!(g.to_bits(), (-0.0f32).to_bits());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn backward_strips_match_twin() {
+        if !available() {
+            return;
+        }
+        for rows in [1, 3, 17] {
+            for k in [1, 2, 3, 10, 16] {
+                for width in [8, 9, 15, 16, 17, 24, 100, 515] {
+                    let a: Vec<f32> = data(rows * width, 4)
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| if i % 11 == 5 { f32::NAN } else { v })
+                        .collect();
+                    let ds = data(rows * k, 5);
+                    let wt = data(k * width, 6);
+                    let db0 = data(width, 7);
+                    let (mut got, mut want) = (a.clone(), a.clone());
+                    let (mut db_got, mut db_want) = (db0.clone(), db0);
+                    // SAFETY: available() checked AVX2 and FMA above.
+                    unsafe {
+                        for_n!(
+                            k,
+                            backward_strips,
+                            &mut got,
+                            &ds,
+                            &wt,
+                            width,
+                            1.5,
+                            &mut db_got
+                        )
+                    };
+                    narrow_relu_backward_scalar(
+                        &mut want,
+                        &ds,
+                        &wt,
+                        rows,
+                        width,
+                        k,
+                        1.5,
+                        &mut db_want,
+                    );
+                    for (i, (&g, &e)) in got.iter().zip(&want).enumerate() {
+                        assert!(close(g, e, k), "{rows}x{width}x{k} at {i}: {g} vs {e}");
+                        if a[i].is_nan() || a[i] <= 0.0 {
+                            assert_eq!(g.to_bits(), 0.0f32.to_bits(), "inactive at {i}");
+                        }
+                    }
+                    for (j, (&g, &e)) in db_got.iter().zip(&db_want).enumerate() {
+                        assert!(close(g, e, k * rows), "db[{j}]: {g} vs {e}");
+                    }
+                }
+            }
+        }
+    }
+}
