@@ -14,6 +14,8 @@
 //! `-C target-cpu=native` (`.cargo/config.toml`), so record `RUSTFLAGS` with
 //! every number. Quick run:
 //! `cargo bench --bench kernels -- --warm-up-time 0.5 --measurement-time 1`.
+// The naive variants are the index loops a first attempt would write.
+#![allow(clippy::needless_range_loop)]
 
 use std::hint::black_box;
 use std::time::Duration;
