@@ -92,7 +92,7 @@ fn kill_and_resume(name: &str, settings: &[&str], kill_after: u64) {
             "run B ended before it could be killed"
         );
         assert!(started.elapsed() < Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     };
     child.wait().unwrap();
     // The kill may land while a newer checkpoint is being written: the file
@@ -128,7 +128,7 @@ fn killed_full_batch_run_resumes_bit_identically() {
         &[
             "train",
             "--epochs",
-            "3000",
+            "6000",
             "--optimizer",
             "adam",
             "--lr",
@@ -144,7 +144,7 @@ fn killed_full_batch_run_resumes_bit_identically() {
             "--seed",
             "3",
         ],
-        600,
+        400,
     );
 }
 
@@ -155,7 +155,7 @@ fn killed_mini_batch_run_resumes_bit_identically() {
         &[
             "train",
             "--epochs",
-            "700",
+            "2000",
             "--batch-size",
             "64",
             "--optimizer",
@@ -174,7 +174,7 @@ fn killed_mini_batch_run_resumes_bit_identically() {
             "--seed",
             "5",
         ],
-        500,
+        300,
     );
 }
 
@@ -411,4 +411,145 @@ fn divergence_stops_with_one_line_and_a_finite_checkpoint() {
         assert!(ckpt.step < step, "checkpoint {} vs step {step}", ckpt.step);
         assert!(!dir.join("model.safetensors").exists());
     }
+}
+
+fn small_checkpoint(m_len: usize, v_len: usize) -> Checkpoint {
+    let model = vnn::model::Model::new(&[2, 3, 2], vnn::model::Init::He, 9).unwrap();
+    Checkpoint {
+        step: 7,
+        model,
+        m: vec![0.5; m_len],
+        v: vec![0.25; v_len],
+        settings: r#"{"seed": 1}"#.into(),
+        extra: std::collections::BTreeMap::from([("label_column".into(), "y".into())]),
+    }
+}
+
+fn ckpt_msg<T: std::fmt::Debug>(r: vnn::Result<T>) -> String {
+    match r {
+        Err(vnn::Error::Model { tensor, msg, .. }) => match tensor {
+            Some(t) => format!("{t}: {msg}"),
+            None => msg,
+        },
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    }
+}
+
+/// Rewrites the metadata of checkpoint `bytes` with `edit`.
+fn edit_metadata(
+    bytes: &[u8],
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(header["__metadata__"].as_object_mut().unwrap());
+    let h = serde_json::to_vec(&header).unwrap();
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend(h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
+}
+
+#[test]
+fn checkpoint_round_trips_for_every_optimizer_state() {
+    let n = small_checkpoint(0, 0).model.params.len();
+    for (m, v) in [(0, 0), (n, 0), (n, n)] {
+        let c = small_checkpoint(m, v);
+        let back = Checkpoint::from_bytes(&c.to_bytes("c").unwrap(), "c").unwrap();
+        assert_eq!(back, c);
+    }
+}
+
+#[test]
+fn checkpoint_refuses_bad_state_and_bad_files() {
+    let n = small_checkpoint(0, 0).model.params.len();
+    assert_eq!(
+        ckpt_msg(small_checkpoint(3, 0).to_bytes("c")),
+        format!("optimizer.m: 3 values for a model of {n} parameters")
+    );
+    let mut c = small_checkpoint(n, n);
+    c.v[2] = f32::NAN;
+    assert!(!c.is_finite());
+    assert_eq!(
+        ckpt_msg(c.to_bytes("c")),
+        "optimizer.v: cannot save: value 2 is NaN"
+    );
+    let mut c = small_checkpoint(0, 0);
+    c.settings = "[1]".into();
+    assert_eq!(
+        ckpt_msg(c.to_bytes("c")),
+        "metadata entry \"settings\" is not a JSON object"
+    );
+    let mut c = small_checkpoint(0, 0);
+    c.extra.insert("step".into(), "1".into());
+    assert_eq!(
+        ckpt_msg(c.to_bytes("c")),
+        "metadata key 'step' is reserved for the checkpoint format"
+    );
+
+    let good = small_checkpoint(n, n).to_bytes("c").unwrap();
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            edit_metadata(&good, |m| {
+                m.remove("step");
+            }),
+            "missing metadata entry \"step\"",
+        ),
+        (
+            edit_metadata(&good, |m| {
+                m.insert("step".into(), "-4".into());
+            }),
+            "metadata entry \"step\" is not a step count: \"-4\"",
+        ),
+        (
+            edit_metadata(&good, |m| {
+                m.remove("settings");
+            }),
+            "missing metadata entry \"settings\"",
+        ),
+        (
+            edit_metadata(&good, |m| {
+                m.insert("settings".into(), "{".into());
+            }),
+            "metadata entry \"settings\" is not a JSON object: EOF while parsing an object at line 1 column 1",
+        ),
+        (
+            edit_metadata(&good, |m| {
+                m.insert("format".into(), "vnn-model".into());
+            }),
+            "not a vnn checkpoint: format is \"vnn-model\", expected \"vnn-checkpoint\"",
+        ),
+    ];
+    for (bytes, msg) in cases {
+        assert_eq!(ckpt_msg(Checkpoint::from_bytes(&bytes, "c")), msg);
+    }
+    // A checkpoint is not a model file, and a model file not a checkpoint.
+    assert_eq!(
+        ckpt_msg(vnn::modelfile::model_from_bytes(&good, "c")),
+        "not a vnn model: format is \"vnn-checkpoint\", expected \"vnn-model\""
+    );
+    let model_file =
+        vnn::modelfile::model_to_bytes(&small_checkpoint(0, 0).model, &Default::default()).unwrap();
+    assert_eq!(
+        ckpt_msg(Checkpoint::from_bytes(&model_file, "c")),
+        "not a vnn checkpoint: format is \"vnn-model\", expected \"vnn-checkpoint\""
+    );
+}
+
+#[test]
+fn checkpoint_save_is_atomic_and_keeps_the_old_file_on_error() {
+    let dir = scratch("atomic");
+    let path = dir.join(checkpoint::FILE_NAME);
+    let n = small_checkpoint(0, 0).model.params.len();
+    let good = small_checkpoint(n, n);
+    good.save(&path).unwrap();
+    let mut bad = small_checkpoint(n, n);
+    bad.model.params[0] = f32::INFINITY;
+    assert!(bad.save(&path).is_err());
+    assert_eq!(Checkpoint::load(&path).unwrap(), good);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, [checkpoint::FILE_NAME]);
 }
