@@ -54,14 +54,24 @@ fn checkpoint_step(dir: &Path) -> Option<u64> {
     path.exists().then(|| Checkpoint::load(&path).unwrap().step)
 }
 
-/// Runs `settings` to completion into `a`; runs them again into `b`, kills
-/// that run with SIGKILL once its checkpoint passed `kill_after` steps,
-/// resumes it, and checks both end with the same weights.
+/// Runs `settings` to completion into `a`. Runs them again into `b` with
+/// an endless `--epochs`, kills that run with SIGKILL once its checkpoint
+/// passed `kill_after` steps, resumes it with the original `--epochs`, and
+/// checks both end with the same weights. (A resumed run may change
+/// `--epochs`; nothing in a step depends on the run's length, so run B can
+/// never finish before it is killed, however slow the machine.)
 fn kill_and_resume(name: &str, settings: &[&str], kill_after: u64) {
     let dir = scratch(name);
     let (a, b) = (dir.join("a"), dir.join("b"));
-    let with_out = |out: &Path| {
+    let epochs_at = settings
+        .iter()
+        .position(|s| *s == "--epochs")
+        .expect("settings give --epochs")
+        + 1;
+    let epochs = settings[epochs_at];
+    let with_out = |out: &Path, epochs: &str| {
         let mut v: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+        v[epochs_at] = epochs.to_string();
         v.extend([
             "--no-plots".into(),
             "--out".into(),
@@ -69,12 +79,12 @@ fn kill_and_resume(name: &str, settings: &[&str], kill_after: u64) {
         ]);
         v
     };
-    let args_a = with_out(&a);
+    let args_a = with_out(&a, epochs);
     ok(&args_a.iter().map(String::as_str).collect::<Vec<_>>());
     let total = checkpoint_step(&a).expect("the finished run leaves a checkpoint");
 
     let mut child = Command::new(VNN)
-        .args(with_out(&b))
+        .args(with_out(&b, "1000000000"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -89,9 +99,12 @@ fn kill_and_resume(name: &str, settings: &[&str], kill_after: u64) {
         }
         assert!(
             child.try_wait().unwrap().is_none(),
-            "run B ended before it could be killed"
+            "run B stopped before it could be killed"
         );
-        assert!(started.elapsed() < Duration::from_secs(60));
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoint past step {kill_after} within 120 s"
+        );
         std::thread::sleep(Duration::from_millis(1));
     };
     child.wait().unwrap();
@@ -100,7 +113,7 @@ fn kill_and_resume(name: &str, settings: &[&str], kill_after: u64) {
     let step = checkpoint_step(&b).unwrap();
     assert!(
         step >= killed_at && step < total,
-        "killed at {step} of {total}"
+        "killed at step {step}, the run has {total}"
     );
     assert!(!b.join("model.safetensors").exists());
 
@@ -109,6 +122,8 @@ fn kill_and_resume(name: &str, settings: &[&str], kill_after: u64) {
         "train",
         "--resume",
         ckpt.to_str().unwrap(),
+        "--epochs",
+        epochs,
         "--threads",
         "2",
     ]);
