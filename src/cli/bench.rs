@@ -19,7 +19,7 @@ use vnn::data::{self, Dataset};
 use vnn::model::{Init, Model};
 use vnn::train::{TrainConfig, Trainer};
 use vnn_kernels::gemm;
-use wide::f32x8;
+use wide::{f32x16, f32x8};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Workload {
@@ -369,6 +369,41 @@ fn fma_chains(iters: usize, m: f32, a: f32) -> f32 {
     acc.iter().fold(f32x8::ZERO, |x, &y| x + y).reduce_add()
 }
 
+/// [`fma_chains`] on 16-lane vectors (AVX-512 where the build enables it).
+#[inline(never)]
+fn fma_chains_16(iters: usize, m: f32, a: f32) -> f32 {
+    let m = f32x16::splat(m);
+    let a = f32x16::splat(a);
+    let mut acc: [f32x16; PEAK_CHAINS] = std::array::from_fn(|i| f32x16::splat(i as f32 * 1e-3));
+    for _ in 0..iters {
+        for s in acc.iter_mut() {
+            *s = s.mul_add(m, a);
+        }
+    }
+    acc.iter().fold(f32x16::ZERO, |x, &y| x + y).reduce_add()
+}
+
+/// Times [`fma_chains_16`] on every thread of the pool at once.
+fn bench_peak_16(budget: &Budget) -> Report {
+    let threads = rayon::current_num_threads();
+    let (ns, inner) = measure(budget, || {
+        rayon::broadcast(|_| {
+            black_box(fma_chains_16(
+                PEAK_ITERS,
+                black_box(0.999_999),
+                black_box(1e-7),
+            ))
+        });
+    });
+    Report {
+        workload: "peak-f32x16",
+        threads,
+        ns,
+        flop: Some((threads * PEAK_ITERS * PEAK_CHAINS * 16 * 2) as f64),
+        inner,
+    }
+}
+
 /// Times [`fma_chains`] on every thread of the pool at once.
 fn bench_peak(budget: &Budget) -> Report {
     let threads = rayon::current_num_threads();
@@ -434,6 +469,7 @@ fn run_in_pool(args: &BenchArgs) -> Result<()> {
             ..fast
         };
         emit(bench_peak(&peak));
+        emit(bench_peak_16(&peak));
     }
     Ok(())
 }
