@@ -77,7 +77,10 @@ impl Report {
         self.flop.map(|f| f / self.median())
     }
 
-    fn print(&self, json: bool) {
+    /// Writes the report to stdout (an error when stdout is closed).
+    fn print(&self, json: bool) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
         let (med, min, max) = (self.median(), self.ns[0], self.ns[self.ns.len() - 1]);
         if json {
             let mut o = json!({
@@ -92,12 +95,13 @@ impl Report {
             if let Some(g) = self.gflops() {
                 o["gflops"] = json!(g);
             }
-            println!("{o}");
+            writeln!(out, "{o}")?;
         } else {
             let g = self
                 .gflops()
                 .map_or(String::new(), |g| format!("  {g:7.1} GFLOP/s"));
-            println!(
+            writeln!(
+                out,
                 "{:<18} threads {:>2}  median {:>12}  min {:>12}  max {:>12}{g}  ({} samples x {} calls)",
                 self.workload,
                 self.threads,
@@ -106,8 +110,9 @@ impl Report {
                 fmt_ns(max),
                 self.ns.len(),
                 self.inner
-            );
+            )?;
         }
+        out.flush()
     }
 }
 
@@ -429,7 +434,7 @@ fn run_in_pool(args: &BenchArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
     let w = args.workload;
     let all = w == Workload::All;
-    let emit = |r: Report| r.print(args.json);
+    let emit = |r: Report| r.print(args.json).context("writing the report");
     let fast = Budget {
         warmup: Duration::from_millis(300),
         measure: Duration::from_millis(2000),
@@ -439,7 +444,7 @@ fn run_in_pool(args: &BenchArgs) -> Result<()> {
     };
     if all || w == Workload::Spiral {
         let data = data::spiral(100, 3, 0);
-        emit(bench_step("spiral", &data, &[2, 100, 3], 1.0, &fast)?);
+        emit(bench_step("spiral", &data, &[2, 100, 3], 1.0, &fast)?)?;
     }
     if all || w == Workload::Mnist {
         let data = synthetic(10_000, 784, 10, 7);
@@ -450,15 +455,15 @@ fn run_in_pool(args: &BenchArgs) -> Result<()> {
             max_samples: 60,
             sample: Duration::ZERO,
         };
-        emit(bench_step("mnist", &data, &[784, 512, 10], 1e-3, &slow)?);
+        emit(bench_step("mnist", &data, &[784, 512, 10], 1e-3, &slow)?)?;
     }
     if all || w == Workload::InferSmall {
-        emit(bench_infer("infer-small", &[2, 100, 3], &fast)?);
+        emit(bench_infer("infer-small", &[2, 100, 3], &fast)?)?;
     }
     if all || w == Workload::InferMnist {
-        emit(bench_infer("infer-mnist", &[784, 512, 10], &fast)?);
+        emit(bench_infer("infer-mnist", &[784, 512, 10], &fast)?)?;
         if threads >= 2 {
-            emit(bench_infer_split(&[784, 512, 10], &fast)?);
+            emit(bench_infer_split(&[784, 512, 10], &fast)?)?;
         }
     }
     if all || w == Workload::Peak {
@@ -468,8 +473,8 @@ fn run_in_pool(args: &BenchArgs) -> Result<()> {
             max_samples: 200,
             ..fast
         };
-        emit(bench_peak(&peak));
-        emit(bench_peak_16(&peak));
+        emit(bench_peak(&peak))?;
+        emit(bench_peak_16(&peak))?;
     }
     Ok(())
 }
