@@ -6,6 +6,8 @@
 //! nothing else runs in the process.
 //!
 //! Claims checked:
+//! - batch-1 inference (`predict_one`, `predict_proba_one`) allocates
+//!   nothing once its scratch exists;
 //! - after the first step the count per step is the same for every step;
 //! - at the spiral size (2-100-3, 300 rows, one row block) it is zero with
 //!   SGD, momentum, Adam and dropconnect, on the default pool and on a
@@ -278,4 +280,28 @@ fn allocations_per_step() {
     );
     assert!(counts[1..].iter().all(|&(_, packing)| packing == 8));
     assert!(extra <= 2 * steps / 63 + 1, "{counts:?}");
+
+    // ---- batch-1 inference: predict_one and predict_proba_one allocate nothing ----
+    for sizes in [&[2usize, 100, 3][..], &[784, 512, 10], &[5, 7, 9, 4]] {
+        let mut model = Model::new(sizes, Init::He, 3).unwrap();
+        model.standardizer = Some(vnn::data::Standardizer {
+            mean: vec![0.1; sizes[0]],
+            scale: vec![2.0; sizes[0]],
+        });
+        let mut scratch = model.scratch();
+        let x: Vec<f32> = (0..sizes[0]).map(|i| (i as f32 * 0.37).sin()).collect();
+        let before = ALLOCS.load(Relaxed);
+        let mut classes = 0;
+        for _ in 0..100 {
+            classes += model.predict_one(&x, &mut scratch).unwrap();
+            let p = model.predict_proba_one(&x, &mut scratch).unwrap();
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+        let allocated = ALLOCS.load(Relaxed) - before;
+        assert!(classes < 100 * sizes[sizes.len() - 1]);
+        assert_eq!(
+            allocated, 0,
+            "{sizes:?}: predict_one allocated {allocated} times in 100 calls"
+        );
+    }
 }
