@@ -266,3 +266,148 @@ fn event_accumulator_reads_event_files() {
     assert_eq!(c[0], serde_json::json!([0, 9.0, 9.0, 1, 0.25, 0.25]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A whole `vnn train` run folder read by the reference readers: the event
+/// file by `EventAccumulator` (the tags and the number of points of every
+/// tag), and `model.safetensors` by `safetensors.numpy`, whose numpy forward
+/// pass gives the predictions of `vnn predict`.
+#[test]
+fn a_vnn_train_run_reads_in_python() {
+    let Some(py) = python("a_vnn_train_run_reads_in_python") else {
+        return;
+    };
+    let dir = scratch("run");
+    let run = dir.join("run");
+    let bin = env!("CARGO_BIN_EXE_vnn");
+    let out = Command::new(bin)
+        .args([
+            "train",
+            "--hidden",
+            "16,8",
+            "--epochs",
+            "200",
+            "--log-every",
+            "25",
+            "--test-split",
+            "0.25",
+        ])
+        .args([
+            "--standardize",
+            "--no-plots",
+            "--json",
+            "--out",
+            run.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Logged at step 1 and every 25 steps up to 200: 9 points per tag.
+    let points = 9;
+    let v: serde_json::Value =
+        serde_json::from_str(&run_python(&py, EVENT_ACCUMULATOR, &[&run])).unwrap();
+    assert_eq!(v["file_version"], 2.0);
+    let scalars = v["scalars"].as_object().unwrap();
+    let mut tags: Vec<&str> = scalars.keys().map(String::as_str).collect();
+    tags.sort_unstable();
+    assert_eq!(tags, ["accuracy/test", "accuracy/train", "loss", "lr"]);
+    for (tag, series) in scalars {
+        let steps: Vec<i64> = series
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e[0].as_i64().unwrap())
+            .collect();
+        assert_eq!(steps.len(), points, "{tag}: {steps:?}");
+        assert_eq!(steps[0], 1);
+        assert_eq!(steps[points - 1], 200);
+    }
+    assert!(scalars["lr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e[1].as_f64() == Some(1.0)));
+    let histograms = v["histograms"].as_object().unwrap();
+    let mut tags: Vec<&str> = histograms.keys().map(String::as_str).collect();
+    tags.sort_unstable();
+    assert_eq!(
+        tags,
+        ["weights/layers.0", "weights/layers.1", "weights/layers.2"]
+    );
+    for (tag, weights) in [
+        ("weights/layers.0", 2 * 16),
+        ("weights/layers.1", 16 * 8),
+        ("weights/layers.2", 8 * 3),
+    ] {
+        let series = histograms[tag].as_array().unwrap();
+        assert_eq!(series.len(), points, "{tag}");
+        for e in series {
+            // num and the sum of the bucket counts are the weight count.
+            assert_eq!(e[1].as_f64().unwrap(), weights as f64, "{tag}");
+            assert_eq!(e[2].as_f64().unwrap(), weights as f64, "{tag}");
+        }
+    }
+
+    // vnn predict on the spiral as CSV against numpy on the same rows.
+    let data = spiral(100, 3, 0);
+    let rows = data.n_rows();
+    let mut csv = String::from("x0,x1,label\n");
+    for i in 0..rows {
+        csv.push_str(&format!(
+            "{},{},{}\n",
+            data.row(i)[0],
+            data.row(i)[1],
+            data.labels[i]
+        ));
+    }
+    let csv_path = dir.join("spiral.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let model_path = run.join("model.safetensors");
+    let out = Command::new(bin)
+        .args([
+            "predict",
+            "--json",
+            "--model",
+            model_path.to_str().unwrap(),
+            "--data",
+            csv_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let p: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let cli: Vec<u32> = serde_json::from_value(p["predictions"].clone()).unwrap();
+
+    let rows_json: Vec<&[f32]> = (0..rows).map(|i| data.row(i)).collect();
+    let rows_path = dir.join("rows.json");
+    std::fs::write(&rows_path, serde_json::to_string(&rows_json).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&run_python(&py, NUMPY_FORWARD, &[&model_path, &rows_path])).unwrap();
+    assert!(
+        v["extra"].as_str().unwrap().contains("--hidden 16,8"),
+        "{}",
+        v["extra"]
+    );
+    let py_pred: Vec<u32> = serde_json::from_value(v["pred"].clone()).unwrap();
+    let margin: Vec<f64> = serde_json::from_value(v["margin"].clone()).unwrap();
+    assert_eq!(cli.len(), rows);
+    // Class names are "0", "1", "2", so the label values are the indices.
+    let differ: Vec<usize> = (0..rows).filter(|&i| py_pred[i] != cli[i]).collect();
+    assert!(
+        differ.iter().all(|&i| margin[i] < 1e-4),
+        "vnn predict and numpy differ on rows {differ:?}"
+    );
+    assert!(differ.len() <= 1, "{differ:?}");
+    let correct = cli.iter().zip(&data.labels).filter(|(a, b)| a == b).count();
+    assert!(correct * 10 > rows * 7, "accuracy {correct}/{rows}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
