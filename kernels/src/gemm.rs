@@ -369,6 +369,12 @@ fn matvec_rows(x: &[f32], w: &[f32], bias: &[f32], n_out: usize, out: &mut [f32]
     }
 }
 
+/// Loads 8 lanes from the front of `s`.
+#[inline(always)]
+fn load8(s: &[f32]) -> f32x8 {
+    <f32x8 as Simd8>::load(s)
+}
+
 /// `out += xi * w_row`: vectors over the first `full` columns, scalars after.
 fn axpy_row(out: &mut [f32], w_row: &[f32], xi: f32, full: usize) {
     let xv = f32x8::splat(xi);
@@ -508,18 +514,122 @@ pub fn matvec_bias_scalar(
 /// `f32` lanes of one vector.
 const LANES: usize = 8;
 
+/// The 8-lane vector operations of the small-shape kernels: [`f32x8`]
+/// (instructions chosen when the crate is compiled), or AVX2 + FMA registers
+/// chosen at run time (`x86.rs`, builds without FMA enabled).
+pub(crate) trait Simd8: Copy {
+    /// All lanes `0.0`.
+    fn zero() -> Self;
+    /// All lanes `v`.
+    fn splat(v: f32) -> Self;
+    /// The first 8 elements of `s` (panics if shorter).
+    fn load(s: &[f32]) -> Self;
+    /// The lanes of `a`.
+    fn from_array(a: [f32; LANES]) -> Self;
+    /// The lanes as an array.
+    fn to_array(self) -> [f32; LANES];
+    /// `self * b + c` (fused where the implementation has FMA).
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// `self * b`.
+    fn mul(self, b: Self) -> Self;
+    /// Bitwise and.
+    fn and(self, m: Self) -> Self;
+    /// The sum of the lanes.
+    fn reduce_add(self) -> f32;
+    /// Whether only 16 vector registers hold these vectors (AVX2), so that
+    /// the dot kernel's 4 x 4 tile would spill: it then takes 3 rows
+    /// (spiral `A1 W2`, 300 x 3 x 100, on AVX2: 3.4 us vs 3.9 us; with
+    /// AVX-512's 32 registers 4 rows stay faster, 2.8 vs 3.6 us).
+    const FEW_REGISTERS: bool = false;
+
+    /// One register tile of the axpy kernel ([`axpy_tile_impl`]). A trait
+    /// method so that an implementation can compile the tile with its own
+    /// target features (`x86.rs`); the loops around it stay generic.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn axpy_tile<const R: usize, const V: usize>(
+        p: View,
+        q: View,
+        k: usize,
+        p0: usize,
+        q0: usize,
+        lanes: (usize, usize),
+        dest: &mut Dest,
+    ) {
+        axpy_tile_impl::<Self, R, V>(p, q, k, p0, q0, lanes, dest);
+    }
+
+    /// One register tile of the dot kernel ([`dot_tile_impl`]); see
+    /// [`Simd8::axpy_tile`].
+    #[inline(always)]
+    fn dot_tile<const R: usize, const C: usize>(
+        p: View,
+        qt: View,
+        k: usize,
+        p0: usize,
+        q0: usize,
+        dest: &mut Dest,
+    ) {
+        dot_tile_impl::<Self, R, C>(p, qt, k, p0, q0, dest);
+    }
+}
+
+impl Simd8 for f32x8 {
+    #[inline(always)]
+    fn zero() -> Self {
+        f32x8::ZERO
+    }
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        f32x8::splat(v)
+    }
+    #[inline(always)]
+    fn load(s: &[f32]) -> Self {
+        f32x8::new(s[..LANES].try_into().unwrap())
+    }
+    #[inline(always)]
+    fn from_array(a: [f32; LANES]) -> Self {
+        f32x8::new(a)
+    }
+    #[inline(always)]
+    fn to_array(self) -> [f32; LANES] {
+        f32x8::to_array(self)
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        f32x8::mul_add(self, b, c)
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        self * b
+    }
+    #[inline(always)]
+    fn and(self, m: Self) -> Self {
+        self & m
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        f32x8::reduce_add(self)
+    }
+}
+
 /// Capacity, in `f32`, of the stack buffer into which a strided operand is
 /// copied (32 KiB: fits in L1 with room to spare). Larger operands are
 /// processed in chunks of this size, so no path allocates.
 const STAGE: usize = 8192;
 
 /// Register tiles of the axpy kernel: rows of `P` broadcast times vectors
-/// of `Q`. 4 x 4 (32 columns) in general; 6 x 2 when `P` has 5 to 12 rows,
+/// of `Q`. 4 x 3 (24 columns) in general; 6 x 2 when `P` has 5 to 12 rows,
 /// so that e.g. 10 classes take two passes over `Q` instead of three
-/// (`A1^T dS` with K = 10: 108 vs 58 GFLOP/s).
-const AXPY_WIDE: (usize, usize) = (4, 4);
+/// (`A1^T dS` with K = 10: 108 vs 58 GFLOP/s). 4 x 3 rather than 4 x 4:
+/// with 16 vector registers (AVX2) 4 x 4 spills its sums to the stack, and
+/// with AVX-512 4 x 3 was faster too (spiral `A1^T dS`, 100 x 3 x 300:
+/// 2.2 vs 3.1 us native, 2.0 vs 5.3 us on AVX2; `3 x 200 x 500` TN: 6.1 vs
+/// 8.9 us native; `16 x 512 x 200` TN equal).
+const AXPY_WIDE: (usize, usize) = (4, 3);
 /// See [`AXPY_WIDE`].
 const AXPY_TALL: (usize, usize) = (6, 2);
+
 /// Register tile of the dot kernel: rows of `P` times rows of `Q`.
 const DOT_TILE: usize = 4;
 
@@ -531,7 +641,7 @@ const DOT_TILE: usize = 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SmallKernel {
     /// SIMD along the columns of `C`: for each `l`, `C[i, j..j+8] +=
-    /// op(A)[i, l] * op(B)[l, j..j+8]`, over a register tile of 4 rows x 32
+    /// op(A)[i, l] * op(B)[l, j..j+8]`, over a register tile of 4 rows x 24
     /// columns. Best when `n >= 16`. Reads `op(B)` rows in place when
     /// `tb == No` and `n >= 8`, and stages them otherwise.
     Axpy,
@@ -616,6 +726,32 @@ pub fn gemm_small(
         scale_c(beta, c);
         return;
     }
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
+    if crate::x86::available() {
+        // SAFETY: available() found AVX2 and FMA on this CPU; the shapes
+        // were checked above.
+        unsafe { crate::x86::gemm_small(kernel, ta, tb, m, n, k, alpha, a, b, beta, c) };
+        return;
+    }
+    small_run::<f32x8>(kernel, ta, tb, m, n, k, alpha, a, b, beta, c);
+}
+
+/// The body of [`gemm_small`] for one vector type, after the shape checks
+/// and the empty cases (`m`, `n`, `k` nonzero, `alpha != 0`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn small_run<S: Simd8>(
+    kernel: SmallKernel,
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
     let op_a = View::of(a, ta, m, k);
     let op_b = View::of(b, tb, k, n);
     let dest = Dest {
@@ -626,8 +762,8 @@ pub fn gemm_small(
         beta,
     };
     match kernel {
-        SmallKernel::Dot if ta == Transpose::No => dot(op_a, op_b, m, n, k, dest),
-        SmallKernel::Axpy => axpy(op_a, op_b, m, n, k, dest),
+        SmallKernel::Dot if ta == Transpose::No => dot::<S>(op_a, op_b, m, n, k, dest),
+        SmallKernel::Axpy => axpy::<S>(op_a, op_b, m, n, k, dest),
         SmallKernel::AxpyTransposed | SmallKernel::Dot => {
             // C^T = op(B)^T * op(A)^T, written through swapped strides.
             let dest = Dest {
@@ -635,14 +771,14 @@ pub fn gemm_small(
                 cs: n,
                 ..dest
             };
-            axpy(op_b.t(), op_a.t(), n, m, k, dest)
+            axpy::<S>(op_b.t(), op_a.t(), n, m, k, dest)
         }
     }
 }
 
 /// A strided read-only matrix: element `(r, c)` is `d[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
-struct View<'a> {
+pub(crate) struct View<'a> {
     d: &'a [f32],
     rs: usize,
     cs: usize,
@@ -690,7 +826,7 @@ impl<'a> View<'a> {
 
 /// Where a kernel writes: `out(p, q)` is `c[p * rs + q * cs]`, set to
 /// `alpha * acc + beta * out(p, q)` (not read when `beta == 0`).
-struct Dest<'c> {
+pub(crate) struct Dest<'c> {
     c: &'c mut [f32],
     rs: usize,
     cs: usize,
@@ -712,15 +848,15 @@ impl Dest<'_> {
 
     /// Writes lanes `lanes.0..lanes.1` of `acc` to `out(p, q + t)`.
     #[inline(always)]
-    fn put8(&mut self, p: usize, q: usize, acc: f32x8, lanes: (usize, usize)) {
+    fn put8<S: Simd8>(&mut self, p: usize, q: usize, acc: S, lanes: (usize, usize)) {
         if self.cs == 1 && lanes == (0, LANES) {
             let i = p * self.rs + q;
             let dst: &mut [f32; LANES] = (&mut self.c[i..i + LANES]).try_into().unwrap();
-            let v = acc * f32x8::splat(self.alpha);
+            let v = acc.mul(S::splat(self.alpha));
             let r = if self.beta == 0.0 {
                 v
             } else {
-                f32x8::new(*dst).mul_add(f32x8::splat(self.beta), v)
+                S::load(dst).mul_add(S::splat(self.beta), v)
             };
             *dst = r.to_array();
         } else {
@@ -734,24 +870,24 @@ impl Dest<'_> {
     /// Writes an `R x (8 V)` tile at `(p0, q0)`; only lanes `lanes.0..lanes.1`
     /// of each vector.
     #[inline(always)]
-    fn put_tile<const R: usize, const V: usize>(
+    fn put_tile<S: Simd8, const R: usize, const V: usize>(
         &mut self,
         p0: usize,
         q0: usize,
-        acc: &[[f32x8; V]; R],
+        acc: &[[S; V]; R],
         lanes: (usize, usize),
     ) {
         if self.cs == 1 && lanes == (0, LANES) {
-            let alpha = f32x8::splat(self.alpha);
-            let beta = f32x8::splat(self.beta);
+            let alpha = S::splat(self.alpha);
+            let beta = S::splat(self.beta);
             for (r, acc_r) in acc.iter().enumerate() {
                 let out = &mut self.c[(p0 + r) * self.rs + q0..][..V * LANES];
                 for (dst, &a) in out.chunks_exact_mut(LANES).zip(acc_r) {
-                    let v = a * alpha;
+                    let v = a.mul(alpha);
                     let v = if self.beta == 0.0 {
                         v
                     } else {
-                        load8(dst).mul_add(beta, v)
+                        S::load(dst).mul_add(beta, v)
                     };
                     dst.copy_from_slice(&v.to_array());
                 }
@@ -777,16 +913,10 @@ impl Dest<'_> {
     }
 }
 
-/// Loads 8 lanes from the front of `s`.
-#[inline(always)]
-fn load8(s: &[f32]) -> f32x8 {
-    f32x8::new(s[..LANES].try_into().unwrap())
-}
-
 /// `out = op(P) * Q` (`mp x k` times `k x nq`), SIMD along `nq`.
-fn axpy(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: Dest) {
+fn axpy<S: Simd8>(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: Dest) {
     if q.cs == 1 && nq >= LANES {
-        axpy_run(p, q, mp, nq, k, false, &mut dest);
+        axpy_run::<S>(p, q, mp, nq, k, false, &mut dest);
         return;
     }
     // Stage column chunks of Q, zero-padded to whole vectors, in k chunks.
@@ -813,7 +943,7 @@ fn axpy(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: Dest) {
                 cs: 1,
             };
             let mut sub = dest.cols_from(q0, beta);
-            axpy_run(p.skip_cols(l0), staged, mp, nc, kc, true, &mut sub);
+            axpy_run::<S>(p.skip_cols(l0), staged, mp, nc, kc, true, &mut sub);
             q0 += nc;
         }
         l0 += kc;
@@ -824,16 +954,24 @@ fn axpy(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: Dest) {
 /// reads past `nq` when `padded` (the stage holds zeros there), and
 /// otherwise overlaps the previous vector (`nq >= 8`), writing only its new
 /// lanes.
-fn axpy_run(p: View, q: View, mp: usize, nq: usize, k: usize, padded: bool, dest: &mut Dest) {
+fn axpy_run<S: Simd8>(
+    p: View,
+    q: View,
+    mp: usize,
+    nq: usize,
+    k: usize,
+    padded: bool,
+    dest: &mut Dest,
+) {
     if mp > AXPY_WIDE.0 && mp <= 2 * AXPY_TALL.0 {
-        axpy_blocks::<{ AXPY_TALL.0 }, { AXPY_TALL.1 }>(p, q, mp, nq, k, padded, dest);
+        axpy_blocks::<S, { AXPY_TALL.0 }, { AXPY_TALL.1 }>(p, q, mp, nq, k, padded, dest);
     } else {
-        axpy_blocks::<{ AXPY_WIDE.0 }, { AXPY_WIDE.1 }>(p, q, mp, nq, k, padded, dest);
+        axpy_blocks::<S, { AXPY_WIDE.0 }, { AXPY_WIDE.1 }>(p, q, mp, nq, k, padded, dest);
     }
 }
 
 /// [`axpy_run`] with `R x V` tiles.
-fn axpy_blocks<const R: usize, const V: usize>(
+fn axpy_blocks<S: Simd8, const R: usize, const V: usize>(
     p: View,
     q: View,
     mp: usize,
@@ -845,28 +983,28 @@ fn axpy_blocks<const R: usize, const V: usize>(
     let block = V * LANES;
     let mut q0 = 0;
     while q0 + block <= nq {
-        axpy_rows::<R, V>(p, q, mp, k, q0, (0, LANES), dest);
+        axpy_rows::<S, R, V>(p, q, mp, k, q0, (0, LANES), dest);
         q0 += block;
     }
     match (nq - q0) / LANES {
-        1 => axpy_rows::<R, 1>(p, q, mp, k, q0, (0, LANES), dest),
-        2 => axpy_rows::<R, 2>(p, q, mp, k, q0, (0, LANES), dest),
-        3 => axpy_rows::<R, 3>(p, q, mp, k, q0, (0, LANES), dest),
+        1 => axpy_rows::<S, R, 1>(p, q, mp, k, q0, (0, LANES), dest),
+        2 => axpy_rows::<S, R, 2>(p, q, mp, k, q0, (0, LANES), dest),
+        3 => axpy_rows::<S, R, 3>(p, q, mp, k, q0, (0, LANES), dest),
         _ => {}
     }
     let rem = nq % LANES;
     if rem != 0 {
         if padded {
-            axpy_rows::<R, 1>(p, q, mp, k, nq - rem, (0, rem), dest);
+            axpy_rows::<S, R, 1>(p, q, mp, k, nq - rem, (0, rem), dest);
         } else {
-            axpy_rows::<R, 1>(p, q, mp, k, nq - LANES, (LANES - rem, LANES), dest);
+            axpy_rows::<S, R, 1>(p, q, mp, k, nq - LANES, (LANES - rem, LANES), dest);
         }
     }
 }
 
 /// All row tiles of [`axpy_run`] for `V` vectors starting at column `q0`.
 #[allow(clippy::too_many_arguments)]
-fn axpy_rows<const R: usize, const V: usize>(
+fn axpy_rows<S: Simd8, const R: usize, const V: usize>(
     p: View,
     q: View,
     mp: usize,
@@ -877,23 +1015,90 @@ fn axpy_rows<const R: usize, const V: usize>(
 ) {
     let mut p0 = 0;
     while p0 + R <= mp {
-        axpy_tile::<R, V>(p, q, k, p0, q0, lanes, dest);
+        S::axpy_tile::<R, V>(p, q, k, p0, q0, lanes, dest);
         p0 += R;
     }
     match mp - p0 {
-        1 => axpy_tile::<1, V>(p, q, k, p0, q0, lanes, dest),
-        2 => axpy_tile::<2, V>(p, q, k, p0, q0, lanes, dest),
-        3 => axpy_tile::<3, V>(p, q, k, p0, q0, lanes, dest),
-        4 => axpy_tile::<4, V>(p, q, k, p0, q0, lanes, dest),
-        5 => axpy_tile::<5, V>(p, q, k, p0, q0, lanes, dest),
+        1 => S::axpy_tile::<1, V>(p, q, k, p0, q0, lanes, dest),
+        2 => S::axpy_tile::<2, V>(p, q, k, p0, q0, lanes, dest),
+        3 => S::axpy_tile::<3, V>(p, q, k, p0, q0, lanes, dest),
+        4 => S::axpy_tile::<4, V>(p, q, k, p0, q0, lanes, dest),
+        5 => S::axpy_tile::<5, V>(p, q, k, p0, q0, lanes, dest),
         _ => {}
     }
+}
+
+/// One step of [`axpy_tile_impl`]: `acc[r][v] += pv[r] * row[8 v ..]`.
+///
+/// A function rather than a closure (here and in [`dot_tile_impl`]): closures do
+/// not inherit `#[target_feature]`, and the AVX2 instantiation must inline
+/// every vector operation into its `#[target_feature]` caller.
+#[inline(always)]
+fn axpy_step<S: Simd8, const R: usize, const V: usize>(
+    acc: &mut [[S; V]; R],
+    pv: [f32; R],
+    row: &[f32],
+) {
+    let qv: [S; V] = load_n(&row[..V * LANES], 0);
+    for (acc_r, &a) in acc.iter_mut().zip(&pv) {
+        let a = S::splat(a);
+        for (s, &b) in acc_r.iter_mut().zip(&qv) {
+            *s = a.mul_add(b, *s);
+        }
+    }
+}
+
+/// `N` consecutive vectors of `row`, starting at `at`.
+#[inline(always)]
+fn load_n<S: Simd8, const N: usize>(row: &[f32], at: usize) -> [S; N] {
+    let mut out = [S::zero(); N];
+    for (v, o) in out.iter_mut().enumerate() {
+        *o = S::load(&row[at + v * LANES..]);
+    }
+    out
+}
+
+/// `N` vectors loaded from `rows[i][at..]`, each and-ed with `mask`.
+#[inline(always)]
+fn load_rows<S: Simd8, const N: usize>(rows: &[&[f32]; N], at: usize, mask: Option<S>) -> [S; N] {
+    let mut out = [S::zero(); N];
+    for (o, row) in out.iter_mut().zip(rows) {
+        let v = S::load(&row[at..]);
+        *o = match mask {
+            Some(m) => v.and(m),
+            None => v,
+        };
+    }
+    out
+}
+
+/// `acc[r][c] += pv[r] * qv[c]` (lanewise) for [`dot_tile_impl`].
+#[inline(always)]
+fn dot_step<S: Simd8, const R: usize, const C: usize>(
+    acc: &mut [[S; C]; R],
+    pv: &[S; R],
+    qv: &[S; C],
+) {
+    for (acc_r, &a) in acc.iter_mut().zip(pv) {
+        for (s, &b) in acc_r.iter_mut().zip(qv) {
+            *s = a.mul_add(b, *s);
+        }
+    }
+}
+
+/// The first (at most 8) elements of `s`, zero-padded to a vector.
+#[inline(always)]
+fn load_padded<S: Simd8>(s: &[f32]) -> S {
+    let mut a = [0.0; LANES];
+    let n = s.len().min(LANES);
+    a[..n].copy_from_slice(&s[..n]);
+    S::from_array(a)
 }
 
 /// One `R x (8 V)` register tile: `acc[r][v] += P(p0 + r, l) * Q(l, q0 + 8 v ..)`.
 /// `P` has contiguous rows (`cs == 1`) or contiguous columns (`rs == 1`).
 #[inline(always)]
-fn axpy_tile<const R: usize, const V: usize>(
+pub(crate) fn axpy_tile_impl<S: Simd8, const R: usize, const V: usize>(
     p: View,
     q: View,
     k: usize,
@@ -902,30 +1107,20 @@ fn axpy_tile<const R: usize, const V: usize>(
     lanes: (usize, usize),
     dest: &mut Dest,
 ) {
-    let mut acc = [[f32x8::ZERO; V]; R];
-    let step = |acc: &mut [[f32x8; V]; R], pv: [f32; R], row: &[f32]| {
-        let row = &row[..V * LANES];
-        let qv: [f32x8; V] = std::array::from_fn(|v| load8(&row[v * LANES..]));
-        for (acc_r, &a) in acc.iter_mut().zip(&pv) {
-            let a = f32x8::splat(a);
-            for (s, &b) in acc_r.iter_mut().zip(&qv) {
-                *s = a.mul_add(b, *s);
-            }
-        }
-    };
+    let mut acc = [[S::zero(); V]; R];
     // Row l of Q starts at l * q.rs + q0 (rows hold at least 8 V columns
     // past q0; with k == 1 the stride does not matter).
     let q_rows = q.d[q0..].chunks(q.rs.max(V * LANES)).take(k);
     if p.cs == 1 {
         let prow: [&[f32]; R] = std::array::from_fn(|r| &p.d[(p0 + r) * p.rs..][..k]);
         for (l, row) in q_rows.enumerate() {
-            step(&mut acc, std::array::from_fn(|r| prow[r][l]), row);
+            axpy_step(&mut acc, std::array::from_fn(|r| prow[r][l]), row);
         }
     } else {
         debug_assert_eq!(p.rs, 1);
         for (l, row) in q_rows.enumerate() {
             let col = &p.d[l * p.cs + p0..][..R];
-            step(&mut acc, std::array::from_fn(|r| col[r]), row);
+            axpy_step(&mut acc, std::array::from_fn(|r| col[r]), row);
         }
     }
     dest.put_tile(p0, q0, &acc, lanes);
@@ -934,10 +1129,10 @@ fn axpy_tile<const R: usize, const V: usize>(
 /// `out = P * Q` (`mp x k` times `k x nq`) as dot products along `k`;
 /// `p.cs == 1`. `Q^T` is read in place when its rows are contiguous and
 /// staged in column chunks otherwise.
-fn dot(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: Dest) {
+fn dot<S: Simd8>(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: Dest) {
     let qt = q.t();
     if qt.cs == 1 {
-        dot_run(p, qt, mp, nq, k, &mut dest);
+        dot_run::<S>(p, qt, mp, nq, k, &mut dest);
         return;
     }
     let mut stage = [0.0f32; STAGE];
@@ -960,7 +1155,7 @@ fn dot(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: Dest) {
                 cs: 1,
             };
             let mut sub = dest.cols_from(q0, beta);
-            dot_run(p.skip_cols(l0), staged, mp, nc, kc, &mut sub);
+            dot_run::<S>(p.skip_cols(l0), staged, mp, nc, kc, &mut sub);
             q0 += nc;
         }
         l0 += kc;
@@ -968,38 +1163,50 @@ fn dot(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: Dest) {
 }
 
 /// The register-tiled loops of [`dot`]; `p.cs == 1` and `qt.cs == 1`.
-fn dot_run(p: View, qt: View, mp: usize, nq: usize, k: usize, dest: &mut Dest) {
+fn dot_run<S: Simd8>(p: View, qt: View, mp: usize, nq: usize, k: usize, dest: &mut Dest) {
+    let tile = if S::FEW_REGISTERS { 3 } else { DOT_TILE };
     let mut p0 = 0;
-    while p0 + DOT_TILE <= mp {
-        dot_cols::<DOT_TILE>(p, qt, nq, k, p0, dest);
-        p0 += DOT_TILE;
+    while p0 + tile <= mp {
+        if S::FEW_REGISTERS {
+            dot_cols::<S, 3>(p, qt, nq, k, p0, dest);
+        } else {
+            dot_cols::<S, DOT_TILE>(p, qt, nq, k, p0, dest);
+        }
+        p0 += tile;
     }
     match mp - p0 {
-        1 => dot_cols::<1>(p, qt, nq, k, p0, dest),
-        2 => dot_cols::<2>(p, qt, nq, k, p0, dest),
-        3 => dot_cols::<3>(p, qt, nq, k, p0, dest),
+        1 => dot_cols::<S, 1>(p, qt, nq, k, p0, dest),
+        2 => dot_cols::<S, 2>(p, qt, nq, k, p0, dest),
+        3 => dot_cols::<S, 3>(p, qt, nq, k, p0, dest),
         _ => {}
     }
 }
 
 /// All column tiles of [`dot_run`] for `R` rows starting at `p0`.
-fn dot_cols<const R: usize>(p: View, qt: View, nq: usize, k: usize, p0: usize, dest: &mut Dest) {
+fn dot_cols<S: Simd8, const R: usize>(
+    p: View,
+    qt: View,
+    nq: usize,
+    k: usize,
+    p0: usize,
+    dest: &mut Dest,
+) {
     let mut q0 = 0;
     while q0 + DOT_TILE <= nq {
-        dot_tile::<R, DOT_TILE>(p, qt, k, p0, q0, dest);
+        S::dot_tile::<R, DOT_TILE>(p, qt, k, p0, q0, dest);
         q0 += DOT_TILE;
     }
     match nq - q0 {
-        1 => dot_tile::<R, 1>(p, qt, k, p0, q0, dest),
-        2 => dot_tile::<R, 2>(p, qt, k, p0, q0, dest),
-        3 => dot_tile::<R, 3>(p, qt, k, p0, q0, dest),
+        1 => S::dot_tile::<R, 1>(p, qt, k, p0, q0, dest),
+        2 => S::dot_tile::<R, 2>(p, qt, k, p0, q0, dest),
+        3 => S::dot_tile::<R, 3>(p, qt, k, p0, q0, dest),
         _ => {}
     }
 }
 
 /// One `R x C` tile of dot products `P(p0 + r, :) . Q^T(q0 + c, :)`.
 #[inline(always)]
-fn dot_tile<const R: usize, const C: usize>(
+pub(crate) fn dot_tile_impl<S: Simd8, const R: usize, const C: usize>(
     p: View,
     qt: View,
     k: usize,
@@ -1009,41 +1216,37 @@ fn dot_tile<const R: usize, const C: usize>(
 ) {
     let prow: [&[f32]; R] = std::array::from_fn(|r| &p.skip_rows(p0 + r).d[..k]);
     let qrow: [&[f32]; C] = std::array::from_fn(|c| &qt.skip_rows(q0 + c).d[..k]);
-    let mut acc = [[f32x8::ZERO; C]; R];
-    let fma = |acc: &mut [[f32x8; C]; R], pv: &[f32x8; R], qv: &[f32x8; C]| {
-        for (acc_r, &a) in acc.iter_mut().zip(pv) {
-            for (s, &b) in acc_r.iter_mut().zip(qv) {
-                *s = a.mul_add(b, *s);
-            }
-        }
-    };
+    let mut acc = [[S::zero(); C]; R];
     let full = k / LANES * LANES;
     for l in (0..full).step_by(LANES) {
-        let pv: [f32x8; R] = std::array::from_fn(|r| load8(&prow[r][l..]));
-        let qv: [f32x8; C] = std::array::from_fn(|c| load8(&qrow[c][l..]));
-        fma(&mut acc, &pv, &qv);
+        let pv: [S; R] = load_rows(&prow, l, None);
+        let qv: [S; C] = load_rows(&qrow, l, None);
+        dot_step(&mut acc, &pv, &qv);
     }
     let rem = k - full;
     if rem != 0 {
-        let (pv, qv): ([f32x8; R], [f32x8; C]) = if k >= LANES {
+        let (pv, qv): ([S; R], [S; C]) = if k >= LANES {
             // The last full vector, with the lanes already summed masked out
             // of both operands (bitwise, so 0 * inf cannot make a NaN).
-            let mask = f32x8::new(std::array::from_fn(|t| {
+            let mask = S::from_array(std::array::from_fn(|t| {
                 f32::from_bits(if t >= LANES - rem { u32::MAX } else { 0 })
             }));
             (
-                std::array::from_fn(|r| load8(&prow[r][k - LANES..]) & mask),
-                std::array::from_fn(|c| load8(&qrow[c][k - LANES..]) & mask),
+                load_rows(&prow, k - LANES, Some(mask)),
+                load_rows(&qrow, k - LANES, Some(mask)),
             )
         } else {
-            let pad =
-                |s: &[f32]| f32x8::new(std::array::from_fn(|t| s.get(t).copied().unwrap_or(0.0)));
-            (
-                std::array::from_fn(|r| pad(prow[r])),
-                std::array::from_fn(|c| pad(qrow[c])),
-            )
+            let mut pv = [S::zero(); R];
+            for (v, row) in pv.iter_mut().zip(&prow) {
+                *v = load_padded(row);
+            }
+            let mut qv = [S::zero(); C];
+            for (v, row) in qv.iter_mut().zip(&qrow) {
+                *v = load_padded(row);
+            }
+            (pv, qv)
         };
-        fma(&mut acc, &pv, &qv);
+        dot_step(&mut acc, &pv, &qv);
     }
     for (r, acc_r) in acc.iter().enumerate() {
         for (c, &s) in acc_r.iter().enumerate() {

@@ -1,20 +1,23 @@
-//! AVX2 + FMA versions of the hottest fused loops, for builds without
+//! AVX2 + FMA versions of the hottest loops, for builds without
 //! `-C target-cpu` flags.
 //!
 //! `wide` picks its instructions at compile time, so a default build (what a
-//! library user gets) runs the fused kernels on SSE2 without fused
-//! multiply-adds. When the build does not already enable FMA, the kernels of
-//! [`crate::fused`] check once per call with `is_x86_feature_detected!`
-//! and run these versions instead. They compute the same sums in the same
-//! order as the `wide` code of a `target-cpu=native` build (one fused
-//! multiply-add per term), and are tested against the scalar twins below.
+//! library user gets) runs its kernels on SSE2 without fused multiply-adds.
+//! When the build does not already enable FMA, the fused kernels of
+//! [`crate::fused`] and the small-shape GEMM of [`crate::gemm::gemm_small`]
+//! check once per call with `is_x86_feature_detected!` and run these versions
+//! instead. They compute the same sums in the same order as the `wide` code
+//! of a `target-cpu=native` build (one fused multiply-add per term), and are
+//! tested against the scalar twins below.
 
 #![cfg(target_arch = "x86_64")]
 
+use crate::gemm::{axpy_tile_impl, dot_tile_impl, Dest, SmallKernel, Transpose, View};
 use std::arch::x86_64::{
-    __m256, _mm256_add_ps, _mm256_and_ps, _mm256_blendv_ps, _mm256_broadcast_ss, _mm256_cmp_ps,
-    _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_or_ps, _mm256_set1_ps,
-    _mm256_setzero_ps, _mm256_storeu_ps, _CMP_GT_OQ, _CMP_UNORD_Q,
+    __m128, __m256, _mm256_add_ps, _mm256_and_ps, _mm256_blendv_ps, _mm256_broadcast_ss,
+    _mm256_castps256_ps128, _mm256_cmp_ps, _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps,
+    _mm256_mul_ps, _mm256_or_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_storeu_ps, _mm_add_ps,
+    _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _CMP_GT_OQ, _CMP_UNORD_Q,
 };
 
 const LANES: usize = 8;
@@ -44,6 +47,162 @@ fn store(d: &mut [f32], v: __m256) {
     // unique borrow; `storeu` has no alignment requirement. AVX is enabled as
     // for `load`.
     unsafe { _mm256_storeu_ps(d.as_mut_ptr(), v) }
+}
+
+/// [`crate::gemm::gemm_small`] on AVX2 + FMA: the same loops, tiles,
+/// staging and summation order as the `wide` code, with [`Avx`] vectors
+/// (each register tile is compiled for AVX2 + FMA, see [`Avx`]).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA ([`available`] returned `true`). The
+/// caller has checked the shapes (`a`, `b`, `c` hold `m*k`, `k*n`, `m*n`
+/// elements); every memory access is through bounds-checked slices.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(target_feature = "fma", allow(dead_code))]
+pub(crate) unsafe fn gemm_small(
+    kernel: SmallKernel,
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    crate::gemm::small_run::<Avx>(kernel, ta, tb, m, n, k, alpha, a, b, beta, c);
+}
+
+/// Eight `f32` lanes in an AVX register, for the generic small-shape GEMM.
+///
+/// The loops of [`crate::gemm`] call the register tiles through
+/// [`crate::gemm::Simd8::axpy_tile`] / [`crate::gemm::Simd8::dot_tile`],
+/// which this type routes to `#[target_feature(enable = "avx2,fma")]`
+/// functions; the vector methods below are `#[inline(always)]` and inlined
+/// into those. An `Avx` path is only entered through [`gemm_small`], whose
+/// contract is that [`available`] returned `true`: that is the safety
+/// argument of every intrinsic and tile call of this type.
+#[derive(Clone, Copy)]
+#[cfg_attr(target_feature = "fma", allow(dead_code))]
+pub(crate) struct Avx(__m256);
+
+/// [`axpy_tile_impl`] compiled for AVX2 + FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy_tile_avx<const R: usize, const V: usize>(
+    p: View,
+    q: View,
+    k: usize,
+    p0: usize,
+    q0: usize,
+    lanes: (usize, usize),
+    dest: &mut Dest,
+) {
+    axpy_tile_impl::<Avx, R, V>(p, q, k, p0, q0, lanes, dest);
+}
+
+/// [`dot_tile_impl`] compiled for AVX2 + FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_tile_avx<const R: usize, const C: usize>(
+    p: View,
+    qt: View,
+    k: usize,
+    p0: usize,
+    q0: usize,
+    dest: &mut Dest,
+) {
+    dot_tile_impl::<Avx, R, C>(p, qt, k, p0, q0, dest);
+}
+
+impl crate::gemm::Simd8 for Avx {
+    const FEW_REGISTERS: bool = true;
+
+    #[inline(always)]
+    fn axpy_tile<const R: usize, const V: usize>(
+        p: View,
+        q: View,
+        k: usize,
+        p0: usize,
+        q0: usize,
+        lanes: (usize, usize),
+        dest: &mut Dest,
+    ) {
+        // SAFETY: AVX2 and FMA are available (see the type's docs).
+        unsafe { axpy_tile_avx::<R, V>(p, q, k, p0, q0, lanes, dest) }
+    }
+
+    #[inline(always)]
+    fn dot_tile<const R: usize, const C: usize>(
+        p: View,
+        qt: View,
+        k: usize,
+        p0: usize,
+        q0: usize,
+        dest: &mut Dest,
+    ) {
+        // SAFETY: AVX2 and FMA are available (see the type's docs).
+        unsafe { dot_tile_avx::<R, C>(p, qt, k, p0, q0, dest) }
+    }
+    #[inline(always)]
+    fn zero() -> Self {
+        // SAFETY: AVX is available (see the type's docs).
+        Avx(unsafe { _mm256_setzero_ps() })
+    }
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        // SAFETY: AVX is available (see the type's docs).
+        Avx(unsafe { _mm256_set1_ps(v) })
+    }
+    #[inline(always)]
+    fn load(s: &[f32]) -> Self {
+        Avx(load(s))
+    }
+    #[inline(always)]
+    fn from_array(a: [f32; LANES]) -> Self {
+        Avx(load(&a))
+    }
+    #[inline(always)]
+    fn to_array(self) -> [f32; LANES] {
+        let mut out = [0.0; LANES];
+        store(&mut out, self.0);
+        out
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: FMA is available (see the type's docs).
+        Avx(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        // SAFETY: AVX is available (see the type's docs).
+        Avx(unsafe { _mm256_mul_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn and(self, m: Self) -> Self {
+        // SAFETY: AVX is available (see the type's docs).
+        Avx(unsafe { _mm256_and_ps(self.0, m.0) })
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        // SAFETY: AVX is available (see the type's docs); SSE is part of
+        // x86-64. Sums lanes (t, t + 4), then pairs, then the last two.
+        unsafe {
+            let lo: __m128 = _mm256_castps256_ps128(self.0);
+            let hi: __m128 = _mm256_extractf128_ps::<1>(self.0);
+            let s = _mm_add_ps(lo, hi);
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+            _mm_cvtss_f32(s)
+        }
+    }
 }
 
 /// [`crate::fused`]'s column strips of `relu(X W + b)` for `N` inputs and
@@ -242,6 +401,113 @@ mod tests {
                 _ => unreachable!(),
             }
         };
+    }
+
+    /// The small-shape GEMM, both the AVX2 instantiation and the `wide`
+    /// one (which a default build on this CPU would not otherwise run),
+    /// against [`gemm_scalar`]: every kernel and transpose, shapes around
+    /// the vector and tile edges, `C` between guards, `beta == 0` with NaN
+    /// in `C`. Tolerance as in `tests/gemm.rs`: `2 (k + 2) eps` times the
+    /// sum of the magnitudes of the terms.
+    #[test]
+    fn gemm_small_matches_scalar() {
+        use crate::gemm::{gemm_scalar, small_run, Simd8};
+        const GUARD: usize = 11;
+        #[allow(clippy::too_many_arguments)]
+        fn run<S: Simd8>(
+            kernel: SmallKernel,
+            ta: Transpose,
+            tb: Transpose,
+            m: usize,
+            n: usize,
+            k: usize,
+            alpha: f32,
+            a: &[f32],
+            b: &[f32],
+            beta: f32,
+            c: &mut [f32],
+        ) {
+            small_run::<S>(kernel, ta, tb, m, n, k, alpha, a, b, beta, c);
+        }
+        if !available() {
+            return;
+        }
+        let dims = [1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 24, 25, 33, 100];
+        let mut case = 0u32;
+        for &m in &dims {
+            for &n in &dims {
+                for &k in &[1, 3, 8, 9, 17, 40, 300] {
+                    case += 1;
+                    let a = data(m * k, case);
+                    let b = data(k * n, case + 7);
+                    let c0 = data(m * n, case + 13);
+                    let abs_a: Vec<f32> = a.iter().map(|v| v.abs()).collect();
+                    let abs_b: Vec<f32> = b.iter().map(|v| v.abs()).collect();
+                    for ta in [Transpose::No, Transpose::Yes] {
+                        for tb in [Transpose::No, Transpose::Yes] {
+                            let mut mag = vec![0.0; m * n];
+                            gemm_scalar(ta, tb, m, n, k, 1.0, &abs_a, &abs_b, 0.0, &mut mag);
+                            for (alpha, beta) in [(1.0f32, 0.0f32), (-0.5, 1.0), (2.0, 0.25)] {
+                                let start = if beta == 0.0 {
+                                    vec![f32::NAN; m * n]
+                                } else {
+                                    c0.clone()
+                                };
+                                let mut want = start.clone();
+                                gemm_scalar(ta, tb, m, n, k, alpha, &a, &b, beta, &mut want);
+                                for kernel in [
+                                    SmallKernel::Axpy,
+                                    SmallKernel::AxpyTransposed,
+                                    SmallKernel::Dot,
+                                ] {
+                                    for avx in [true, false] {
+                                        let mut buf = vec![7.5f32; m * n + 2 * GUARD];
+                                        buf[GUARD..GUARD + m * n].copy_from_slice(&start);
+                                        let c = &mut buf[GUARD..GUARD + m * n];
+                                        if avx {
+                                            run::<Avx>(
+                                                kernel, ta, tb, m, n, k, alpha, &a, &b, beta, c,
+                                            );
+                                        } else {
+                                            run::<wide::f32x8>(
+                                                kernel, ta, tb, m, n, k, alpha, &a, &b, beta, c,
+                                            );
+                                        }
+                                        let what = format!(
+                                            "{kernel:?} avx={avx} {ta:?}{tb:?} {m}x{n}x{k} alpha={alpha} beta={beta}"
+                                        );
+                                        assert!(
+                                            buf[..GUARD]
+                                                .iter()
+                                                .chain(&buf[GUARD + m * n..])
+                                                .all(|&v| v == 7.5),
+                                            "{what}: wrote outside C"
+                                        );
+                                        for (i, (&g, &e)) in
+                                            buf[GUARD..GUARD + m * n].iter().zip(&want).enumerate()
+                                        {
+                                            let prev = if beta == 0.0 {
+                                                0.0
+                                            } else {
+                                                (beta * c0[i]).abs()
+                                            };
+                                            let tol = 2.0
+                                                * (k as f32 + 2.0)
+                                                * f32::EPSILON
+                                                * (alpha.abs() * mag[i] + prev);
+                                            assert!(
+                                                !g.is_nan() && (g - e).abs() <= tol,
+                                                "{what} at {i}: {g} vs {e} (tolerance {tol})"
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
