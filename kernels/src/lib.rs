@@ -43,5 +43,7 @@ pub mod reduce;
 pub mod softmax;
 pub mod update;
 mod x86;
+#[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
+mod x86_softmax;
 
 pub use gemm::Transpose;

@@ -7,18 +7,30 @@
 //! that row's outputs (and the loss) NaN. A row of only `-inf`, or one holding
 //! `+inf`, has no defined softmax and gives NaN.
 //!
-//! The SIMD versions use `wide`'s polynomial `exp` (max relative error about
-//! 1e-7 against `f64`) and sum in a different order than the twins: compare
-//! with a relative tolerance.
+//! The SIMD versions use their own polynomial `exp` on the shifted values
+//! (all `<= 0`; max relative error about 1e-7 against `f64`, like `wide`'s),
+//! which returns exactly 0 below `e^-87.3` (about 1.2e-38, where std's `exp`
+//! gives subnormals), and sum in a different order than the twins: compare
+//! with a relative tolerance, and an absolute one of 1e-37.
 //!
-//! Rows are often short (a handful of classes), so the SIMD versions work on
-//! blocks of rows: a scalar pass per row finds the maximum and subtracts it,
-//! one SIMD `exp` pass covers the whole block as a flat slice (eight lanes
-//! whatever the row length), and a last pass sums and scales each row.
+//! Long rows (at least two vectors) are done row by row: a SIMD maximum, then
+//! one pass that writes `exp(x - max)` and sums it, then the scaling. Short
+//! rows (a handful of classes) are done in blocks of rows: a scalar pass per
+//! row finds the maximum and subtracts it, one SIMD `exp` pass covers the
+//! whole block as a flat slice (full lanes whatever the row length), and a
+//! last pass sums and scales each row. The vectors are 16 lanes wide in
+//! builds with AVX-512 and 8 lanes otherwise.
 
-use wide::f32x8;
+#[cfg(target_feature = "avx512f")]
+use wide::{f32x16 as Lanes, u32x16 as Bits};
+#[cfg(not(target_feature = "avx512f"))]
+use wide::{f32x8 as Lanes, u32x8 as Bits};
 
 /// Lanes per SIMD vector.
+#[cfg(target_feature = "avx512f")]
+const LANES: usize = 16;
+/// Lanes per SIMD vector.
+#[cfg(not(target_feature = "avx512f"))]
 const LANES: usize = 8;
 
 /// Rows per block at most (sizes the stack arrays of per-row values).
@@ -27,18 +39,69 @@ const BLOCK_ROWS: usize = 64;
 /// Elements per block, roughly: blocks stay in the L1 cache.
 const BLOCK_ELEMS: usize = 4096;
 
-/// Rows at least this long are reduced with SIMD lanes; shorter ones
-/// sequentially.
+/// Rows at least this long are reduced with SIMD lanes and done row by row;
+/// shorter ones sequentially, in blocks of rows.
 const SIMD_ROW_MIN: usize = 2 * LANES;
 
 #[inline(always)]
-fn load(s: &[f32]) -> f32x8 {
-    f32x8::new(s.try_into().expect("a full lane chunk"))
+fn load(s: &[f32]) -> Lanes {
+    Lanes::new(s.try_into().expect("a full lane chunk"))
 }
 
 #[inline(always)]
-fn store(d: &mut [f32], v: f32x8) {
+fn store(d: &mut [f32], v: Lanes) {
     d.copy_from_slice(v.as_array());
+}
+
+/// The first `rest.len()` lanes from `rest`, the others `fill`.
+#[inline(always)]
+fn load_padded(rest: &[f32], fill: f32) -> Lanes {
+    let mut padded = [fill; LANES];
+    padded[..rest.len()].copy_from_slice(rest);
+    Lanes::new(padded)
+}
+
+/// Below this, [`exp_nonpositive`] returns 0: `e^-87.3` is about 1.2e-38,
+/// just above the smallest normal f32 (and `round(-87.3 * log2(e)) = -126`,
+/// so the power of two built below stays normal).
+const EXP_FLUSH_BELOW: f32 = -87.3;
+
+/// `e^x` for `x <= 0` (the shifted logits): `x = r ln2 + f` with integer `r`
+/// and `|f| <= ln2 / 2` (Cody-Waite, `ln2` in two parts), `e^f` by its Taylor
+/// polynomial to degree 7 (truncation below 1e-8 relative), times `2^r` built
+/// in the exponent bits. `-inf` and anything below [`EXP_FLUSH_BELOW`] give
+/// `+0.0`, NaN gives NaN. Not for `x > 0`. No branches, no tables.
+#[inline(always)]
+fn exp_nonpositive(x: Lanes) -> Lanes {
+    // 1.5 * 2^23: adding it rounds to an integer (ties to even), which then
+    // sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let t = x.mul_add(Lanes::splat(std::f32::consts::LOG2_E), Lanes::splat(ROUND));
+    let r = t - Lanes::splat(ROUND);
+    let f = r.mul_add(Lanes::splat(-LN2_HI), x);
+    let f = r.mul_add(Lanes::splat(-LN2_LO), f);
+    // e^f = 1 + f + f^2/2! + ... + f^7/7!, by Horner.
+    let mut p = Lanes::splat(1.0 / 5040.0);
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p.mul_add(f, Lanes::splat(c));
+    }
+    // The bits of `t` end in r (two's complement, mod 2^9 after the shift):
+    // (r + 127) << 23 is the f32 2^r for -126 <= r <= 0.
+    let bits: Bits = wide::bytemuck::cast(t);
+    let pow2: Lanes = wide::bytemuck::cast((bits + Bits::splat(127)) << 23u32);
+    // NaN: `p` is NaN and the comparison false, so NaN comes out.
+    x.simd_lt(Lanes::splat(EXP_FLUSH_BELOW))
+        .select(Lanes::ZERO, p * pow2)
 }
 
 /// The row maximum of the twins: NaN if the row holds a NaN, `-inf` if empty.
@@ -49,7 +112,7 @@ fn row_max(row: &[f32]) -> f32 {
         return row.iter().copied().fold(f32::NEG_INFINITY, fold);
     }
     // The same rule per lane: a lane that met a NaN stays NaN.
-    let mut best = f32x8::NEG_INFINITY;
+    let mut best = Lanes::NEG_INFINITY;
     let mut lanes = row.chunks_exact(LANES);
     for c in &mut lanes {
         let v = load(c);
@@ -63,7 +126,7 @@ fn row_max(row: &[f32]) -> f32 {
 #[inline]
 fn sub_in_place(row: &mut [f32], max: f32) {
     let mut lanes = row.chunks_exact_mut(LANES);
-    let m = f32x8::splat(max);
+    let m = Lanes::splat(max);
     for c in &mut lanes {
         store(c, load(c) - m);
     }
@@ -76,7 +139,7 @@ fn sub_in_place(row: &mut [f32], max: f32) {
 #[inline]
 fn scale_in_place(row: &mut [f32], k: f32) {
     let mut lanes = row.chunks_exact_mut(LANES);
-    let kl = f32x8::splat(k);
+    let kl = Lanes::splat(k);
     for c in &mut lanes {
         store(c, load(c) * kl);
     }
@@ -91,7 +154,7 @@ fn row_sum(row: &[f32]) -> f32 {
     if row.len() < SIMD_ROW_MIN {
         return row.iter().sum();
     }
-    let mut acc = f32x8::ZERO;
+    let mut acc = Lanes::ZERO;
     let mut lanes = row.chunks_exact(LANES);
     for c in &mut lanes {
         acc += load(c);
@@ -99,19 +162,56 @@ fn row_sum(row: &[f32]) -> f32 {
     acc.reduce_add() + lanes.remainder().iter().sum::<f32>()
 }
 
-/// `x = exp(x)` with `wide`'s `exp`, the tail through a zero-padded vector
-/// so every element sees the same polynomial.
+/// `x = exp(x)` for shifted values (`<= 0`), the tail through a padded
+/// vector so every element sees the same polynomial.
 #[inline]
 fn exp_in_place(x: &mut [f32]) {
     let mut lanes = x.chunks_exact_mut(LANES);
     for c in &mut lanes {
-        store(c, load(c).exp());
+        store(c, exp_nonpositive(load(c)));
     }
     let rest = lanes.into_remainder();
     if !rest.is_empty() {
-        let v = f32x8::from(&rest[..]).exp();
+        let v = exp_nonpositive(load_padded(rest, 0.0));
         rest.copy_from_slice(&v.as_array()[..rest.len()]);
     }
+}
+
+/// `row = exp(row - max)` in one pass; returns the sum of the new row (in
+/// lanes; the tail padded with `-inf`, whose `exp` is 0).
+#[inline]
+fn exp_shifted_sum_in_place(row: &mut [f32], max: f32) -> f32 {
+    let m = Lanes::splat(max);
+    let mut acc = Lanes::ZERO;
+    let mut lanes = row.chunks_exact_mut(LANES);
+    for c in &mut lanes {
+        let e = exp_nonpositive(load(c) - m);
+        store(c, e);
+        acc += e;
+    }
+    let rest = lanes.into_remainder();
+    if !rest.is_empty() {
+        let e = exp_nonpositive(load_padded(rest, f32::NEG_INFINITY) - m);
+        rest.copy_from_slice(&e.as_array()[..rest.len()]);
+        acc += e;
+    }
+    acc.reduce_add()
+}
+
+/// `sum(exp(row - max))` without writing (the tail padded with `-inf`).
+#[inline]
+fn exp_shifted_sum(row: &[f32], max: f32) -> f32 {
+    let m = Lanes::splat(max);
+    let mut acc = Lanes::ZERO;
+    let mut lanes = row.chunks_exact(LANES);
+    for c in &mut lanes {
+        acc += exp_nonpositive(load(c) - m);
+    }
+    let rest = lanes.remainder();
+    if !rest.is_empty() {
+        acc += exp_nonpositive(load_padded(rest, f32::NEG_INFINITY) - m);
+    }
+    acc.reduce_add()
 }
 
 /// Rows per block for rows of `cols` elements (`cols > 0`).
@@ -174,6 +274,13 @@ pub fn softmax_rows(x: &mut [f32], rows: usize, cols: usize) {
     if cols == 0 {
         return;
     }
+    if cols >= SIMD_ROW_MIN {
+        for row in x.chunks_exact_mut(cols) {
+            let sum = exp_shifted_sum_in_place(row, row_max(row));
+            scale_in_place(row, 1.0 / sum);
+        }
+        return;
+    }
     for block in x.chunks_mut(block_rows(cols) * cols) {
         for row in block.chunks_exact_mut(cols) {
             sub_in_place(row, row_max(row));
@@ -231,23 +338,35 @@ pub fn logsumexp_rows(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
         out.fill(f32::NEG_INFINITY);
         return;
     }
-    // `x` is read-only, so each row is exponentiated in registers; the tail
-    // is padded with -inf, whose exp is 0.
-    for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
-        let max = row_max(row);
-        let m = f32x8::splat(max);
-        let mut acc = f32x8::ZERO;
-        let mut lanes = row.chunks_exact(LANES);
-        for c in &mut lanes {
-            acc += (load(c) - m).exp();
+    if cols >= SIMD_ROW_MIN {
+        // `x` is read-only, so each row is exponentiated in registers.
+        for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
+            let max = row_max(row);
+            *o = max + exp_shifted_sum(row, max).ln();
         }
-        let rest = lanes.remainder();
-        if !rest.is_empty() {
-            let mut padded = [f32::NEG_INFINITY; LANES];
-            padded[..rest.len()].copy_from_slice(rest);
-            acc += (f32x8::new(padded) - m).exp();
+        return;
+    }
+    // Short rows: a block of shifted rows is copied to the stack, where one
+    // flat `exp` pass covers it.
+    let per_block = block_rows(cols);
+    let mut buf = [0.0f32; BLOCK_ELEMS];
+    let mut maxima = [0.0f32; BLOCK_ROWS];
+    for (block, block_out) in x.chunks(per_block * cols).zip(out.chunks_mut(per_block)) {
+        let shifted = &mut buf[..block.len()];
+        for ((src, dst), m) in block
+            .chunks_exact(cols)
+            .zip(shifted.chunks_exact_mut(cols))
+            .zip(maxima.iter_mut())
+        {
+            *m = row_max(src);
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = v - *m;
+            }
         }
-        *o = max + acc.reduce_add().ln();
+        exp_in_place(shifted);
+        for ((row, o), &m) in shifted.chunks_exact(cols).zip(block_out).zip(&maxima) {
+            *o = m + row_sum(row).ln();
+        }
     }
 }
 
@@ -328,16 +447,38 @@ pub fn softmax_cross_entropy(
         "softmax_cross_entropy: cols must be > 0 when rows > 0"
     );
     let mut loss = 0.0f64;
+    // Advanced past the rows a run-time-selected path did (builds without FMA).
+    #[allow(unused_mut)]
+    let (mut logits_then_grad, mut labels) = (logits_then_grad, labels);
+    // Builds without FMA (the default x86_64 build runs `wide` on SSE2):
+    // short rows in groups of eight through AVX2 + FMA when the CPU has them.
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
+    if cols <= crate::x86_softmax::MAX_COLS && crate::x86_softmax::available() {
+        let (group_loss, correct, done) = crate::x86_softmax::cross_entropy_short_rows(
+            logits_then_grad,
+            labels,
+            rows,
+            cols,
+            inv_n,
+        );
+        loss = group_loss;
+        out.correct = correct;
+        logits_then_grad = &mut logits_then_grad[done * cols..];
+        labels = &labels[done..];
+    }
     let per_block = block_rows(cols);
+    let wide_rows = cols >= SIMD_ROW_MIN;
     let blocks = logits_then_grad.chunks_mut(per_block * cols);
     for (block, block_labels) in blocks.zip(labels.chunks(per_block)) {
         let mut shifted_y = [0.0f32; BLOCK_ROWS];
         let mut sums = [1.0f32; BLOCK_ROWS];
-        // Pass 1, per row: prediction, maximum, shift.
-        for ((row, &y), sy) in block
+        // Pass 1, per row: prediction, maximum, shift (and for long rows
+        // the exp and its sum).
+        for (((row, &y), sy), s) in block
             .chunks_exact_mut(cols)
             .zip(block_labels)
             .zip(shifted_y.iter_mut())
+            .zip(sums.iter_mut())
         {
             let y = y as usize;
             assert!(
@@ -350,15 +491,21 @@ pub fn softmax_cross_entropy(
             let max = row_max(row);
             // loss_r = lse - x_y = ln(sum(exp(x - max))) - (x_y - max)
             *sy = row[y] - max;
-            sub_in_place(row, max);
+            if wide_rows {
+                *s = exp_shifted_sum_in_place(row, max);
+            } else {
+                sub_in_place(row, max);
+            }
         }
-        // Pass 2: exp over the whole block.
-        exp_in_place(block);
-        // Pass 3: row sums, their logs eight rows at a time (a sum is at
-        // least 1, the exp of the maximum, or NaN), loss and gradient.
-        for (row, s) in block.chunks_exact(cols).zip(sums.iter_mut()) {
-            *s = row_sum(row);
+        if !wide_rows {
+            // Pass 2: exp over the whole block, then the row sums.
+            exp_in_place(block);
+            for (row, s) in block.chunks_exact(cols).zip(sums.iter_mut()) {
+                *s = row_sum(row);
+            }
         }
+        // Pass 3: the logs of the sums a vector of rows at a time (a sum is
+        // at least 1, the exp of the maximum, or NaN), loss and gradient.
         let n = block_labels.len();
         let mut logs = [0.0f32; BLOCK_ROWS];
         for (lc, sc) in logs[..n.next_multiple_of(LANES)]
