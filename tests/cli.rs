@@ -306,9 +306,31 @@ fn errors_are_one_clear_line_and_a_failure_exit() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(!err.contains("panicked"));
 
-    let out = vnn(&["train", "--lr=-1", "--epochs", "1"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("learning rate"));
+    // Negative numbers are values, not flags.
+    for lr in [["--lr=-1"].as_slice(), &["--lr", "-1"]] {
+        let out = vnn(&[&["train", "--epochs", "1"], lr].concat());
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.trim_end(),
+            "error: invalid setting: learning rate must be a positive number, got -1"
+        );
+    }
+    let out = vnn(&[
+        "train",
+        "--epochs",
+        "0",
+        "--out",
+        dir.join("zero").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "error: --epochs must be at least 1"
+    );
+    assert!(
+        !dir.join("zero").exists(),
+        "nothing is written for a refused run"
+    );
 
     // A model whose feature columns are absent from the data names the column.
     let run = dir.join("run");

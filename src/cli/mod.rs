@@ -10,7 +10,14 @@ use std::process::ExitCode;
 
 /// Train and use small neural-network classifiers, fast.
 #[derive(Parser, Debug)]
-#[command(name = "vnn", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "vnn",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+    allow_negative_numbers = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -22,6 +29,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train a model on the built-in spiral or a CSV file (the default command).
+    #[command(allow_negative_numbers = true)]
     Train(Box<train::TrainArgs>),
     /// Predict classes (or probabilities) for the rows of a CSV file.
     Predict(predict::PredictArgs),

@@ -363,6 +363,9 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
     let out = Out { json: args.json };
     let config = args.config();
     config.validate()?;
+    if args.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
     if args.log_every == 0 || args.print_every == 0 {
         bail!("--log-every and --print-every must be at least 1");
     }
@@ -522,6 +525,8 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         steps,
         total,
         interrupted,
+        threads: threads_used,
+        first_loss,
     } = result;
 
     let model_path = dir.join("model.safetensors");
@@ -576,10 +581,10 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         "test_loss": test_eval.as_ref().map(|e| e.loss),
         "config": {
             "data": args.data, "model": model_name, "sizes": sizes, "epochs": config.epochs,
-            "lr": config.lr, "reg": config.reg, "optimizer": config.optimizer.name(),
-            "momentum": args.momentum, "batch_size": config.batch_size, "dropout": config.dropout,
-            "dropconnect": config.dropconnect, "test_split": args.test_split, "standardize": args.standardize,
-            "seed": config.seed, "threads": rayon::current_num_threads(), "init": format!("{:?}", args.init).to_lowercase(),
+            "lr": f32_json(config.lr), "reg": f32_json(config.reg), "optimizer": config.optimizer.name(),
+            "momentum": f32_json(args.momentum), "batch_size": config.batch_size, "dropout": f32_json(config.dropout),
+            "dropconnect": f32_json(config.dropconnect), "test_split": args.test_split, "standardize": args.standardize,
+            "seed": config.seed, "threads": threads_used, "init": format!("{:?}", args.init).to_lowercase(),
         },
         "curve": curve.iter().map(|p| json!({"step": p.step, "loss": p.loss, "train_accuracy": p.train_accuracy, "test_accuracy": p.test_accuracy})).collect::<Vec<_>>(),
     });
@@ -595,6 +600,11 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
             e.accuracy
         ))
     ));
+    if final_loss > first_loss * 1.5 {
+        out.line(&format!(
+            "warning: the loss rose from {first_loss:.4} to {final_loss:.4}: the learning rate may be too high for this data (try a lower --lr, or --standardize)"
+        ));
+    }
     out.line(&format!("run folder: {}", dir.display()));
     if args.json {
         println!("{summary}");
@@ -644,6 +654,13 @@ impl CheckpointWriter {
     }
 }
 
+/// An `f32` setting as JSON, printed as typed (`0.9`, not `0.8999999761581421`).
+fn f32_json(v: f32) -> serde_json::Value {
+    v.to_string()
+        .parse::<f64>()
+        .map_or(serde_json::Value::Null, serde_json::Value::from)
+}
+
 struct TrainOutcome {
     model: Model,
     curve: Vec<CurvePoint>,
@@ -655,6 +672,10 @@ struct TrainOutcome {
     total: u64,
     /// Stopped by Ctrl-C before the end (a checkpoint was written).
     interrupted: bool,
+    /// Threads of the pool the run used.
+    threads: usize,
+    /// Loss of the first step of this invocation (to warn when it rose).
+    first_loss: f64,
 }
 
 /// What the training loop reads.
@@ -703,6 +724,11 @@ fn train_loop(
     }
     let total = trainer.total_steps();
     let start = trainer.steps_done();
+    if start == total {
+        bail!(
+            "the run in this checkpoint is complete (step {start} of {total}); give more --epochs to continue it"
+        );
+    }
     if start > total {
         bail!(
             "the checkpoint is at step {start}, past the end of a run of {} epochs ({total} steps); give more --epochs",
@@ -724,6 +750,7 @@ fn train_loop(
     );
     bar.set_position(start);
     let mut final_loss = f64::NAN;
+    let mut first_loss = f64::NAN;
     let started = Instant::now();
     let mut last_bar = Instant::now();
     let mut interrupted = false;
@@ -752,6 +779,9 @@ fn train_loop(
             }
         };
         final_loss = stats.loss;
+        if first_loss.is_nan() {
+            first_loss = stats.loss;
+        }
         let s = stats.step;
         if s % args.log_every == 0 || s == total || s == 1 {
             let test_acc = match test_raw {
@@ -821,5 +851,7 @@ fn train_loop(
         steps: done,
         total,
         interrupted,
+        threads: rayon::current_num_threads(),
+        first_loss,
     })
 }
