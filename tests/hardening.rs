@@ -294,6 +294,19 @@ fn resume_extends_a_finished_run() {
     run(&b, "500", &["--checkpoint-every", "1000"]);
     assert_eq!(checkpoint_step(&b), Some(500));
     let ckpt = b.join(checkpoint::FILE_NAME);
+    // Resuming a finished run without more epochs is refused and leaves the
+    // run folder as it was.
+    let metrics = std::fs::read(b.join("metrics.json")).unwrap();
+    let out = vnn(&["train", "--resume", ckpt.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .trim_end()
+            .ends_with("error: the run in this checkpoint is complete (step 500 of 500); give more --epochs to continue it"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(b.join("metrics.json")).unwrap(), metrics);
     ok(&[
         "train",
         "--resume",
