@@ -124,8 +124,9 @@ pub fn load_training_csv_from_reader<R: Read>(
             Some(1),
             None,
             format!(
-                "no feature columns: the header has only the label column '{}'",
-                header[label_idx]
+                "no feature columns: the header has only the label column '{}'{}",
+                header[label_idx],
+                delimiter_hint(&header, opts.delimiter)
             ),
         ));
     }
@@ -265,8 +266,9 @@ pub fn load_features_csv_from_reader<R: Read>(
                     Some(1),
                     Some(f),
                     format!(
-                        "feature column not found in the header (columns: {})",
-                        list(&header)
+                        "feature column not found in the header (columns: {}){}",
+                        list(&header),
+                        delimiter_hint(&header, delimiter)
                     ),
                 ))
             }
@@ -592,4 +594,24 @@ fn list(names: &[String]) -> String {
         out.push(format!("... ({} in all)", names.len()));
     }
     out.join(", ")
+}
+
+/// A hint for a one-column header that holds another common delimiter: the
+/// file was probably written with it.
+fn delimiter_hint(header: &[String], delimiter: u8) -> String {
+    if header.len() != 1 {
+        return String::new();
+    }
+    [b';', b',', b'\t', b'|']
+        .into_iter()
+        .filter(|&d| d != delimiter)
+        .find(|&d| header[0].contains(d as char))
+        .map_or(String::new(), |d| {
+            let shown = if d == b'\t' {
+                "tab".to_string()
+            } else {
+                (d as char).to_string()
+            };
+            format!(" (the header contains '{shown}': use --delimiter '{shown}')")
+        })
 }

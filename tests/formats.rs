@@ -80,12 +80,14 @@ fn csv_semicolon_delimiter() {
     assert_eq!(d.class_names, ["setosa", "versicolor", "virginica"]);
     assert_eq!(d.labels, [0, 2, 1]);
     assert_eq!(d.features, [1.5, 2.0, 3.0, 4.0, 5.0, 6.0]);
-    // The delimiter is never guessed: read with commas, each line is one field.
+    // The delimiter is never guessed: read with commas, each line is one
+    // field; the error points at the delimiter the header seems to use.
     let (line, column, msg) = train_err("csv/semicolon.csv");
     assert_eq!((line, column), (Some(1), None));
     assert_eq!(
         msg,
-        "no feature columns: the header has only the label column 'a;b;species'"
+        "no feature columns: the header has only the label column 'a;b;species' \
+         (the header contains ';': use --delimiter ';')"
     );
 }
 
