@@ -159,8 +159,13 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
         args.delimiter,
     )?;
     let Some(labels) = data.labels else {
+        let hint = if args.label.is_some() {
+            ""
+        } else {
+            " (the model was trained with it; name another with --label)"
+        };
         bail!(
-            "{}: no label column '{label}' to evaluate against (use --label)",
+            "{}: no label column '{label}' to evaluate against{hint}",
             args.data.display()
         );
     };
