@@ -4,9 +4,11 @@
 //! ## Row blocks and reproducibility
 //! A batch of `n` rows is cut into blocks of `block_rows` rows, where
 //! `block_rows = max(512, ceil(n_max / 8))` depends only on the largest batch
-//! (never on the thread count). Each block runs its forward and backward
-//! pass into its own gradient buffer; the partial gradients are then summed
-//! in block order. Dropout masks are drawn from the stream
+//! (never on the thread count). The blocks of a step are cut into at most
+//! [`MAX_GRAD_BUFFERS`] runs of consecutive blocks (`ceil(blocks / groups)`
+//! blocks each, a function of the block count only); the runs go in parallel,
+//! each accumulating the gradients of its blocks, in block order, into its
+//! own gradient buffer, and the buffers are then summed in run order. Dropout masks are drawn from the stream
 //! `(seed, step, block, layer)` and dropconnect masks from
 //! `(seed, step, layer)` (one weight mask per step, shared by the blocks),
 //! so the trained weights are bit-identical for any number of threads.
@@ -14,9 +16,11 @@
 //! ## Memory
 //! Every buffer is allocated in [`Trainer::new`]: per block its activations
 //! (one `rows x width` buffer per hidden layer and the logits, which the
-//! backward pass overwrites with gradients in place), a parameter-sized
-//! gradient, and a small scratch for the backward products; plus optimizer
-//! state and, with dropconnect, the masked weights. A step allocates nothing
+//! backward pass overwrites with gradients in place) and a small scratch for
+//! the backward products; at most [`MAX_GRAD_BUFFERS`] parameter-sized
+//! gradients (one per run of blocks, not one per block: at 784-512-10 each
+//! is as large as 60% of a block's activations); plus optimizer state and,
+//! with dropconnect, the masked weights. A step allocates nothing
 //! in vnn's own code. What remains: one packing buffer per GEMM call that
 //! takes `matrixmultiply`'s packed path (none at the spiral size without
 //! dropout), and, for a step of several blocks called from outside any rayon
@@ -36,6 +40,17 @@ use vnn_kernels::{activation, fused, gemm, mask, reduce, softmax, update, Transp
 pub const MAX_BLOCKS: usize = 8;
 /// The smallest block (a batch smaller than this is one block).
 pub const MIN_BLOCK_ROWS: usize = 512;
+/// The most parameter-sized gradient buffers (runs of blocks done in
+/// parallel) of a step. Four keep four threads busy; the MNIST-like step
+/// (`vnn bench --workload mnist --threads 2`) peaked at 79,556 KiB resident
+/// with eight (one per block), 72,896 KiB with four and 70,044 KiB with two:
+/// 1.48x, 1.35x and 1.30x its data, parameters, activations and gradients.
+pub const MAX_GRAD_BUFFERS: usize = 4;
+/// The most outputs of a layer whose weight gradient the narrow backward
+/// kernel computes in its pass over the layer's input
+/// ([`fused::narrow_relu_backward_dw`]); more outputs would spill its
+/// registers, and the separate `A^T dS` product is then used.
+const FUSED_DW_MAX_OUT: usize = 4;
 /// Rows per chunk of the backward product into the hidden gradient.
 const CHUNK_ROWS: usize = 128;
 
@@ -162,8 +177,6 @@ struct Block {
     acts: Vec<Vec<f32>>,
     /// `block_rows x classes`: logits, then `dlogits`.
     logits: Vec<f32>,
-    /// Parameter-sized gradient of this block.
-    grad: Vec<f32>,
     /// `CHUNK_ROWS x max_width` scratch for `dA = dZ W^T`.
     scratch: Vec<f32>,
     /// Loss and correct count of the last pass.
@@ -197,6 +210,11 @@ pub struct Trainer<'d> {
     steps_per_epoch: u64,
     block_rows: usize,
     blocks: Vec<Block>,
+    /// One parameter-sized gradient per run of blocks; the step's gradient
+    /// ends in the first.
+    grads: Vec<Vec<f32>>,
+    /// `block_rows` ones (see [`PassContext`]).
+    ones: Vec<f32>,
     /// Optimizer state: Adam's first moment or the momentum velocity.
     m: Vec<f32>,
     /// Adam's second moment.
@@ -261,13 +279,13 @@ impl<'d> Trainer<'d> {
                 Block {
                     acts: hidden.iter().map(|&h| vec![0f32; rows * h]).collect(),
                     logits: vec![0f32; rows * k],
-                    grad: vec![0f32; layout.len],
                     scratch: vec![0f32; CHUNK_ROWS.min(rows) * layout.max_width()],
                     loss: 0.0,
                     correct: 0,
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let grads = vec![vec![0f32; layout.len]; n_blocks.min(MAX_GRAD_BUFFERS)];
         let state_len = match config.optimizer {
             Optimizer::Sgd => (0, 0),
             Optimizer::Momentum { .. } => (layout.len, 0),
@@ -306,6 +324,8 @@ impl<'d> Trainer<'d> {
             steps_per_epoch,
             block_rows,
             blocks,
+            grads,
+            ones: vec![1f32; block_rows],
         })
     }
 
@@ -426,7 +446,7 @@ impl<'d> Trainer<'d> {
                 loss: stats.loss,
             });
         }
-        Ok((stats, &self.blocks[0].grad))
+        Ok((stats, &self.grads[0]))
     }
 
     /// Runs one optimizer step: forward, loss, backward, update.
@@ -444,7 +464,7 @@ impl<'d> Trainer<'d> {
         }
         self.step += 1;
         let (lr, reg) = (self.config.lr, self.config.reg);
-        let grad = &self.blocks[0].grad;
+        let grad = &self.grads[0];
         let w = &mut self.model.params;
         for slot in &self.model.layout.layers {
             for (range, reg) in [(slot.weight_range(), reg), (slot.bias_range(), 0.0)] {
@@ -517,26 +537,40 @@ impl<'d> Trainer<'d> {
             seed,
             step: step_index,
             inv_n,
+            ones: &self.ones,
         };
-        let run = |(b, block): (usize, &mut Block)| {
+        let run = |b: usize, block: &mut Block, grad: &mut [f32]| {
             let start = b * block_rows;
             let r = block_rows.min(rows - start);
             let d = layout.n_in();
             ctx.block_pass(
                 b,
                 block,
+                grad,
                 &x_all[start * d..(start + r) * d],
                 &y_all[start..start + r],
                 r,
             );
         };
+        // Runs of `per` consecutive blocks, one gradient buffer each (a
+        // function of the block count only, so the sums do not depend on
+        // the thread count).
+        let per = n_blocks.div_ceil(n_blocks.min(self.grads.len()));
+        let n_runs = n_blocks.div_ceil(per);
         if n_blocks == 1 {
-            run((0, &mut self.blocks[0]));
+            self.grads[0].fill(0.0);
+            run(0, &mut self.blocks[0], &mut self.grads[0]);
         } else {
             self.blocks[..n_blocks]
-                .par_iter_mut()
+                .par_chunks_mut(per)
+                .zip(self.grads[..n_runs].par_iter_mut())
                 .enumerate()
-                .for_each(run);
+                .for_each(|(g, (blocks, grad))| {
+                    grad.fill(0.0);
+                    for (i, block) in blocks.iter_mut().enumerate() {
+                        run(g * per + i, block, grad);
+                    }
+                });
         }
         // Reduce losses and gradients in block order.
         let mut loss = 0f64;
@@ -545,17 +579,17 @@ impl<'d> Trainer<'d> {
             loss += block.loss;
             correct += block.correct;
         }
-        let (first, rest) = self.blocks.split_at_mut(1);
-        let grad = &mut first[0].grad;
-        if n_blocks > 1 {
+        let (first, rest) = self.grads.split_at_mut(1);
+        let grad = &mut first[0];
+        if n_runs > 1 {
             const PAR_CHUNK: usize = 1 << 14;
-            let rest = &rest[..n_blocks - 1];
+            let rest = &rest[..n_runs - 1];
             grad.par_chunks_mut(PAR_CHUNK)
                 .enumerate()
                 .for_each(|(c, g)| {
                     let off = c * PAR_CHUNK;
                     for other in rest {
-                        reduce::add_assign(g, &other.grad[off..off + g.len()]);
+                        reduce::add_assign(g, &other[off..off + g.len()]);
                     }
                 });
         }
@@ -591,18 +625,28 @@ struct PassContext<'a> {
     seed: u64,
     step: u64,
     inv_n: f32,
+    /// `block_rows` ones: column sums of narrow gradients as a product.
+    ones: &'a [f32],
 }
 
 impl PassContext<'_> {
-    /// Forward and backward of one row block into its own gradient buffer.
-    fn block_pass(&self, b: usize, block: &mut Block, x: &[f32], y: &[u32], rows: usize) {
+    /// Forward and backward of one row block, adding its gradient into
+    /// `grad` (parameter-sized).
+    fn block_pass(
+        &self,
+        b: usize,
+        block: &mut Block,
+        grad: &mut [f32],
+        x: &[f32],
+        y: &[u32],
+        rows: usize,
+    ) {
         let layout = self.layout;
         let n_layers = layout.layers.len();
         let k = layout.n_out();
         let Block {
             acts,
             logits,
-            grad,
             scratch,
             loss,
             correct,
@@ -672,7 +716,6 @@ impl PassContext<'_> {
         *loss = ce.loss;
         *correct = ce.correct;
         // ---- backward ----
-        grad.fill(0.0);
         let scale = if self.dropout > 0.0 {
             mask::keep_scale(self.dropout)
         } else {
@@ -692,22 +735,49 @@ impl PassContext<'_> {
                 &mut before[l - 1][..rows * slot.n_in]
             };
             let input_ro: &[f32] = if l == 0 { x } else { input };
-            // dW_l += input^T dZ_l  (forward: Z_l = input W_l)
-            gemm::gemm(
-                Transpose::Yes,
-                Transpose::No,
-                slot.n_in,
-                slot.n_out,
-                rows,
-                1.0,
-                input_ro,
-                dz,
-                1.0,
-                &mut grad[slot.weight_range()],
-            );
+            // Few outputs over a hidden layer: the backward below computes
+            // dW_l too, in its pass over the input A.
+            let narrow =
+                l > 0 && slot.n_out <= fused::NARROW_MAX && slot.n_out * slot.n_in <= scratch.len();
+            let fuse_dw = narrow && slot.n_out <= FUSED_DW_MAX_OUT;
+            if !fuse_dw {
+                // dW_l += input^T dZ_l  (forward: Z_l = input W_l)
+                gemm::gemm(
+                    Transpose::Yes,
+                    Transpose::No,
+                    slot.n_in,
+                    slot.n_out,
+                    rows,
+                    1.0,
+                    input_ro,
+                    dz,
+                    1.0,
+                    &mut grad[slot.weight_range()],
+                );
+            }
             if l + 1 == n_layers {
                 // db_last += column sums of dlogits (hidden layers get theirs from relu_backward)
-                reduce::column_sums(dz, rows, k, &mut grad[slot.bias_range()]);
+                let db = &mut grad[slot.bias_range()];
+                if k <= fused::NARROW_MAX {
+                    // As the product 1^T dS: one pass of dot products along
+                    // the rows instead of a short vector add per row (spiral,
+                    // 300 x 3: 0.4 vs 1.5 us native, 0.5 vs 0.9 us default).
+                    let ones = &self.ones[..rows];
+                    gemm::gemm(
+                        Transpose::No,
+                        Transpose::No,
+                        1,
+                        k,
+                        rows,
+                        1.0,
+                        ones,
+                        dz,
+                        1.0,
+                        db,
+                    );
+                } else {
+                    reduce::column_sums(dz, rows, k, db);
+                }
             }
             if l == 0 {
                 break;
@@ -717,8 +787,11 @@ impl PassContext<'_> {
             let prev = layout.layers[l - 1];
             let (gw, gb) = grad.split_at_mut(prev.bias);
             let _ = gw;
-            let db_prev = &mut gb[..prev.n_out];
-            if slot.n_out <= fused::NARROW_MAX && slot.n_out * slot.n_in <= scratch.len() {
+            // [.. b_{l-1} | W_l ..]: the layout puts W_l right after b_{l-1}.
+            let (db_prev, after) = gb.split_at_mut(prev.n_out);
+            debug_assert_eq!(slot.weight, prev.bias + prev.n_out);
+            let dw = &mut after[..slot.n_in * slot.n_out];
+            if narrow {
                 // Few outputs: dZ = (dS W^T) masked, in one pass over A
                 // without a dA buffer; W^T goes to the scratch.
                 let wt = &mut scratch[..slot.n_out * slot.n_in];
@@ -727,16 +800,15 @@ impl PassContext<'_> {
                         wt[c * slot.n_in + i] = v;
                     }
                 }
-                fused::narrow_relu_backward(
-                    &mut input[..rows * slot.n_in],
-                    dz,
-                    wt,
-                    rows,
-                    slot.n_in,
-                    slot.n_out,
-                    scale,
-                    db_prev,
-                );
+                let a = &mut input[..rows * slot.n_in];
+                let (n_in, n_out) = (slot.n_in, slot.n_out);
+                if fuse_dw {
+                    fused::narrow_relu_backward_dw(
+                        a, dz, wt, rows, n_in, n_out, scale, db_prev, dw,
+                    );
+                } else {
+                    fused::narrow_relu_backward(a, dz, wt, rows, n_in, n_out, scale, db_prev);
+                }
                 continue;
             }
             for c0 in (0..rows).step_by(CHUNK_ROWS) {

@@ -270,6 +270,62 @@ pub fn narrow_relu_backward(
     db: &mut [f32],
 ) {
     check_backward(a_then_dz, ds, wt, rows, width, k, db);
+    backward(a_then_dz, ds, wt, rows, width, k, scale, db, None);
+}
+
+/// [`narrow_relu_backward`] that also accumulates the weight gradient of the
+/// same layer from the `A` it reads before overwriting it:
+/// `dw[j, c] += sum_r A[r, j] * dS[r, c]` (`dw` is `width x k`, laid out
+/// like `W`), which saves the separate `A^T dS` product and its pass over
+/// `A`. Each `dw` element adds its row sum, accumulated over the rows in
+/// order from zero (fused multiply-adds where the build has them), to the
+/// value it had; a NaN in `A` reaches `dw` as in a GEMM.
+///
+/// # Panics
+/// If a slice length does not match the shapes.
+///
+/// # Example
+/// ```
+/// use vnn_kernels::fused::narrow_relu_backward_dw;
+/// let mut a = [1.0, 0.0, 2.0]; // 1 x 3, the middle unit inactive
+/// let wt = [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]; // W^T, 2 x 3
+/// let (mut db, mut dw) = ([0.0; 3], [0.0; 6]);
+/// narrow_relu_backward_dw(&mut a, &[1.0, 0.5], &wt, 1, 3, 2, 1.0, &mut db, &mut dw);
+/// assert_eq!(a, [2.0, 0.0, 2.0]);
+/// assert_eq!(dw, [1.0, 0.5, 0.0, 0.0, 2.0, 1.0]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn narrow_relu_backward_dw(
+    a_then_dz: &mut [f32],
+    ds: &[f32],
+    wt: &[f32],
+    rows: usize,
+    width: usize,
+    k: usize,
+    scale: f32,
+    db: &mut [f32],
+    dw: &mut [f32],
+) {
+    check_backward(a_then_dz, ds, wt, rows, width, k, db);
+    check_len("dW", dw.len(), width * k, "narrow_relu_backward_dw");
+    backward(a_then_dz, ds, wt, rows, width, k, scale, db, Some(dw));
+}
+
+/// The body of [`narrow_relu_backward`] and [`narrow_relu_backward_dw`]
+/// (shapes checked).
+#[allow(clippy::too_many_arguments)]
+fn backward(
+    a_then_dz: &mut [f32],
+    ds: &[f32],
+    wt: &[f32],
+    rows: usize,
+    width: usize,
+    k: usize,
+    scale: f32,
+    db: &mut [f32],
+    dw: Option<&mut [f32]>,
+) {
     if width == 0 {
         return;
     }
@@ -278,23 +334,46 @@ pub fn narrow_relu_backward(
             ($($n:literal)*) => {
                 #[cfg(target_arch = "x86_64")]
                 if !cfg!(target_feature = "fma") && crate::x86::available() {
-                    match k {
+                    match (k, dw) {
                         // SAFETY: available() found AVX2 and FMA on this CPU.
-                        $($n => unsafe {
-                            crate::x86::backward_strips::<$n>(a_then_dz, ds, wt, width, scale, db)
+                        $(($n, None) => unsafe {
+                            crate::x86::backward_strips::<$n, false>(
+                                a_then_dz, ds, wt, width, scale, db, &mut [],
+                            )
+                        },
+                        ($n, Some(dw)) => unsafe {
+                            crate::x86::backward_strips::<$n, true>(
+                                a_then_dz, ds, wt, width, scale, db, dw,
+                            )
                         },)*
                         _ => unreachable!(),
                     }
                     return;
                 }
-                match k {
-                    $($n => backward_strips::<$n>(a_then_dz, ds, wt, width, scale, db),)*
+                match (k, dw) {
+                    $(($n, None) => {
+                        backward_strips::<$n, false>(a_then_dz, ds, wt, width, scale, db, &mut [])
+                    }
+                    ($n, Some(dw)) => {
+                        backward_strips::<$n, true>(a_then_dz, ds, wt, width, scale, db, dw)
+                    })*
                     _ => unreachable!(),
                 }
             };
         }
         strips!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
         return;
+    }
+    if let Some(dw) = dw.filter(|_| k > 0) {
+        // Before A is overwritten; these shapes are rare (narrow layers or
+        // many outputs), so plainly.
+        for (ar, dsr) in a_then_dz.chunks_exact(width).zip(ds.chunks_exact(k)) {
+            for (&a, dwr) in ar.iter().zip(dw.chunks_exact_mut(k)) {
+                for (d, &g) in dwr.iter_mut().zip(dsr) {
+                    *d += a * g;
+                }
+            }
+        }
     }
     let zero = f32x8::ZERO;
     let s = f32x8::splat(scale);
@@ -334,13 +413,14 @@ pub fn narrow_relu_backward(
 /// stay in registers while the rows stream past. A last partial vector is
 /// done first, over the last 8 columns, and stores only its new lanes (its
 /// other lanes add `+0.0` to `db`), since the later strips still read `A`.
-fn backward_strips<const K: usize>(
+fn backward_strips<const K: usize, const DW: bool>(
     a_then_dz: &mut [f32],
     ds: &[f32],
     wt: &[f32],
     width: usize,
     scale: f32,
     db: &mut [f32],
+    dw: &mut [f32],
 ) {
     let rem = width % LANES;
     if rem != 0 {
@@ -348,7 +428,7 @@ fn backward_strips<const K: usize>(
         let new_lanes = f32x8::new(std::array::from_fn(|t| {
             f32::from_bits(if t >= keep { u32::MAX } else { 0 })
         }));
-        backward_strip::<K, 1>(
+        backward_strip::<K, 1, DW>(
             a_then_dz,
             ds,
             wt,
@@ -356,23 +436,24 @@ fn backward_strips<const K: usize>(
             width - LANES,
             scale,
             db,
+            dw,
             Some(new_lanes),
         );
     }
     let full = width - rem;
     let mut j = 0;
     while j + 2 * LANES <= full {
-        backward_strip::<K, 2>(a_then_dz, ds, wt, width, j, scale, db, None);
+        backward_strip::<K, 2, DW>(a_then_dz, ds, wt, width, j, scale, db, dw, None);
         j += 2 * LANES;
     }
     if j < full {
-        backward_strip::<K, 1>(a_then_dz, ds, wt, width, j, scale, db, None);
+        backward_strip::<K, 1, DW>(a_then_dz, ds, wt, width, j, scale, db, dw, None);
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn backward_strip<const K: usize, const V: usize>(
+fn backward_strip<const K: usize, const V: usize, const DW: bool>(
     a_then_dz: &mut [f32],
     ds: &[f32],
     wt: &[f32],
@@ -380,6 +461,7 @@ fn backward_strip<const K: usize, const V: usize>(
     j: usize,
     scale: f32,
     db: &mut [f32],
+    dw: &mut [f32],
     lanes: Option<f32x8>,
 ) {
     let zero = f32x8::ZERO;
@@ -388,13 +470,22 @@ fn backward_strip<const K: usize, const V: usize>(
         std::array::from_fn(|c| std::array::from_fn(|v| load(&wt[c * width + j + v * LANES..])));
     let dbs = &mut db[j..j + V * LANES];
     let mut dbv: [f32x8; V] = std::array::from_fn(|v| load(&dbs[v * LANES..]));
+    // dW^T[c, j..] of this strip, from zero (only with DW).
+    let mut dwv = [[zero; V]; K];
     for (dsr, ar) in ds.chunks_exact(K).zip(a_then_dz.chunks_exact_mut(width)) {
         let out = &mut ar[j..j + V * LANES];
         let mut acc = [zero; V];
-        for (c, &d) in dsr.iter().enumerate() {
-            let dv = f32x8::splat(d);
+        let dv: [f32x8; K] = std::array::from_fn(|c| f32x8::splat(dsr[c]));
+        for (c, &dv) in dv.iter().enumerate() {
             for (x, &wc) in acc.iter_mut().zip(&wv[c]) {
                 *x = dv.mul_add(wc, *x);
+            }
+        }
+        if DW {
+            for (c, &dv) in dv.iter().enumerate() {
+                for (v, o) in out.chunks_exact(LANES).enumerate() {
+                    dwv[c][v] = load(o).mul_add(dv, dwv[c][v]);
+                }
             }
         }
         for ((o, x), b) in out.chunks_exact_mut(LANES).zip(acc).zip(dbv.iter_mut()) {
@@ -414,6 +505,34 @@ fn backward_strip<const K: usize, const V: usize>(
     }
     for (d, v) in dbs.chunks_exact_mut(LANES).zip(dbv) {
         store(d, v);
+    }
+    if DW {
+        let first = match lanes {
+            Some(m) => m.to_bitmask().trailing_zeros() as usize,
+            None => 0,
+        };
+        add_strip_dw::<K, V>(dw, &dwv.map(|c| c.map(|v| v.to_array())), j, first);
+    }
+}
+
+/// Adds a strip's `dW^T` sums (`sums[c][v][t]` for column `j + 8 v + t`) to
+/// `dw` (`width x K`), skipping the first `first` columns (those of a last
+/// partial vector that the other strips own).
+#[inline(always)]
+pub(crate) fn add_strip_dw<const K: usize, const V: usize>(
+    dw: &mut [f32],
+    sums: &[[[f32; LANES]; V]; K],
+    j: usize,
+    first: usize,
+) {
+    for (c, sc) in sums.iter().enumerate() {
+        for (v, sv) in sc.iter().enumerate() {
+            for (t, &x) in sv.iter().enumerate() {
+                if v * LANES + t >= first {
+                    dw[(j + v * LANES + t) * K + c] += x;
+                }
+            }
+        }
     }
 }
 
@@ -437,6 +556,56 @@ pub fn narrow_relu_backward_scalar(
     db: &mut [f32],
 ) {
     check_backward(a_then_dz, ds, wt, rows, width, k, db);
+    backward_scalar(a_then_dz, ds, wt, rows, width, k, scale, db, None);
+}
+
+/// Scalar twin of [`narrow_relu_backward_dw`] (separate multiply and add;
+/// each `dw` element sums its products over the rows from zero, then adds
+/// that sum to its value).
+///
+/// # Panics
+/// If a slice length does not match the shapes.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn narrow_relu_backward_dw_scalar(
+    a_then_dz: &mut [f32],
+    ds: &[f32],
+    wt: &[f32],
+    rows: usize,
+    width: usize,
+    k: usize,
+    scale: f32,
+    db: &mut [f32],
+    dw: &mut [f32],
+) {
+    check_backward(a_then_dz, ds, wt, rows, width, k, db);
+    check_len("dW", dw.len(), width * k, "narrow_relu_backward_dw");
+    backward_scalar(a_then_dz, ds, wt, rows, width, k, scale, db, Some(dw));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_scalar(
+    a_then_dz: &mut [f32],
+    ds: &[f32],
+    wt: &[f32],
+    rows: usize,
+    width: usize,
+    k: usize,
+    scale: f32,
+    db: &mut [f32],
+    dw: Option<&mut [f32]>,
+) {
+    if let Some(dw) = dw {
+        for j in 0..width {
+            for c in 0..k {
+                let mut sum = 0.0f32;
+                for r in 0..rows {
+                    sum += a_then_dz[r * width + j] * ds[r * k + c];
+                }
+                dw[j * k + c] += sum;
+            }
+        }
+    }
     for r in 0..rows {
         for j in 0..width {
             let mut acc = 0.0f32;

@@ -618,6 +618,11 @@ impl Simd8 for f32x8 {
 /// processed in chunks of this size, so no path allocates.
 const STAGE: usize = 8192;
 
+/// The stack buffer for operands that fit in 4 KiB (e.g. the spiral's
+/// `W2^T`, 300 elements): zeroing the full [`STAGE`] cost more than the
+/// copy (spiral `A1 W2`: 2.7 vs 2.9 us native).
+const SMALL_STAGE: usize = 1024;
+
 /// Register tiles of the axpy kernel: rows of `P` broadcast times vectors
 /// of `Q`. 4 x 3 (24 columns) in general; 6 x 2 when `P` has 5 to 12 rows,
 /// so that e.g. 10 classes take two passes over `Q` instead of three
@@ -919,14 +924,30 @@ fn axpy<S: Simd8>(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: De
         axpy_run::<S>(p, q, mp, nq, k, false, &mut dest);
         return;
     }
+    if k * nq.div_ceil(LANES) * LANES <= SMALL_STAGE {
+        axpy_staged::<S, SMALL_STAGE>(p, q, mp, nq, k, dest);
+    } else {
+        axpy_staged::<S, STAGE>(p, q, mp, nq, k, dest);
+    }
+}
+
+/// [`axpy`] through a stack buffer of `CAP` elements.
+fn axpy_staged<S: Simd8, const CAP: usize>(
+    p: View,
+    q: View,
+    mp: usize,
+    nq: usize,
+    k: usize,
+    mut dest: Dest,
+) {
     // Stage column chunks of Q, zero-padded to whole vectors, in k chunks.
-    let mut stage = [0.0f32; STAGE];
-    let k_chunk = STAGE / LANES;
+    let mut stage = [0.0f32; CAP];
+    let k_chunk = CAP / LANES;
     let mut l0 = 0;
     while l0 < k {
         let kc = k_chunk.min(k - l0);
         let beta = if l0 == 0 { dest.beta } else { 1.0 };
-        let cols = (STAGE / kc / LANES * LANES).min(nq.div_ceil(LANES) * LANES);
+        let cols = (CAP / kc / LANES * LANES).min(nq.div_ceil(LANES) * LANES);
         let mut q0 = 0;
         while q0 < nq {
             let nc = cols.min(nq - q0);
@@ -1135,12 +1156,28 @@ fn dot<S: Simd8>(p: View, q: View, mp: usize, nq: usize, k: usize, mut dest: Des
         dot_run::<S>(p, qt, mp, nq, k, &mut dest);
         return;
     }
-    let mut stage = [0.0f32; STAGE];
+    if k * nq <= SMALL_STAGE {
+        dot_staged::<S, SMALL_STAGE>(p, q, mp, nq, k, dest);
+    } else {
+        dot_staged::<S, STAGE>(p, q, mp, nq, k, dest);
+    }
+}
+
+/// [`dot`] with `Q^T` staged through a stack buffer of `CAP` elements.
+fn dot_staged<S: Simd8, const CAP: usize>(
+    p: View,
+    q: View,
+    mp: usize,
+    nq: usize,
+    k: usize,
+    mut dest: Dest,
+) {
+    let mut stage = [0.0f32; CAP];
     let mut l0 = 0;
     while l0 < k {
-        let kc = STAGE.min(k - l0);
+        let kc = CAP.min(k - l0);
         let beta = if l0 == 0 { dest.beta } else { 1.0 };
-        let cols = STAGE / kc;
+        let cols = CAP / kc;
         let mut q0 = 0;
         while q0 < nq {
             let nc = cols.min(nq - q0);

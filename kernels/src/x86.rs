@@ -276,13 +276,14 @@ fn forward_strip<const N: usize, const V: usize>(
 /// The CPU must support AVX2 and FMA ([`available`] returned `true`).
 /// Every memory access is through bounds-checked slices.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn backward_strips<const K: usize>(
+pub(crate) unsafe fn backward_strips<const K: usize, const DW: bool>(
     a_then_dz: &mut [f32],
     ds: &[f32],
     wt: &[f32],
     width: usize,
     scale: f32,
     db: &mut [f32],
+    dw: &mut [f32],
 ) {
     let rem = width % LANES;
     if rem != 0 {
@@ -290,7 +291,7 @@ pub(crate) unsafe fn backward_strips<const K: usize>(
         let lanes: [f32; LANES] =
             std::array::from_fn(|t| f32::from_bits(if t >= keep { u32::MAX } else { 0 }));
         let mask = load(&lanes);
-        backward_strip::<K, 1>(
+        backward_strip::<K, 1, DW>(
             a_then_dz,
             ds,
             wt,
@@ -298,24 +299,28 @@ pub(crate) unsafe fn backward_strips<const K: usize>(
             width - LANES,
             scale,
             db,
-            Some(mask),
+            dw,
+            Some((mask, keep)),
         );
     }
     let full = width - rem;
     let mut j = 0;
-    while j + 2 * LANES <= full {
-        backward_strip::<K, 2>(a_then_dz, ds, wt, width, j, scale, db, None);
+    // With DW, one vector per strip: the dW sums take K more registers per
+    // vector, and two vectors would spill with 16 registers.
+    while j + 2 * LANES <= full && !DW {
+        backward_strip::<K, 2, DW>(a_then_dz, ds, wt, width, j, scale, db, dw, None);
         j += 2 * LANES;
     }
-    if j < full {
-        backward_strip::<K, 1>(a_then_dz, ds, wt, width, j, scale, db, None);
+    while j < full {
+        backward_strip::<K, 1, DW>(a_then_dz, ds, wt, width, j, scale, db, dw, None);
+        j += LANES;
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn backward_strip<const K: usize, const V: usize>(
+fn backward_strip<const K: usize, const V: usize, const DW: bool>(
     a_then_dz: &mut [f32],
     ds: &[f32],
     wt: &[f32],
@@ -323,7 +328,8 @@ fn backward_strip<const K: usize, const V: usize>(
     j: usize,
     scale: f32,
     db: &mut [f32],
-    lanes: Option<__m256>,
+    dw: &mut [f32],
+    lanes: Option<(__m256, usize)>,
 ) {
     let zero = _mm256_setzero_ps();
     let s = _mm256_set1_ps(scale);
@@ -331,13 +337,21 @@ fn backward_strip<const K: usize, const V: usize>(
         std::array::from_fn(|c| std::array::from_fn(|v| load(&wt[c * width + j + v * LANES..])));
     let dbs = &mut db[j..j + V * LANES];
     let mut dbv: [__m256; V] = std::array::from_fn(|v| load(&dbs[v * LANES..]));
+    let mut dwv = [[zero; V]; K];
     for (dsr, ar) in ds.chunks_exact(K).zip(a_then_dz.chunks_exact_mut(width)) {
         let out = &mut ar[j..j + V * LANES];
         let mut acc = [zero; V];
-        for (c, d) in dsr.iter().enumerate() {
-            let dv = _mm256_broadcast_ss(d);
+        let dv: [__m256; K] = std::array::from_fn(|c| _mm256_broadcast_ss(&dsr[c]));
+        for (c, &dv) in dv.iter().enumerate() {
             for (x, &wc) in acc.iter_mut().zip(&wv[c]) {
                 *x = _mm256_fmadd_ps(dv, wc, *x);
+            }
+        }
+        if DW {
+            for (c, &dv) in dv.iter().enumerate() {
+                for (v, o) in out.chunks_exact(LANES).enumerate() {
+                    dwv[c][v] = _mm256_fmadd_ps(load(o), dv, dwv[c][v]);
+                }
             }
         }
         for ((o, x), b) in out.chunks_exact_mut(LANES).zip(acc).zip(dbv.iter_mut()) {
@@ -349,7 +363,7 @@ fn backward_strip<const K: usize, const V: usize>(
                     store(o, dz);
                     *b = _mm256_add_ps(*b, dz);
                 }
-                Some(m) => {
+                Some((m, _)) => {
                     store(o, _mm256_blendv_ps(av, dz, m));
                     *b = _mm256_add_ps(*b, _mm256_and_ps(m, dz));
                 }
@@ -358,6 +372,16 @@ fn backward_strip<const K: usize, const V: usize>(
     }
     for (d, v) in dbs.chunks_exact_mut(LANES).zip(dbv) {
         store(d, v);
+    }
+    if DW {
+        let mut sums = [[[0.0; LANES]; V]; K];
+        for (sc, dc) in sums.iter_mut().zip(&dwv) {
+            for (sv, &x) in sc.iter_mut().zip(dc) {
+                store(sv, x);
+            }
+        }
+        let first = lanes.map_or(0, |(_, keep)| keep);
+        crate::fused::add_strip_dw::<K, V>(dw, &sums, j, first);
     }
 }
 
@@ -388,6 +412,32 @@ mod tests {
             return a.is_nan() && b.is_nan();
         }
         (a - b).abs() <= (terms as f32 + 1.0) * 1e-6 * (1.0 + b.abs())
+    }
+
+    /// [`backward_strips`] without and with the weight gradient.
+    unsafe fn backward_strips_no_dw<const K: usize>(
+        a: &mut [f32],
+        ds: &[f32],
+        wt: &[f32],
+        width: usize,
+        scale: f32,
+        db: &mut [f32],
+    ) {
+        // SAFETY: the caller checked available().
+        unsafe { backward_strips::<K, false>(a, ds, wt, width, scale, db, &mut []) }
+    }
+
+    unsafe fn backward_strips_dw<const K: usize>(
+        a: &mut [f32],
+        ds: &[f32],
+        wt: &[f32],
+        width: usize,
+        scale: f32,
+        db: &mut [f32],
+        dw: &mut [f32],
+    ) {
+        // SAFETY: the caller checked available().
+        unsafe { backward_strips::<K, true>(a, ds, wt, width, scale, db, dw) }
     }
 
     macro_rules! for_n {
@@ -561,7 +611,7 @@ mod tests {
                     unsafe {
                         for_n!(
                             k,
-                            backward_strips,
+                            backward_strips_no_dw,
                             &mut got,
                             &ds,
                             &wt,
@@ -588,6 +638,47 @@ mod tests {
                     }
                     for (j, (&g, &e)) in db_got.iter().zip(&db_want).enumerate() {
                         assert!(close(g, e, k * rows), "db[{j}]: {g} vs {e}");
+                    }
+                    // With the weight gradient: dZ and db as above, and dW.
+                    let dw0 = data(width * k, 8);
+                    let (mut got2, mut want2) = (a.clone(), a.clone());
+                    let (mut db_got, mut db_want) = (db_want.clone(), db_want);
+                    let (mut dw_got, mut dw_want) = (dw0.clone(), dw0);
+                    // SAFETY: available() checked AVX2 and FMA above.
+                    unsafe {
+                        for_n!(
+                            k,
+                            backward_strips_dw,
+                            &mut got2,
+                            &ds,
+                            &wt,
+                            width,
+                            1.5,
+                            &mut db_got,
+                            &mut dw_got
+                        )
+                    };
+                    crate::fused::narrow_relu_backward_dw_scalar(
+                        &mut want2,
+                        &ds,
+                        &wt,
+                        rows,
+                        width,
+                        k,
+                        1.5,
+                        &mut db_want,
+                        &mut dw_want,
+                    );
+                    assert_eq!(
+                        got2.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "dZ with dW"
+                    );
+                    for (j, (&g, &e)) in db_got.iter().zip(&db_want).enumerate() {
+                        assert!(close(g, e, 2 * k * rows), "db[{j}] with dW: {g} vs {e}");
+                    }
+                    for (i, (&g, &e)) in dw_got.iter().zip(&dw_want).enumerate() {
+                        assert!(close(g, e, rows), "{rows}x{width}x{k} dW[{i}]: {g} vs {e}");
                     }
                 }
             }

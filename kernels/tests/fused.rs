@@ -5,7 +5,7 @@ use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use vnn_kernels::fused::{
     narrow_bias_relu_forward, narrow_bias_relu_forward_scalar, narrow_relu_backward,
-    narrow_relu_backward_scalar,
+    narrow_relu_backward_dw, narrow_relu_backward_dw_scalar, narrow_relu_backward_scalar,
 };
 
 const ROWS: [usize; 5] = [0, 1, 3, 8, 33];
@@ -71,6 +71,73 @@ fn forward_nan_propagates_and_negatives_become_plus_zero() {
             assert!(v.is_nan());
         } else {
             assert_eq!(v.to_bits(), 0.0f32.to_bits());
+        }
+    }
+}
+
+/// The weight-gradient variant: `dZ` bit-equal to [`narrow_relu_backward`],
+/// `db` and `dW` close to the twin (also past the strip shapes: `k` of 17,
+/// widths below 8), `dW` accumulated onto its old values.
+#[test]
+fn backward_dw_matches_twin() {
+    let mut r = Xoshiro256PlusPlus::seed_from_u64(3);
+    for &rows in &ROWS {
+        for k in [0, 1, 2, 3, 10, 16, 17] {
+            for &width in &WIDE {
+                let a: Vec<f32> = (0..rows * width)
+                    .map(|i| match i % 7 {
+                        0 | 2 => 0.0,
+                        3 if i % 5 == 0 => f32::NAN,
+                        _ => r.random_range(-1.0f32..2.0),
+                    })
+                    .collect();
+                let ds = data(&mut r, rows * k);
+                let wt = data(&mut r, k * width);
+                let db0 = data(&mut r, width);
+                let dw0 = data(&mut r, width * k);
+                let mut plain = a.clone();
+                let mut db_plain = db0.clone();
+                narrow_relu_backward(&mut plain, &ds, &wt, rows, width, k, 1.5, &mut db_plain);
+                let (mut got, mut want) = (a.clone(), a.clone());
+                let (mut db_got, mut db_want) = (db0.clone(), db0.clone());
+                let (mut dw_got, mut dw_want) = (dw0.clone(), dw0.clone());
+                narrow_relu_backward_dw(
+                    &mut got,
+                    &ds,
+                    &wt,
+                    rows,
+                    width,
+                    k,
+                    1.5,
+                    &mut db_got,
+                    &mut dw_got,
+                );
+                narrow_relu_backward_dw_scalar(
+                    &mut want,
+                    &ds,
+                    &wt,
+                    rows,
+                    width,
+                    k,
+                    1.5,
+                    &mut db_want,
+                    &mut dw_want,
+                );
+                let what = format!("rows {rows} k {k} width {width}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&plain), "{what}: dZ");
+                assert_eq!(bits(&db_got), bits(&db_plain), "{what}: db");
+                for j in 0..width {
+                    for c in 0..k {
+                        let s = dw0[j * k + c].abs()
+                            + (0..rows)
+                                .map(|rr| (a[rr * width + j] * ds[rr * k + c]).abs())
+                                .sum::<f32>();
+                        let (g, e) = (dw_got[j * k + c], dw_want[j * k + c]);
+                        assert!(close(g, e, s, rows), "{what}: dW[{j}, {c}] {g} vs {e}");
+                    }
+                }
+            }
         }
     }
 }
