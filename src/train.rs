@@ -42,9 +42,10 @@ pub const MAX_BLOCKS: usize = 8;
 pub const MIN_BLOCK_ROWS: usize = 512;
 /// The most parameter-sized gradient buffers (runs of blocks done in
 /// parallel) of a step. Four keep four threads busy; the MNIST-like step
-/// (`vnn bench --workload mnist --threads 2`) peaked at 79,556 KiB resident
-/// with eight (one per block), 72,896 KiB with four and 70,044 KiB with two:
-/// 1.48x, 1.35x and 1.30x its data, parameters, activations and gradients.
+/// (`vnn bench --workload mnist --threads 2`) peaked at 79,556 to 79,652
+/// KiB resident with eight (one per block), 72,896 to 73,776 KiB with four
+/// and 70,044 KiB with two: 1.48x, 1.35x to 1.37x and 1.30x its data,
+/// parameters, activations and gradients, at the same step time.
 pub const MAX_GRAD_BUFFERS: usize = 4;
 /// The most outputs of a layer whose weight gradient the narrow backward
 /// kernel computes in its pass over the layer's input
