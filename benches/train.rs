@@ -2,33 +2,10 @@
 //! spiral (300 rows) and MLP 784-512-10 on 10,000 synthetic rows.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, StandardNormal};
-use rand_xoshiro::Xoshiro256PlusPlus;
 use std::hint::black_box;
 use vnn::data::{spiral, Dataset};
 use vnn::model::{Init, Model};
 use vnn::train::{TrainConfig, Trainer};
-
-/// `n` rows of `d` standard normal features, labels uniform in `0..k`.
-fn synthetic(n: usize, d: usize, k: usize, seed: u64) -> Dataset {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let features = (0..n * d)
-        .map(|_| {
-            let z: f64 = StandardNormal.sample(&mut rng);
-            z as f32
-        })
-        .collect();
-    let labels = (0..n).map(|_| rng.random_range(0..k as u32)).collect();
-    Dataset {
-        features,
-        labels,
-        n_features: d,
-        n_classes: k,
-        feature_names: (0..d).map(|i| format!("x{i}")).collect(),
-        class_names: (0..k).map(|c| c.to_string()).collect(),
-    }
-}
 
 /// Flops of one step: forward `2N(DH + HK)`, backward `2N(DH + 2HK)`.
 fn step_flop(n: usize, d: usize, h: usize, k: usize) -> u64 {
@@ -60,7 +37,7 @@ fn bench_step(c: &mut Criterion, name: &str, data: &Dataset, sizes: [usize; 3], 
 fn train_step(c: &mut Criterion) {
     let spiral_data = spiral(100, 3, 0);
     bench_step(c, "spiral_2-100-3_n300", &spiral_data, [2, 100, 3], 1.0);
-    let mnist = synthetic(10_000, 784, 10, 7);
+    let mnist = vnn::data::synthetic(10_000, 784, 10, 7);
     bench_step(c, "mnist_784-512-10_n10000", &mnist, [784, 512, 10], 1e-3);
 }
 

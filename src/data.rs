@@ -148,6 +148,37 @@ pub fn spiral(points_per_class: usize, classes: usize, seed: u64) -> Dataset {
     }
 }
 
+/// `rows` rows of `n_features` standard normal features with labels drawn
+/// uniformly from `0..n_classes`, from `seed`: the synthetic data of the
+/// benchmarks (an MNIST-like shape without the download).
+///
+/// # Example
+/// ```
+/// let d = vnn::data::synthetic(100, 784, 10, 0);
+/// assert_eq!((d.n_rows(), d.features.len()), (100, 78_400));
+/// assert!(d.labels.iter().all(|&y| y < 10));
+/// ```
+pub fn synthetic(rows: usize, n_features: usize, n_classes: usize, seed: u64) -> Dataset {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let features = (0..rows * n_features)
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            z as f32
+        })
+        .collect();
+    let labels = (0..rows)
+        .map(|_| rng.random_range(0..n_classes.max(1) as u32))
+        .collect();
+    Dataset {
+        features,
+        labels,
+        n_features,
+        n_classes,
+        feature_names: (0..n_features).map(|i| format!("x{i}")).collect(),
+        class_names: (0..n_classes).map(|c| c.to_string()).collect(),
+    }
+}
+
 /// A stratified split: each class contributes `round(test_fraction * count)`
 /// of its rows (chosen by a seeded shuffle) to the test set. Returns
 /// `(train, test)`.

@@ -24,9 +24,6 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, StandardNormal};
-use rand_xoshiro::Xoshiro256PlusPlus;
 use vnn::data::{spiral, Dataset};
 use vnn::kernels::fused::NARROW_MAX;
 use vnn::kernels::gemm::use_small;
@@ -120,27 +117,6 @@ fn measure(
     match pool {
         Some(p) => p.install(run),
         None => run(),
-    }
-}
-
-fn gaussian(rows: usize, n_features: usize, n_classes: usize, seed: u64) -> Dataset {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let features = (0..rows * n_features)
-        .map(|_| {
-            let z: f64 = StandardNormal.sample(&mut rng);
-            z as f32
-        })
-        .collect();
-    let labels = (0..rows)
-        .map(|_| rng.random_range(0..n_classes as u32))
-        .collect();
-    Dataset {
-        features,
-        labels,
-        n_features,
-        n_classes,
-        feature_names: (0..n_features).map(|i| format!("x{i}")).collect(),
-        class_names: (0..n_classes).map(|i| i.to_string()).collect(),
     }
 }
 
@@ -238,7 +214,7 @@ fn allocations_per_step() {
         assert!(use_small(r, k, h), "forward A W1 does not pack");
         assert!(use_small(h, k, r), "backward A^T dS does not pack");
     }
-    let data = gaussian(rows, d, k, 2);
+    let data = vnn::data::synthetic(rows, d, k, 2);
     let cfgs = [
         ("sgd", config(Optimizer::Sgd, 0.0, 0.0)),
         ("adam", config(Optimizer::Adam, 0.0, 0.0)),

@@ -8,9 +8,6 @@
 use super::with_threads;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, StandardNormal};
-use rand_xoshiro::Xoshiro256PlusPlus;
 use serde_json::json;
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -172,26 +169,6 @@ fn step_flop(n: usize, d: usize, h: usize, k: usize) -> f64 {
     2.0 * n as f64 * (2.0 * (d * h) as f64 + 3.0 * (h * k) as f64)
 }
 
-/// `n` rows of `d` standard normal features with uniform labels in `0..k`.
-pub(crate) fn synthetic(n: usize, d: usize, k: usize, seed: u64) -> Dataset {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let features: Vec<f32> = (0..n * d)
-        .map(|_| {
-            let z: f64 = StandardNormal.sample(&mut rng);
-            z as f32
-        })
-        .collect();
-    let labels = (0..n).map(|_| rng.random_range(0..k as u32)).collect();
-    Dataset {
-        features,
-        labels,
-        n_features: d,
-        n_classes: k,
-        feature_names: (0..d).map(|i| format!("x{i}")).collect(),
-        class_names: (0..k).map(|c| c.to_string()).collect(),
-    }
-}
-
 /// Times full-batch SGD steps of `sizes` on `data`.
 fn bench_step(
     name: &'static str,
@@ -230,7 +207,7 @@ fn bench_step(
 fn bench_infer(name: &'static str, sizes: &[usize], budget: &Budget) -> Result<Report> {
     let model = Model::new(sizes, Init::He, 2)?;
     let mut scratch = model.scratch();
-    let x = synthetic(1, sizes[0], 2, 3).features;
+    let x = vnn::data::synthetic(1, sizes[0], 2, 3).features;
     let mut failed = false;
     let (ns, inner) = measure(budget, || {
         failed |= black_box(model.predict_one(black_box(&x), &mut scratch)).is_err();
@@ -330,7 +307,7 @@ impl SplitMlp {
 fn bench_infer_split(sizes: &[usize], budget: &Budget) -> Result<Report> {
     let model = Model::new(sizes, Init::He, 2)?;
     let split = SplitMlp::new(&model);
-    let x = synthetic(1, sizes[0], 2, 3).features;
+    let x = vnn::data::synthetic(1, sizes[0], 2, 3).features;
     let mut scratch = [
         vec![0f32; split.halves[0].b1.len()],
         vec![0f32; split.halves[1].b1.len()],
@@ -447,7 +424,7 @@ fn run_in_pool(args: &BenchArgs) -> Result<()> {
         emit(bench_step("spiral", &data, &[2, 100, 3], 1.0, &fast)?)?;
     }
     if all || w == Workload::Mnist {
-        let data = synthetic(10_000, 784, 10, 7);
+        let data = vnn::data::synthetic(10_000, 784, 10, 7);
         let slow = Budget {
             warmup: Duration::from_millis(500),
             measure: Duration::from_secs(5),

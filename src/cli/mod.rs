@@ -89,3 +89,14 @@ pub(crate) fn with_threads<T: Send>(
     let pool = builder.build()?;
     Ok(pool.install(f))
 }
+
+/// Parses `--delimiter`: one ASCII character, or `tab` (also `\t`).
+pub(crate) fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "\\t" | "tab" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        _ => Err(format!(
+            "the delimiter must be one ASCII character (or 'tab'), got '{s}'"
+        )),
+    }
+}

@@ -10,16 +10,6 @@ use std::process::ExitCode;
 use vnn::data::Dataset;
 use vnn::model::Model;
 
-fn parse_delimiter(s: &str) -> Result<u8, String> {
-    match s {
-        "\\t" | "tab" => Ok(b'\t'),
-        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
-        _ => Err(format!(
-            "the delimiter must be one ASCII character (or 'tab'), got '{s}'"
-        )),
-    }
-}
-
 /// Options of `vnn predict`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct PredictArgs {
@@ -36,7 +26,7 @@ pub(crate) struct PredictArgs {
     #[arg(long)]
     json: bool,
     /// CSV field delimiter (one character, or `tab`).
-    #[arg(long, default_value = ",", value_parser = parse_delimiter)]
+    #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
     delimiter: u8,
     /// Worker threads (default: all cores).
     #[arg(long)]
@@ -59,7 +49,7 @@ pub(crate) struct EvalArgs {
     #[arg(long)]
     json: bool,
     /// CSV field delimiter (one character, or `tab`).
-    #[arg(long, default_value = ",", value_parser = parse_delimiter)]
+    #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
     delimiter: u8,
     /// Worker threads (default: all cores).
     #[arg(long)]

@@ -64,16 +64,6 @@ pub(crate) enum InitKind {
     Small,
 }
 
-fn parse_delimiter(s: &str) -> Result<u8, String> {
-    match s {
-        "\\t" | "tab" => Ok(b'\t'),
-        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
-        _ => Err(format!(
-            "the delimiter must be one ASCII character (or 'tab'), got '{s}'"
-        )),
-    }
-}
-
 /// Options of `vnn train`. A checkpoint records them (as JSON) to continue
 /// the run.
 #[derive(Args, Serialize, Deserialize, Debug, Clone)]
@@ -85,7 +75,7 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     pub label: Option<String>,
     /// CSV field delimiter (one character, or `tab`); never guessed.
-    #[arg(long, default_value = ",", value_parser = parse_delimiter)]
+    #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
     pub delimiter: u8,
     /// Model: softmax classifier or ReLU MLP.
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
