@@ -332,6 +332,37 @@ fn errors_are_one_clear_line_and_a_failure_exit() {
         "nothing is written for a refused run"
     );
 
+    // Options the other settings make meaningless are refused, not ignored.
+    for (args, msg) in [
+        (
+            &["--model", "linear", "--hidden", "64"][..],
+            "error: --hidden does not apply here: --model linear has no hidden layers",
+        ),
+        (
+            &["--momentum", "0.5"],
+            "error: --momentum does not apply here: it applies to --optimizer momentum only",
+        ),
+        (
+            &["--label", "y"],
+            "error: --label does not apply here: the built-in spiral has no CSV columns",
+        ),
+    ] {
+        let out = vnn(&[
+            &[
+                "train",
+                "--epochs",
+                "1",
+                "--out",
+                dir.join("refused").to_str().unwrap(),
+            ],
+            args,
+        ]
+        .concat());
+        assert!(!out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end(), msg);
+        assert!(!dir.join("refused").exists());
+    }
+
     // A model whose feature columns are absent from the data names the column.
     let run = dir.join("run");
     last_json(&vnn(&[

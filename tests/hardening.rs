@@ -335,7 +335,7 @@ fn resume_refuses_settings_that_change_the_run() {
     assert!(!out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
-        "error: --lr cannot be combined with --resume: a resumed run keeps the settings recorded in its checkpoint (only --epochs, --out, --threads, --json and --no-plots may be given)"
+        "error: --lr cannot be combined with --resume: a resumed run keeps the settings recorded in its checkpoint (only --epochs, --out, --threads, --json, --no-plots, --log-every, --print-every and --checkpoint-every may be given)"
     );
     let out = vnn(&["train", "--resume", ckpt.to_str().unwrap(), "--epochs", "5"]);
     assert!(!out.status.success());

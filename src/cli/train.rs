@@ -8,8 +8,8 @@
 //! the same weights, bit for bit, as the run left uninterrupted. With
 //! `--resume`, only options that do not change the run may be given:
 //! `--epochs` (to lengthen or shorten it), `--out` (another run folder; by
-//! default the checkpoint's folder), `--threads`, `--json` and `--no-plots`;
-//! any other option is refused. Ctrl-C stops the run after the current
+//! default the checkpoint's folder), `--threads`, `--json`, `--no-plots`,
+//! and how often to log, print and checkpoint; any other option is refused. Ctrl-C stops the run after the current
 //! step, saves the model and a checkpoint, and exits with code 130 (a
 //! second Ctrl-C exits at once). When the loss stops being finite the run
 //! stops with an error naming the step; the checkpoint then holds the last
@@ -149,7 +149,8 @@ pub(crate) struct TrainArgs {
     #[serde(default)]
     pub checkpoint_every: Option<u64>,
     /// Continue the run of this checkpoint with its recorded settings
-    /// (allowed with it: --epochs, --out, --threads, --json, --no-plots).
+    /// (allowed with it: --epochs, --out, --threads, --json, --no-plots,
+    /// --log-every, --print-every, --checkpoint-every).
     #[arg(long, value_name = "PATH")]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
@@ -248,7 +249,54 @@ fn label_column(args: &TrainArgs) -> Result<String> {
 
 /// Options `--resume` accepts besides itself: they leave the run's
 /// settings alone (`--epochs` only sets where it ends).
-const RESUME_OPTIONS: [&str; 6] = ["resume", "epochs", "out", "threads", "json", "no_plots"];
+const RESUME_OPTIONS: [&str; 9] = [
+    "resume",
+    "epochs",
+    "out",
+    "threads",
+    "json",
+    "no_plots",
+    "log_every",
+    "print_every",
+    "checkpoint_every",
+];
+
+/// Refuses options that the other settings make meaningless (they would
+/// otherwise be ignored without a word).
+fn refuse_inapplicable(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let spiral = args.data == "spiral";
+    let checks = [
+        (
+            "hidden",
+            args.model == ModelKind::Linear,
+            "--model linear has no hidden layers",
+        ),
+        (
+            "momentum",
+            args.optimizer != OptimizerKind::Momentum,
+            "it applies to --optimizer momentum only",
+        ),
+        ("label", spiral, "the built-in spiral has no CSV columns"),
+        (
+            "delimiter",
+            spiral,
+            "the built-in spiral has no CSV columns",
+        ),
+        ("spiral_points", !spiral, "it applies to --data spiral only"),
+        (
+            "spiral_classes",
+            !spiral,
+            "it applies to --data spiral only",
+        ),
+    ];
+    for (id, inapplicable, why) in checks {
+        if inapplicable && given(id) {
+            bail!("--{} does not apply here: {why}", id.replace('_', "-"));
+        }
+    }
+    Ok(())
+}
 
 /// The settings of a resumed run: the ones recorded in the checkpoint at
 /// `path`, with the options of this invocation that `--resume` accepts.
@@ -267,7 +315,7 @@ fn resume_settings(
         .find(|id| !RESUME_OPTIONS.contains(id) && given(id))
     {
         bail!(
-            "--{} cannot be combined with --resume: a resumed run keeps the settings recorded in its checkpoint (only --epochs, --out, --threads, --json and --no-plots may be given)",
+            "--{} cannot be combined with --resume: a resumed run keeps the settings recorded in its checkpoint (only --epochs, --out, --threads, --json, --no-plots, --log-every, --print-every and --checkpoint-every may be given)",
             id.replace('_', "-")
         );
     }
@@ -281,6 +329,16 @@ fn resume_settings(
     args.threads = cli.threads;
     args.json = cli.json;
     args.no_plots = cli.no_plots;
+    // How often to log, print and checkpoint does not change the weights.
+    if given("log_every") {
+        args.log_every = cli.log_every;
+    }
+    if given("print_every") {
+        args.print_every = cli.print_every;
+    }
+    if given("checkpoint_every") {
+        args.checkpoint_every = cli.checkpoint_every;
+    }
     if given("epochs") {
         args.epochs = cli.epochs;
     }
@@ -347,7 +405,10 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
             let (args, ckpt) = resume_settings(cli_args, matches, path)?;
             (args, Some(ckpt))
         }
-        None => (cli_args.clone(), None),
+        None => {
+            refuse_inapplicable(cli_args, matches)?;
+            (cli_args.clone(), None)
+        }
     };
     let args = &args;
     let out = Out { json: args.json };
