@@ -57,6 +57,32 @@ fn strides(t: Transpose, rows: usize, cols: usize) -> (isize, isize) {
     }
 }
 
+/// Checks the shapes, then finishes the products that need no
+/// multiplication: an empty `C`, or `k == 0` / `alpha == 0` where
+/// `C = beta * C`. Returns whether the product is done.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+fn trivial_product(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) -> bool {
+    check_shapes(m, n, k, a, b, c);
+    if m == 0 || n == 0 {
+        return true;
+    }
+    if k == 0 || alpha == 0.0 {
+        scale_c(beta, c);
+        return true;
+    }
+    false
+}
+
 /// Scales `C` by `beta`, writing zeros (not reading `C`) when `beta == 0`.
 fn scale_c(beta: f32, c: &mut [f32]) {
     if beta == 0.0 {
@@ -179,12 +205,7 @@ pub fn gemm_packed(
     beta: f32,
     c: &mut [f32],
 ) {
-    check_shapes(m, n, k, a, b, c);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 || alpha == 0.0 {
-        scale_c(beta, c);
+    if trivial_product(m, n, k, alpha, a, b, beta, c) {
         return;
     }
     let (rsa, csa) = strides(ta, m, k);
@@ -723,12 +744,7 @@ pub fn gemm_small(
     beta: f32,
     c: &mut [f32],
 ) {
-    check_shapes(m, n, k, a, b, c);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 || alpha == 0.0 {
-        scale_c(beta, c);
+    if trivial_product(m, n, k, alpha, a, b, beta, c) {
         return;
     }
     #[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
