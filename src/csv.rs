@@ -15,7 +15,7 @@
 //! buffered.
 
 use crate::data::Dataset;
-use crate::error::{Error, Result};
+use crate::error::{shown, Error, Result};
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::Path;
@@ -103,97 +103,33 @@ pub fn load_training_csv_from_reader<R: Read>(
 ) -> Result<Dataset> {
     let mut src = Source::new(reader, name, opts.delimiter)?;
     let header = src.header()?;
-    let label_idx = match &opts.label {
-        None => header.len() - 1,
-        Some(label) => match header.iter().position(|h| h == label) {
-            Some(i) => i,
-            None => {
-                return Err(src.err(
-                    Some(1),
-                    None,
-                    format!(
-                        "label column '{label}' not found in the header (columns: {})",
-                        list(&header)
-                    ),
-                ))
-            }
-        },
-    };
-    if header.len() < 2 {
-        return Err(src.err(
-            Some(1),
-            None,
-            format!(
-                "no feature columns: the header has only the label column '{}'{}",
-                header[label_idx],
-                delimiter_hint(&header, opts.delimiter)
-            ),
-        ));
-    }
+    let label_idx = label_column(&src, &header, opts)?;
     let feature_idx: Vec<usize> = (0..header.len()).filter(|&i| i != label_idx).collect();
     let feature_names: Vec<String> = feature_idx.iter().map(|&i| header[i].clone()).collect();
     let label_name = header[label_idx].clone();
 
     let mut features = Vec::new();
-    // Labels as first-seen ids, remapped to sorted class indices at the end.
-    let mut seen: HashMap<String, u32> = HashMap::new();
-    let mut names_by_id: Vec<String> = Vec::new();
-    let mut ids: Vec<u32> = Vec::new();
+    let mut labels = LabelIds::default();
     while let Some(line) = src.next_row(header.len())? {
         for (&i, fname) in feature_idx.iter().zip(&feature_names) {
             features.push(src.number(line, i, fname)?);
         }
-        let label = src.text(line, label_idx, &label_name)?;
-        if label.is_empty() {
-            return Err(src.err(
-                Some(line),
-                Some(&label_name),
-                "missing label (empty field)".into(),
-            ));
-        }
-        let id = match seen.get(label) {
-            Some(&id) => id,
-            None => {
-                let id = names_by_id.len() as u32;
-                seen.insert(label.to_string(), id);
-                names_by_id.push(label.to_string());
-                id
-            }
-        };
-        ids.push(id);
+        labels.push(src.label(line, label_idx, &label_name)?);
     }
-    if ids.is_empty() {
+    if labels.ids.is_empty() {
         return Err(src.err(None, None, "no data rows after the header".into()));
     }
-    if names_by_id.len() < 2 {
+    if labels.names.len() < 2 {
         return Err(src.err(
             None,
             Some(&label_name),
             format!(
                 "needs at least 2 classes, found 1 ('{}')",
-                shown(&names_by_id[0])
+                shown(&labels.names[0])
             ),
         ));
     }
-    // Sort the classes: numerically when every label is an integer.
-    let mut order: Vec<u32> = (0..names_by_id.len() as u32).collect();
-    let numbers: Option<Vec<i128>> = names_by_id.iter().map(|s| s.parse::<i128>().ok()).collect();
-    match &numbers {
-        Some(n) => order.sort_by(|&a, &b| {
-            (n[a as usize], &names_by_id[a as usize])
-                .cmp(&(n[b as usize], &names_by_id[b as usize]))
-        }),
-        None => order.sort_by(|&a, &b| names_by_id[a as usize].cmp(&names_by_id[b as usize])),
-    }
-    let mut class_of_id = vec![0u32; order.len()];
-    for (class, &id) in order.iter().enumerate() {
-        class_of_id[id as usize] = class as u32;
-    }
-    let class_names: Vec<String> = order
-        .iter()
-        .map(|&id| names_by_id[id as usize].clone())
-        .collect();
-    let labels: Vec<u32> = ids.iter().map(|&id| class_of_id[id as usize]).collect();
+    let (class_names, labels) = labels.into_classes();
     Ok(Dataset {
         features,
         labels,
@@ -202,6 +138,89 @@ pub fn load_training_csv_from_reader<R: Read>(
         feature_names,
         class_names,
     })
+}
+
+/// The index of the label column in `header`: the one `opts` names, or the
+/// last; the header must hold at least one feature column besides it.
+fn label_column<R: Read>(src: &Source<R>, header: &[String], opts: &CsvOptions) -> Result<usize> {
+    let label_idx = match &opts.label {
+        None => header.len() - 1,
+        Some(label) => header.iter().position(|h| h == label).ok_or_else(|| {
+            src.err(
+                Some(1),
+                None,
+                format!(
+                    "label column '{label}' not found in the header (columns: {})",
+                    list(header)
+                ),
+            )
+        })?,
+    };
+    if header.len() < 2 {
+        return Err(src.err(
+            Some(1),
+            None,
+            format!(
+                "no feature columns: the header has only the label column '{}'{}",
+                header[label_idx],
+                delimiter_hint(header, opts.delimiter)
+            ),
+        ));
+    }
+    Ok(label_idx)
+}
+
+/// The labels of a training CSV as first-seen ids, remapped to sorted class
+/// indices at the end.
+#[derive(Default)]
+struct LabelIds {
+    /// The id of every label value seen so far.
+    seen: HashMap<String, u32>,
+    /// The label value of every id.
+    names: Vec<String>,
+    /// The id of every row.
+    ids: Vec<u32>,
+}
+
+impl LabelIds {
+    /// Records the label of the next row.
+    fn push(&mut self, label: &str) {
+        let id = match self.seen.get(label) {
+            Some(&id) => id,
+            None => {
+                let id = self.names.len() as u32;
+                self.seen.insert(label.to_string(), id);
+                self.names.push(label.to_string());
+                id
+            }
+        };
+        self.ids.push(id);
+    }
+
+    /// The class names, sorted numerically when every label is an integer
+    /// and lexicographically otherwise, and every row's class index.
+    fn into_classes(self) -> (Vec<String>, Vec<u32>) {
+        let names = self.names;
+        let mut order: Vec<u32> = (0..names.len() as u32).collect();
+        let numbers: Option<Vec<i128>> = names.iter().map(|s| s.parse::<i128>().ok()).collect();
+        match &numbers {
+            Some(n) => order.sort_by(|&a, &b| {
+                (n[a as usize], &names[a as usize]).cmp(&(n[b as usize], &names[b as usize]))
+            }),
+            None => order.sort_by(|&a, &b| names[a as usize].cmp(&names[b as usize])),
+        }
+        let mut class_of_id = vec![0u32; order.len()];
+        for (class, &id) in order.iter().enumerate() {
+            class_of_id[id as usize] = class as u32;
+        }
+        let class_names = order.iter().map(|&id| names[id as usize].clone()).collect();
+        let labels = self
+            .ids
+            .iter()
+            .map(|&id| class_of_id[id as usize])
+            .collect();
+        (class_names, labels)
+    }
 }
 
 /// Loads the inputs of a model from a CSV for prediction or evaluation.
@@ -257,23 +276,7 @@ pub fn load_features_csv_from_reader<R: Read>(
     if feature_names.is_empty() {
         return Err(src.err(Some(1), None, "the model has no feature columns".into()));
     }
-    let mut picked = Vec::with_capacity(feature_names.len());
-    for f in feature_names {
-        match header.iter().position(|h| h == f) {
-            Some(i) => picked.push(i),
-            None => {
-                return Err(src.err(
-                    Some(1),
-                    Some(f),
-                    format!(
-                        "feature column not found in the header (columns: {}){}",
-                        list(&header),
-                        delimiter_hint(&header, delimiter)
-                    ),
-                ))
-            }
-        }
-    }
+    let picked = feature_columns(&src, &header, feature_names, delimiter)?;
     let label_col = label.and_then(|l| header.iter().position(|h| h == l).map(|i| (i, l)));
     let class_index: HashMap<&str, u32> = class_names
         .iter()
@@ -288,14 +291,7 @@ pub fn load_features_csv_from_reader<R: Read>(
             features.push(src.number(line, i, fname)?);
         }
         if let Some((i, lname)) = label_col {
-            let value = src.text(line, i, lname)?;
-            if value.is_empty() {
-                return Err(src.err(
-                    Some(line),
-                    Some(lname),
-                    "missing label (empty field)".into(),
-                ));
-            }
+            let value = src.label(line, i, lname)?;
             match class_index.get(value) {
                 Some(&c) => labels.push(c),
                 None => {
@@ -321,6 +317,31 @@ pub fn load_features_csv_from_reader<R: Read>(
         rows,
         labels: label_col.map(|_| labels),
     })
+}
+
+/// The index in `header` of every one of `feature_names`, in that order.
+fn feature_columns<R: Read>(
+    src: &Source<R>,
+    header: &[String],
+    feature_names: &[String],
+    delimiter: u8,
+) -> Result<Vec<usize>> {
+    feature_names
+        .iter()
+        .map(|f| {
+            header.iter().position(|h| h == f).ok_or_else(|| {
+                src.err(
+                    Some(1),
+                    Some(f),
+                    format!(
+                        "feature column not found in the header (columns: {}){}",
+                        list(header),
+                        delimiter_hint(header, delimiter)
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Opens a CSV file for reading after checking it is a regular file within
@@ -551,6 +572,19 @@ impl<R: Read> Source<R> {
             .map_err(|_| self.err(Some(line), Some(column), "invalid UTF-8".into()))
     }
 
+    /// Field `i` of the current record as a label: trimmed text, not empty.
+    fn label(&self, line: u64, i: usize, column: &str) -> Result<&str> {
+        let label = self.text(line, i, column)?;
+        if label.is_empty() {
+            return Err(self.err(
+                Some(line),
+                Some(column),
+                "missing label (empty field)".into(),
+            ));
+        }
+        Ok(label)
+    }
+
     /// Field `i` of the current record as a finite number.
     fn number(&self, line: u64, i: usize, column: &str) -> Result<f32> {
         let s = self.text(line, i, column)?;
@@ -574,15 +608,6 @@ impl<R: Read> Source<R> {
                 format!("'{}' is not a number", shown(s)),
             )),
         }
-    }
-}
-
-/// A value for an error message, cut to at most 40 characters.
-fn shown(s: &str) -> String {
-    const MAX: usize = 40;
-    match s.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &s[..cut]),
-        None => s.to_string(),
     }
 }
 
