@@ -71,3 +71,17 @@ pub(crate) fn shown(s: &str) -> String {
         None => s.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn shown_keeps_short_values_and_cuts_long_ones_at_a_character() {
+        assert_eq!(shown(""), "");
+        assert_eq!(shown(&"a".repeat(40)), "a".repeat(40));
+        assert_eq!(shown(&"a".repeat(41)), format!("{}...", "a".repeat(40)));
+        // The cut counts characters, not bytes: 41 two-byte characters.
+        assert_eq!(shown(&"é".repeat(41)), format!("{}...", "é".repeat(40)));
+    }
+}

@@ -341,3 +341,54 @@ fn draw_boundary(
     }
     draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 0.6, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The width and height in the IHDR chunk of PNG `bytes`.
+    fn png_size(bytes: &[u8]) -> (u32, u32) {
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(&bytes[12..16], b"IHDR");
+        let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+        (be(16), be(20))
+    }
+
+    #[test]
+    fn pictures_are_whole_pngs_and_leave_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("vnn-plot-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let points: Vec<CurvePoint> = (0..5)
+            .map(|i| CurvePoint {
+                step: 10 * i,
+                loss: 1.0 / (1.0 + i as f64),
+                train_accuracy: 0.2 * i as f64,
+                test_accuracy: (i % 2 == 0).then_some(0.1 * i as f64),
+            })
+            .collect();
+        let curves = dir.join("curves.png");
+        plot_curves(&curves, "test", &points).unwrap();
+        assert_eq!(png_size(&std::fs::read(&curves).unwrap()), (1200, 500));
+
+        let data = crate::data::spiral(20, 3, 0);
+        let model = Model::new(&[2, 8, 3], crate::model::Init::He, 0).unwrap();
+        let boundary = dir.join("boundary.png");
+        plot_boundary(&boundary, "test", &model, &data).unwrap();
+        assert_eq!(png_size(&std::fs::read(&boundary).unwrap()), (720, 720));
+
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["boundary.png", "curves.png"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn no_points_is_an_error_and_writes_nothing() {
+        let path = std::env::temp_dir().join(format!("vnn-plot-empty-{}.png", std::process::id()));
+        assert!(plot_curves(&path, "t", &[]).is_err());
+        assert!(!path.exists());
+    }
+}
