@@ -1,5 +1,7 @@
 //! PNG pictures of a run: learning curves and the decision boundary of a
-//! 2-D model. Text uses an embedded font (no system fonts needed).
+//! 2-D model. Text uses an embedded font (no system fonts needed). Pictures
+//! are drawn in memory, encoded as PNG and written with
+//! [`fsutil::write_atomic`] (a reader never sees a half-written picture).
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};

@@ -23,6 +23,10 @@
 //! Every defect gives an [`Error::Model`] naming the file and, when one is
 //! at fault, the tensor. Readers dispatch on `format_version`, so files of
 //! earlier versions stay readable when the format grows.
+//!
+//! # Code
+//! `write` encodes; `read` checks the container (lengths, header, `format`,
+//! `format_version`) and dispatches to the reader of the version, `v1`.
 
 mod read;
 mod v1;
