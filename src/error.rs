@@ -61,3 +61,27 @@ pub enum Error {
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A value quoted in an error message, cut to at most 40 characters (then
+/// `...`), so a hostile file cannot flood the message.
+pub(crate) fn shown(s: &str) -> String {
+    const MAX: usize = 40;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn shown_keeps_short_values_and_cuts_long_ones_at_a_character() {
+        assert_eq!(shown(""), "");
+        assert_eq!(shown(&"a".repeat(40)), "a".repeat(40));
+        assert_eq!(shown(&"a".repeat(41)), format!("{}...", "a".repeat(40)));
+        // The cut counts characters, not bytes: 41 two-byte characters.
+        assert_eq!(shown(&"é".repeat(41)), format!("{}...", "é".repeat(40)));
+    }
+}
