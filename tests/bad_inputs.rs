@@ -319,8 +319,9 @@ fn every_bad_input_gives_its_one_line_error() {
     let ckpt = Checkpoint {
         step: 3,
         model: m,
-        m: vec![0.0; n],
-        v: Vec::new(),
+        optimizer: vnn::train::OptimizerState::Momentum {
+            velocity: vec![0.0; n],
+        },
         settings: r#"{"lr": 0.1}"#.into(),
         extra: BTreeMap::new(),
     };
