@@ -408,11 +408,12 @@ impl Model {
         let slots = n_blocks.min(rayon::current_num_threads()).max(1);
         let per = n_blocks.div_ceil(slots).max(1);
         let std_width = if self.standardizer.is_some() { d } else { 0 };
-        let region = BLOCK * (std_width + hidden_width(&self.layout));
+        // At least one value, so that every slot gets a region.
+        let region = (BLOCK * (std_width + hidden_width(&self.layout))).max(1);
         if workspace.buf.len() < slots * region {
             workspace.buf.resize(slots * region, 0.0);
         }
-        let regions = workspace.buf.par_chunks_mut(region.max(1));
+        let regions = workspace.buf.par_chunks_mut(region);
         out.par_chunks_mut(per * BLOCK * k)
             .zip(x.par_chunks(per * BLOCK * d))
             .zip(regions)

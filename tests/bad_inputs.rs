@@ -336,7 +336,7 @@ fn every_bad_input_gives_its_one_line_error() {
     cases.push(case(
         "truncated checkpoint",
         &["train", "--resume", &ck_trunc],
-        format!("{ck_trunc}: the header length 592 exceeds the 380 bytes after it: truncated or not a safetensors file"),
+        format!("{ck_trunc}: the header length 632 exceeds the 400 bytes after it: truncated or not a safetensors file"),
     ));
     cases.push(case(
         "checkpoint given as a model",

@@ -13,14 +13,21 @@
 //! `(seed, step, layer)` (one weight mask per step, shared by the blocks),
 //! so the trained weights are bit-identical for any number of threads.
 //!
+//! ## The pass
+//! Each block runs a flat list of layer ops ([`vnn_kernels::layer`], which
+//! choose the kernels by shape): the shared forward of
+//! [`crate::model::Model`], softmax cross-entropy, then the backward in
+//! reverse (`db = Σ dscores`, then per layer `dW = Aᵀ·dZ`,
+//! `dA = dZ·Wᵀ` and the ReLU mask, and `dW1 = Xᵀ·dZ1` last).
+//!
 //! ## Memory
-//! Every buffer is allocated in [`Trainer::new`]: per block its activations
-//! (one `rows x width` buffer per hidden layer and the logits, which the
-//! backward pass overwrites with gradients in place) and a small scratch for
-//! the backward products; at most [`MAX_GRAD_BUFFERS`] parameter-sized
-//! gradients (one per run of blocks, not one per block: at 784-512-10 each
-//! is as large as 60% of a block's activations); plus optimizer state and,
-//! with dropconnect, the masked weights. A step allocates nothing
+//! Every buffer is allocated in [`Trainer::new`], in named parts: the
+//! workspace (per block the activations of every hidden layer and the
+//! logits, which the backward pass overwrites with gradients in place, and
+//! a small scratch for the backward ops; at most [`MAX_GRAD_BUFFERS`]
+//! parameter-sized gradients, one per run of blocks, not one per block),
+//! the optimizer state ([`OptimizerState`]), the mini-batch sampler and,
+//! with dropconnect, the masks and masked weights. A step allocates nothing
 //! in vnn's own code. What remains: one packing buffer per GEMM call that
 //! takes `matrixmultiply`'s packed path (none at the spiral size without
 //! dropout), and, for a step of several blocks called from outside any rayon
