@@ -17,9 +17,10 @@ pub(super) struct Block {
     scores: Vec<f32>,
     /// Scratch of the backward ops ([`layer::relu_dense_backward_scratch`]).
     scratch: Vec<f32>,
-    /// Summed cross-entropy (already divided by the batch size) and correct
-    /// count of the last pass.
+    /// Summed cross-entropy of the last pass (already divided by the batch
+    /// size).
     loss: f64,
+    /// Rows the last pass predicted correctly.
     correct: usize,
 }
 
@@ -57,13 +58,15 @@ pub(super) struct Workspace {
 pub(super) struct StepInput<'a> {
     /// The parameters the passes use (masked under dropconnect).
     pub params: &'a [f32],
-    /// `rows x n_features` and `rows`: the batch.
+    /// `rows x n_features`: the batch's features.
     pub x: &'a [f32],
+    /// `rows`: the batch's labels.
     pub y: &'a [u32],
     /// Dropout probability of the hidden activations (0: none).
     pub dropout: f32,
-    /// The run's seed and the 0-based step (the dropout streams).
+    /// The run's seed (of the dropout masks).
     pub seed: u64,
+    /// The 0-based step (of the dropout streams).
     pub step: u64,
 }
 
