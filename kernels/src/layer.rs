@@ -67,6 +67,7 @@ pub enum ForwardPath {
 /// takes [`ForwardPath::Gemm`]; otherwise one row takes
 /// [`ForwardPath::Matvec`], at most [`NARROW_MAX`] inputs
 /// [`ForwardPath::Narrow`], and the rest [`ForwardPath::Gemm`].
+#[inline]
 pub fn dense_relu_forward_path(rows: usize, n_in: usize, dropout: bool) -> ForwardPath {
     if dropout {
         ForwardPath::Gemm
@@ -121,6 +122,7 @@ fn check_dense(op: &str, x: &[f32], w: &[f32], b: &[f32], out: &[f32], shape: [u
 /// dense_relu_forward(&x, &w, &[0.5, 0.5], 2, 2, 2, None, &mut a);
 /// assert_eq!(a, [3.5, 0.0, 1.5, 0.0]);
 /// ```
+#[inline]
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub fn dense_relu_forward(
@@ -133,9 +135,9 @@ pub fn dense_relu_forward(
     dropout: Option<Dropout>,
     a: &mut [f32],
 ) {
-    check_dense("dense_relu_forward", x, w, b, a, [rows, n_in, n_out]);
     match dense_relu_forward_path(rows, n_in, dropout.is_some()) {
         ForwardPath::Matvec => {
+            // matvec_bias checks the shapes of this path itself.
             gemm::matvec_bias(x, w, b, n_in, n_out, a);
             for v in a.iter_mut() {
                 *v = activation::relu_scalar_value(*v);
@@ -143,6 +145,7 @@ pub fn dense_relu_forward(
         }
         ForwardPath::Narrow => fused::narrow_bias_relu_forward(x, w, b, rows, n_in, n_out, a),
         ForwardPath::Gemm => {
+            check_dense("dense_relu_forward", x, w, b, a, [rows, n_in, n_out]);
             // Z = X W, then A = relu(Z + b) (* M) in place.
             let (m, n, k) = (rows, n_out, n_in);
             gemm::gemm(Transpose::No, Transpose::No, m, n, k, 1.0, x, w, 0.0, a);
@@ -176,6 +179,7 @@ pub fn dense_relu_forward(
 /// dense_forward(&x, &w, &[0.5, 0.5], 2, 2, 2, &mut s);
 /// assert_eq!(s, [3.5, -2.5, 1.5, -0.5]);
 /// ```
+#[inline]
 #[track_caller]
 pub fn dense_forward(
     x: &[f32],
@@ -186,10 +190,11 @@ pub fn dense_forward(
     n_out: usize,
     s: &mut [f32],
 ) {
-    check_dense("dense_forward", x, w, b, s, [rows, n_in, n_out]);
     if rows == 1 {
+        // matvec_bias checks the shapes of this path itself.
         return gemm::matvec_bias(x, w, b, n_in, n_out, s);
     }
+    check_dense("dense_forward", x, w, b, s, [rows, n_in, n_out]);
     if n_out == 0 {
         return;
     }
@@ -222,6 +227,7 @@ pub fn dense_forward(
 /// bias_backward(&ds, 2, 2, &[1.0; 2], &mut db);
 /// assert_eq!(db, [4.5, 6.0]);
 /// ```
+#[inline]
 #[track_caller]
 pub fn bias_backward(ds: &[f32], rows: usize, n_out: usize, ones: &[f32], db: &mut [f32]) {
     check_len("bias_backward", "dS", ds.len(), rows * n_out);
@@ -266,6 +272,7 @@ pub fn bias_backward(ds: &[f32], rows: usize, n_out: usize, ones: &[f32], db: &m
 /// weight_backward(&x, &[3.0], 1, 2, 1, &mut dw);
 /// assert_eq!(dw, [3.0, 6.0]);
 /// ```
+#[inline]
 #[track_caller]
 pub fn weight_backward(
     x: &[f32],
@@ -301,6 +308,7 @@ pub enum BackwardPath {
 /// most [`NARROW_MAX`] outputs and at least as many rows as outputs
 /// (staging `Wᵀ` costs `n_in x n_out`), fusing `dW` too with at most
 /// [`FUSED_DW_MAX_OUT`] outputs; chunked otherwise.
+#[inline]
 pub fn relu_dense_backward_path(rows: usize, n_out: usize) -> BackwardPath {
     if n_out > NARROW_MAX || rows < n_out {
         BackwardPath::Chunked
@@ -314,6 +322,7 @@ pub fn relu_dense_backward_path(rows: usize, n_out: usize) -> BackwardPath {
 /// Scratch elements [`relu_dense_backward`] needs for these shapes: `Wᵀ`
 /// (`n_out x n_in`) on the narrow paths, one chunk of `dA`
 /// (`min(rows, CHUNK_ROWS) x n_in`) on the chunked one.
+#[inline]
 pub fn relu_dense_backward_scratch(rows: usize, n_in: usize, n_out: usize) -> usize {
     match relu_dense_backward_path(rows, n_out) {
         BackwardPath::Chunked => CHUNK_ROWS.min(rows) * n_in,
@@ -357,6 +366,7 @@ pub fn relu_dense_backward_scratch(rows: usize, n_in: usize, n_out: usize) -> us
 /// assert_eq!(db, [2.0, 0.0, 2.0]);
 /// assert_eq!(dw, [1.0, 0.5, 0.0, 0.0, 2.0, 1.0]); // A^T dS
 /// ```
+#[inline]
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub fn relu_dense_backward(
