@@ -7,7 +7,8 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
-use vnn_kernels::{activation, gemm, reduce, softmax, Transpose};
+use vnn_kernels::layer::{self, Dropout};
+use vnn_kernels::{reduce, softmax};
 
 /// Where one layer's weight and bias sit in a flat parameter buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,8 +135,88 @@ pub struct Model {
 /// with [`Model::scratch`] and reuse it.
 #[derive(Clone, Debug)]
 pub struct Scratch {
-    a: Vec<f32>,
-    b: Vec<f32>,
+    /// `n_features`: the standardized input row.
+    input: Vec<f32>,
+    /// The activations of every hidden layer, one after another.
+    hidden: Vec<f32>,
+    /// `n_classes`: the logits, then the probabilities.
+    scores: Vec<f32>,
+}
+
+/// Reusable buffers of batch prediction ([`Model::logits_into`]): one
+/// region per parallel slot, each holding the standardized inputs and the
+/// hidden activations of a block of [`PREDICT_BLOCK_ROWS`] rows. It grows
+/// when a call needs more and never shrinks; make it once with
+/// [`Workspace::default`] and reuse it across calls and models.
+#[derive(Clone, Debug, Default)]
+pub struct Workspace {
+    buf: Vec<f32>,
+}
+
+/// Rows per block of batch prediction: a row's logits depend only on the
+/// row and on its block's row count, never on the thread count.
+pub const PREDICT_BLOCK_ROWS: usize = 256;
+
+/// Total width of the hidden layers (floats per row of their activations).
+fn hidden_width(layout: &Layout) -> usize {
+    layout.hidden().iter().sum()
+}
+
+/// Where hidden layer `l`'s `rows x width` activations sit in a flat buffer
+/// holding every hidden layer's, in layer order.
+pub(crate) fn hidden_range(layout: &Layout, rows: usize, l: usize) -> std::ops::Range<usize> {
+    let hidden = layout.hidden();
+    let start = rows * hidden[..l].iter().sum::<usize>();
+    start..start + rows * hidden[l]
+}
+
+/// The forward pass of one block of `rows` rows: training, batch predict
+/// and batch-1 predict all run it.
+///
+/// - `x`: `rows x n_in`, the (standardized) inputs.
+/// - `hidden`: at least `rows x` the total hidden width; hidden layer `l`'s
+///   activations `A_l = relu(A_{l-1} W_l + b_l)` (what the backward needs)
+///   go to [`hidden_range`]`(layout, rows, l)`.
+/// - `scores`: `rows x n_classes`, the logits `A W + b` of the last layer.
+/// - `dropout`: inverted dropout on the hidden activations (training only);
+///   hidden layer `l` uses the stream `dropout.stream | l`.
+///
+/// The layer ops choose the kernels by shape ([`vnn_kernels::layer`]).
+pub(crate) fn forward_rows(
+    layout: &Layout,
+    params: &[f32],
+    x: &[f32],
+    rows: usize,
+    hidden: &mut [f32],
+    scores: &mut [f32],
+    dropout: Option<Dropout>,
+) {
+    let last = layout.layers.len() - 1;
+    // Where A_{l-1} starts in `hidden`.
+    let mut start = 0;
+    for (l, slot) in layout.layers.iter().enumerate() {
+        let w = &params[slot.weight_range()];
+        let b = &params[slot.bias_range()];
+        let (n_in, n_out) = (slot.n_in, slot.n_out);
+        let split = if l == 0 { 0 } else { start + rows * n_in };
+        let (done, rest) = hidden.split_at_mut(split);
+        let input: &[f32] = if l == 0 { x } else { &done[start..] };
+        if l == last {
+            // scores = A W + b
+            layer::dense_forward(input, w, b, rows, n_in, n_out, scores);
+        } else {
+            // A_l = relu(A_{l-1} W_l + b_l) (* dropout mask)
+            let a = &mut rest[..rows * n_out];
+            let d = dropout.map(|d| Dropout {
+                stream: d.stream | l as u64,
+                ..d
+            });
+            layer::dense_relu_forward(input, w, b, rows, n_in, n_out, d, a);
+        }
+        if l > 0 {
+            start += rows * n_in;
+        }
+    }
 }
 
 impl Model {
@@ -194,14 +275,15 @@ impl Model {
 
     /// Scratch space for [`Model::predict_one`] and [`Model::predict_proba_one`].
     pub fn scratch(&self) -> Scratch {
-        let w = self.layout.max_width();
         Scratch {
-            a: vec![0.0; w],
-            b: vec![0.0; w],
+            input: vec![0.0; self.n_features()],
+            hidden: vec![0.0; hidden_width(&self.layout)],
+            scores: vec![0.0; self.n_classes()],
         }
     }
 
-    /// Forward pass of one raw input row into `scratch`; returns the logits.
+    /// Forward pass of one raw input row into `scratch` (remade if it was
+    /// made for another shape); returns the logits.
     fn logits_one<'s>(&self, x: &[f32], scratch: &'s mut Scratch) -> Result<&'s mut [f32]> {
         let d = self.n_features();
         if x.len() != d {
@@ -211,35 +293,28 @@ impl Model {
                 got: x.len(),
             });
         }
-        let w = self.layout.max_width();
-        if scratch.a.len() < w || scratch.b.len() < w {
+        let k = self.n_classes();
+        if scratch.input.len() != d
+            || scratch.hidden.len() != hidden_width(&self.layout)
+            || scratch.scores.len() != k
+        {
             *scratch = self.scratch();
         }
-        let Scratch { a, b } = scratch;
-        a[..d].copy_from_slice(x);
-        if let Some(s) = &self.standardizer {
-            s.apply_row(&mut a[..d]);
-        }
-        let (mut cur, mut next) = (a, b);
-        let last = self.layout.layers.len() - 1;
-        for (i, slot) in self.layout.layers.iter().enumerate() {
-            let (wt, bias) = self.layer(i);
-            gemm::matvec_bias(
-                &cur[..slot.n_in],
-                wt,
-                bias,
-                slot.n_in,
-                slot.n_out,
-                &mut next[..slot.n_out],
-            );
-            if i < last {
-                for v in &mut next[..slot.n_out] {
-                    *v = activation::relu_scalar_value(*v);
-                }
+        let Scratch {
+            input,
+            hidden,
+            scores,
+        } = scratch;
+        let x: &[f32] = match &self.standardizer {
+            Some(s) => {
+                input.copy_from_slice(x);
+                s.apply_row(input);
+                input
             }
-            std::mem::swap(&mut cur, &mut next);
-        }
-        Ok(&mut cur[..self.n_classes()])
+            None => x,
+        };
+        forward_rows(&self.layout, &self.params, x, 1, hidden, scores, None);
+        Ok(scores)
     }
 
     /// The predicted class of one raw (unstandardized) input row. No
@@ -275,64 +350,97 @@ impl Model {
         Ok(logits)
     }
 
-    /// Logits of `rows` raw input rows (`rows x n_features`), computed in
-    /// parallel blocks of rows with inference semantics (no dropout).
+    /// Logits (`rows x n_classes`) of `rows` raw input rows
+    /// (`rows x n_features`), computed in parallel blocks of
+    /// [`PREDICT_BLOCK_ROWS`] rows with inference semantics (no dropout);
+    /// allocates its output and one workspace buffer. To predict without
+    /// allocating, reuse a [`Workspace`] with [`Model::logits_into`].
     ///
     /// # Errors
     /// If `x.len()` is not `rows * n_features`.
     pub fn logits(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        let d = self.n_features();
-        let k = self.n_classes();
-        if x.len() != rows.saturating_mul(d) {
-            return Err(Error::Shape {
-                what: format!("{rows} input rows"),
-                expected: rows * d,
-                got: x.len(),
-            });
-        }
-        const BLOCK: usize = 256;
-        let mut out = vec![0f32; rows * k];
-        out.par_chunks_mut(BLOCK * k)
-            .zip(x.par_chunks(BLOCK * d.max(1)))
-            .for_each(|(o, xb)| {
-                let n = o.len() / k;
-                let mut cur: Vec<f32> = xb[..n * d].to_vec();
-                if let Some(s) = &self.standardizer {
-                    s.apply(&mut cur);
-                }
-                let last = self.layout.layers.len() - 1;
-                for (i, slot) in self.layout.layers.iter().enumerate() {
-                    let (wt, bias) = self.layer(i);
-                    let dst: &mut [f32] = if i == last {
-                        &mut *o
-                    } else {
-                        &mut vec![0f32; n * slot.n_out]
-                    };
-                    gemm::gemm(
-                        Transpose::No,
-                        Transpose::No,
-                        n,
-                        slot.n_out,
-                        slot.n_in,
-                        1.0,
-                        &cur,
-                        wt,
-                        0.0,
-                        dst,
-                    );
-                    if i < last {
-                        activation::bias_relu_forward(dst, bias, n, slot.n_out);
-                        cur = dst.to_vec();
-                    } else {
-                        for row in dst.chunks_exact_mut(k) {
-                            for (v, &b) in row.iter_mut().zip(bias) {
-                                *v += b;
-                            }
-                        }
-                    }
-                }
-            });
+        let mut out = vec![0f32; rows.saturating_mul(self.n_classes())];
+        self.logits_into(x, rows, &mut Workspace::default(), &mut out)?;
         Ok(out)
+    }
+
+    /// [`Model::logits`] into `out` (`rows x n_classes`), with the buffers
+    /// of `workspace`: allocates only when the workspace must grow (a
+    /// larger batch, a wider model, or more threads than before), never per
+    /// layer or block. A row's logits are the same bits for any thread
+    /// count and workspace.
+    ///
+    /// # Errors
+    /// If `x.len()` is not `rows * n_features` or `out.len()` is not
+    /// `rows * n_classes`.
+    ///
+    /// # Example
+    /// ```
+    /// use vnn::model::{Init, Model, Workspace};
+    /// let model = Model::new(&[2, 16, 3], Init::He, 0).unwrap();
+    /// let mut workspace = Workspace::default();
+    /// let mut out = vec![0.0; 2 * 3];
+    /// model.logits_into(&[0.1, -0.2, 0.3, 0.4], 2, &mut workspace, &mut out).unwrap();
+    /// assert_eq!(out, model.logits(&[0.1, -0.2, 0.3, 0.4], 2).unwrap());
+    /// ```
+    pub fn logits_into(
+        &self,
+        x: &[f32],
+        rows: usize,
+        workspace: &mut Workspace,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let (d, k) = (self.n_features(), self.n_classes());
+        let shape = |what: String, expected: usize, got: usize| Error::Shape {
+            what,
+            expected,
+            got,
+        };
+        if x.len() != rows.saturating_mul(d) {
+            return Err(shape(format!("{rows} input rows"), rows * d, x.len()));
+        }
+        if out.len() != rows * k {
+            return Err(shape(format!("{rows} rows of logits"), rows * k, out.len()));
+        }
+        const BLOCK: usize = PREDICT_BLOCK_ROWS;
+        let n_blocks = rows.div_ceil(BLOCK);
+        // Slots of `per` consecutive blocks, one workspace region each.
+        let slots = n_blocks.min(rayon::current_num_threads()).max(1);
+        let per = n_blocks.div_ceil(slots).max(1);
+        let std_width = if self.standardizer.is_some() { d } else { 0 };
+        // At least one value, so that every slot gets a region.
+        let region = (BLOCK * (std_width + hidden_width(&self.layout))).max(1);
+        if workspace.buf.len() < slots * region {
+            workspace.buf.resize(slots * region, 0.0);
+        }
+        let regions = workspace.buf.par_chunks_mut(region);
+        out.par_chunks_mut(per * BLOCK * k)
+            .zip(x.par_chunks(per * BLOCK * d))
+            .zip(regions)
+            .for_each(|((o, xs), buf)| {
+                let (input, hidden) = buf.split_at_mut(BLOCK * std_width);
+                for (ob, xb) in o.chunks_mut(BLOCK * k).zip(xs.chunks(BLOCK * d)) {
+                    self.logits_block(xb, input, hidden, ob);
+                }
+            });
+        Ok(())
+    }
+
+    /// The logits `out` of one block of raw rows `x`, standardized into
+    /// `input` (when the model standardizes), hidden activations in
+    /// `hidden`.
+    fn logits_block(&self, x: &[f32], input: &mut [f32], hidden: &mut [f32], out: &mut [f32]) {
+        let rows = out.len() / self.n_classes();
+        let x: &[f32] = match &self.standardizer {
+            Some(s) => {
+                let input = &mut input[..x.len()];
+                input.copy_from_slice(x);
+                s.apply(input);
+                input
+            }
+            None => x,
+        };
+        forward_rows(&self.layout, &self.params, x, rows, hidden, out, None);
     }
 
     /// Predicted classes of `rows` raw input rows, in parallel.

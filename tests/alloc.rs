@@ -8,6 +8,9 @@
 //! Claims checked:
 //! - batch-1 inference (`predict_one`, `predict_proba_one`) allocates
 //!   nothing once its scratch exists;
+//! - batch inference (`logits_into`) allocates nothing but packing buffers
+//!   once its workspace has grown to the batch, and `logits` its output and
+//!   one workspace buffer, never one per layer or block;
 //! - after the first step the count per step is the same for every step;
 //! - at the spiral size (2-100-3, 300 rows, one row block) it is zero with
 //!   SGD, momentum, Adam and dropconnect, on the default pool and on a
@@ -27,6 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use vnn::data::{spiral, Dataset};
 use vnn::kernels::fused::NARROW_MAX;
 use vnn::kernels::gemm::use_small;
+use vnn::kernels::layer::{relu_dense_backward_path, BackwardPath, CHUNK_ROWS};
 use vnn::model::{Init, Model};
 use vnn::train::{Optimizer, TrainConfig, Trainer};
 
@@ -120,22 +124,17 @@ fn measure(
     }
 }
 
-/// Rows per block of the trainer's `dA = dZ W^T` products (its
-/// `CHUNK_ROWS`).
-const CHUNK_ROWS: usize = 128;
-
 /// The number of packed GEMM calls of one step on blocks of `block_rows`,
 /// following the products the trainer makes per block:
 /// forward, per hidden layer, the fused narrow kernel (no dropout and at most
 /// `NARROW_MAX` inputs) or `Z = A W` (`rows x n_out x n_in`), and the logits
 /// `A W` (`rows x k x n_in`); backward, per layer, `dW = A^T dZ`
 /// (`n_in x n_out x rows`) and, above the first layer, the fused narrow
-/// kernel (at most `NARROW_MAX` outputs) or `dA = dZ W^T` in chunks of
-/// `CHUNK_ROWS` rows (`chunk x n_in x n_out`).
+/// kernel (at most `NARROW_MAX` outputs and at least as many rows) or
+/// `dA = dZ W^T` in chunks of `CHUNK_ROWS` rows (`chunk x n_in x n_out`).
 fn packed_calls(sizes: &[usize], block_rows: &[usize], dropout: bool) -> usize {
     let packs = |m, n, k| usize::from(!use_small(m, n, k));
     let n_layers = sizes.len() - 1;
-    let max_width = *sizes.iter().max().unwrap();
     let mut calls = 0;
     for &rows in block_rows {
         for l in 0..n_layers {
@@ -145,8 +144,12 @@ fn packed_calls(sizes: &[usize], block_rows: &[usize], dropout: bool) -> usize {
                 calls += packs(rows, n_out, n_in);
             }
             calls += packs(n_in, n_out, rows);
-            let scratch = CHUNK_ROWS.min(rows) * max_width;
-            if l > 0 && !(n_out <= NARROW_MAX && n_out * n_in <= scratch) {
+            let narrow = n_out <= NARROW_MAX && rows >= n_out;
+            assert_eq!(
+                narrow,
+                relu_dense_backward_path(rows, n_out) != BackwardPath::Chunked
+            );
+            if l > 0 && !narrow {
                 for c0 in (0..rows).step_by(CHUNK_ROWS) {
                     calls += packs(CHUNK_ROWS.min(rows - c0), n_in, n_out);
                 }
@@ -279,5 +282,42 @@ fn allocations_per_step() {
             allocated, 0,
             "{sizes:?}: predict_one allocated {allocated} times in 100 calls"
         );
+    }
+
+    // ---- batch inference: nothing with a grown workspace, else output + workspace ----
+    let data = spiral(200, 3, 4); // 600 rows: blocks of 256, 256 and 88
+    for sizes in [&[2usize, 100, 3][..], &[2, 64, 32, 3], &[5, 7, 9, 4]] {
+        let mut model = Model::new(sizes, Init::He, 3).unwrap();
+        model.standardizer = Some(vnn::data::Standardizer {
+            mean: vec![0.1; sizes[0]],
+            scale: vec![2.0; sizes[0]],
+        });
+        let rows = 600;
+        let x: Vec<f32> = (0..rows * sizes[0])
+            .map(|i| data.features[i % data.features.len()])
+            .collect();
+        let k = sizes[sizes.len() - 1];
+        for (pool_name, pool) in [("1-thread pool", &one), ("2-thread pool", &two)] {
+            pool.install(|| {
+                let mut workspace = vnn::model::Workspace::default();
+                let mut out = vec![0f32; rows * k];
+                model.logits_into(&x, rows, &mut workspace, &mut out).unwrap();
+                // Allocations other than matrixmultiply's packing buffers
+                // (the products of 256 x 32 x 64 pack).
+                let others = || ALLOCS.load(Relaxed) - ALIGNED.load(Relaxed);
+                let before = others();
+                for _ in 0..20 {
+                    model.logits_into(&x, rows, &mut workspace, &mut out).unwrap();
+                }
+                let reused = others() - before;
+                let before = others();
+                let fresh = model.logits(&x, rows).unwrap();
+                let one_call = others() - before;
+                eprintln!("{sizes:?} batch predict, {pool_name}: {reused} non-packing allocations in 20 calls with a workspace, {one_call} in logits");
+                assert_eq!(fresh, out);
+                assert_eq!(reused, 0, "{sizes:?}, {pool_name}");
+                assert_eq!(one_call, 2, "{sizes:?}, {pool_name}: output and workspace");
+            });
+        }
     }
 }

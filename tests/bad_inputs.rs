@@ -319,8 +319,9 @@ fn every_bad_input_gives_its_one_line_error() {
     let ckpt = Checkpoint {
         step: 3,
         model: m,
-        m: vec![0.0; n],
-        v: Vec::new(),
+        optimizer: vnn::train::OptimizerState::Momentum {
+            velocity: vec![0.0; n],
+        },
         settings: r#"{"lr": 0.1}"#.into(),
         extra: BTreeMap::new(),
     };
@@ -335,7 +336,7 @@ fn every_bad_input_gives_its_one_line_error() {
     cases.push(case(
         "truncated checkpoint",
         &["train", "--resume", &ck_trunc],
-        format!("{ck_trunc}: the header length 592 exceeds the 380 bytes after it: truncated or not a safetensors file"),
+        format!("{ck_trunc}: the header length 632 exceeds the 400 bytes after it: truncated or not a safetensors file"),
     ));
     cases.push(case(
         "checkpoint given as a model",

@@ -4,7 +4,7 @@
 
 use vnn::data::spiral;
 use vnn::model::{Init, Model};
-use vnn::train::{evaluate, Optimizer, TrainConfig, Trainer};
+use vnn::train::{evaluate, Optimizer, OptimizerState, TrainConfig, Trainer};
 
 fn config(dropout: f32, dropconnect: f32) -> TrainConfig {
     TrainConfig {
@@ -97,7 +97,7 @@ fn losses_at(dropout: f32, dropconnect: f32, steps: &[u64]) -> Vec<f64> {
     steps
         .iter()
         .map(|&s| {
-            trainer.restore(s, &[], &[]).unwrap();
+            trainer.restore(s, OptimizerState::Sgd).unwrap();
             trainer.gradient().unwrap().0.loss
         })
         .collect()

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use vnn::checkpoint::{self, Checkpoint};
+use vnn::train::OptimizerState;
 
 const VNN: &str = env!("CARGO_BIN_EXE_vnn");
 
@@ -442,13 +443,24 @@ fn divergence_stops_with_one_line_and_a_finite_checkpoint() {
     }
 }
 
+/// A checkpoint of a small model with an optimizer state of `m_len` and
+/// `v_len` values: SGD (0, 0), momentum (`m_len`, 0) or Adam.
 fn small_checkpoint(m_len: usize, v_len: usize) -> Checkpoint {
     let model = vnn::model::Model::new(&[2, 3, 2], vnn::model::Init::He, 9).unwrap();
+    let optimizer = match (m_len, v_len) {
+        (0, 0) => OptimizerState::Sgd,
+        (m, 0) => OptimizerState::Momentum {
+            velocity: vec![0.5; m],
+        },
+        (m, v) => OptimizerState::Adam {
+            m: vec![0.5; m],
+            v: vec![0.25; v],
+        },
+    };
     Checkpoint {
         step: 7,
         model,
-        m: vec![0.5; m_len],
-        v: vec![0.25; v_len],
+        optimizer,
         settings: r#"{"seed": 1}"#.into(),
         extra: std::collections::BTreeMap::from([("label_column".into(), "y".into())]),
     }
@@ -494,14 +506,16 @@ fn checkpoint_refuses_bad_state_and_bad_files() {
     let n = small_checkpoint(0, 0).model.params.len();
     assert_eq!(
         ckpt_msg(small_checkpoint(3, 0).to_bytes("c")),
-        format!("optimizer.m: 3 values for a model of {n} parameters")
+        format!("optimizer.momentum.velocity: 3 values for a model of {n} parameters")
     );
     let mut c = small_checkpoint(n, n);
-    c.v[2] = f32::NAN;
+    if let OptimizerState::Adam { v, .. } = &mut c.optimizer {
+        v[2] = f32::NAN;
+    }
     assert!(!c.is_finite());
     assert_eq!(
         ckpt_msg(c.to_bytes("c")),
-        "optimizer.v: cannot save: value 2 is NaN"
+        "optimizer.adam.v: cannot save: value 2 is NaN"
     );
     let mut c = small_checkpoint(0, 0);
     c.settings = "[1]".into();

@@ -9,7 +9,7 @@
 
 use vnn::data::Dataset;
 use vnn::model::{Init, Model};
-use vnn::train::{Optimizer, TrainConfig, Trainer};
+use vnn::train::{Optimizer, OptimizerState, TrainConfig, Trainer};
 
 #[test]
 fn every_row_once_per_epoch() {
@@ -49,7 +49,7 @@ fn every_row_once_per_epoch() {
         for pos in 0..per_epoch {
             let step = epoch * per_epoch + pos;
             // Same (zero) weights for every step: only the counter moves.
-            trainer.restore(step, &[], &[]).unwrap();
+            trainer.restore(step, OptimizerState::Sgd).unwrap();
             let (stats, grad) = trainer.gradient().unwrap();
             assert_eq!(stats.epoch, epoch);
             let expected_rows = batch.min(n - pos as usize * batch);

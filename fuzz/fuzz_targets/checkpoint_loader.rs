@@ -10,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 use vnn::checkpoint::Checkpoint;
 use vnn::model::{Init, Model};
+use vnn::train::OptimizerState;
 
 fn check(bytes: &[u8]) {
     if let Ok(ckpt) = Checkpoint::from_bytes(bytes, "fuzz") {
@@ -40,17 +41,21 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let n = model.params.len();
-    // Optimizer state: none (SGD), m only (momentum) or m and v (Adam).
-    let (m, v) = match (mode >> 1) % 3 {
-        0 => (Vec::new(), Vec::new()),
-        1 => (vec![0.125; n], Vec::new()),
-        _ => (vec![0.125; n], vec![0.5; n]),
+    // Optimizer state: SGD, momentum or Adam.
+    let optimizer = match (mode >> 1) % 3 {
+        0 => OptimizerState::Sgd,
+        1 => OptimizerState::Momentum {
+            velocity: vec![0.125; n],
+        },
+        _ => OptimizerState::Adam {
+            m: vec![0.125; n],
+            v: vec![0.5; n],
+        },
     };
     let ckpt = Checkpoint {
         step: u64::from(*a) * 1000 + u64::from(*b),
         model,
-        m,
-        v,
+        optimizer,
         settings: r#"{"lr":0.1,"seed":3}"#.into(),
         extra: BTreeMap::from([("label_column".to_string(), "y".to_string())]),
     };

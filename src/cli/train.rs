@@ -681,7 +681,6 @@ impl CheckpointWriter {
     /// good checkpoint is never replaced by a broken one); returns whether
     /// it wrote.
     fn write(&mut self, trainer: &Trainer, curve: &[CurvePoint]) -> Result<bool> {
-        let (m, v) = trainer.optimizer_state();
         let mut extra = self.extra.clone();
         let points: Vec<_> = curve
             .iter()
@@ -691,8 +690,7 @@ impl CheckpointWriter {
         let ckpt = Checkpoint {
             step: trainer.steps_done(),
             model: trainer.model().clone(),
-            m: m.to_vec(),
-            v: v.to_vec(),
+            optimizer: trainer.optimizer_state().clone(),
             settings: self.settings.clone(),
             extra,
         };
@@ -762,7 +760,7 @@ fn train_loop(
     let mut curve = Vec::new();
     if let (Some(ckpt), Some(path)) = (resume, &args.resume) {
         trainer
-            .restore(ckpt.step, &ckpt.m, &ckpt.v)
+            .restore(ckpt.step, ckpt.optimizer.clone())
             .with_context(|| {
                 format!(
                     "{}: the checkpoint's optimizer state does not fit the {} optimizer of its settings",

@@ -1,0 +1,248 @@
+//! The training pass: the workspace of a step, and the forward and backward
+//! of one row block as a flat list of layer ops.
+
+use super::{dropout_stream, MAX_BLOCKS, MAX_GRAD_BUFFERS, MIN_BLOCK_ROWS};
+use crate::model::{self, Layout};
+use rayon::prelude::*;
+use vnn_kernels::layer::{self, Dropout};
+use vnn_kernels::{mask, reduce, softmax};
+
+/// Buffers owned by one row block.
+pub(super) struct Block {
+    /// The `rows x width` activations `A` of every hidden layer, one after
+    /// another ([`model::hidden_range`]); their gradients `dZ` after the
+    /// backward pass.
+    hidden: Vec<f32>,
+    /// `rows x classes`: the scores, then `dscores`.
+    scores: Vec<f32>,
+    /// Scratch of the backward ops ([`layer::relu_dense_backward_scratch`]).
+    scratch: Vec<f32>,
+    /// Summed cross-entropy of the last pass (already divided by the batch
+    /// size).
+    loss: f64,
+    /// Rows the last pass predicted correctly.
+    correct: usize,
+}
+
+impl Block {
+    /// The buffers of a block of `rows` rows of a network of `layout`.
+    fn new(layout: &Layout, rows: usize) -> Block {
+        let scratch = layout.layers[1..]
+            .iter()
+            .map(|s| layer::relu_dense_backward_scratch(rows, s.n_in, s.n_out))
+            .max()
+            .unwrap_or(0);
+        Block {
+            hidden: vec![0.0; rows * layout.hidden().iter().sum::<usize>()],
+            scores: vec![0.0; rows * layout.n_out()],
+            scratch: vec![0.0; scratch],
+            loss: 0.0,
+            correct: 0,
+        }
+    }
+}
+
+/// Every buffer the passes of a step use: the row blocks, at most
+/// [`MAX_GRAD_BUFFERS`] parameter-sized gradients (one per run of blocks;
+/// the step's gradient ends in the first) and `block_rows` ones (for the
+/// bias sums as `1ᵀ·dS`).
+pub(super) struct Workspace {
+    /// Rows per block: `max(MIN_BLOCK_ROWS, ceil(batch / MAX_BLOCKS))`.
+    block_rows: usize,
+    blocks: Vec<Block>,
+    grads: Vec<Vec<f32>>,
+    ones: Vec<f32>,
+}
+
+/// What the blocks of one step share.
+pub(super) struct StepInput<'a> {
+    /// The parameters the passes use (masked under dropconnect).
+    pub params: &'a [f32],
+    /// `rows x n_features`: the batch's features.
+    pub x: &'a [f32],
+    /// `rows`: the batch's labels.
+    pub y: &'a [u32],
+    /// Dropout probability of the hidden activations (0: none).
+    pub dropout: f32,
+    /// The run's seed (of the dropout masks).
+    pub seed: u64,
+    /// The 0-based step (of the dropout streams).
+    pub step: u64,
+}
+
+impl Workspace {
+    /// The workspace of batches of at most `batch` rows.
+    pub(super) fn new(layout: &Layout, batch: usize) -> Workspace {
+        let block_rows = MIN_BLOCK_ROWS.max(batch.div_ceil(MAX_BLOCKS));
+        let n_blocks = batch.div_ceil(block_rows);
+        let blocks = (0..n_blocks)
+            .map(|b| Block::new(layout, block_rows.min(batch - b * block_rows)))
+            .collect();
+        Workspace {
+            block_rows,
+            blocks,
+            grads: vec![vec![0.0; layout.len]; n_blocks.min(MAX_GRAD_BUFFERS)],
+            ones: vec![1.0; block_rows],
+        }
+    }
+
+    /// Number of row blocks of a full batch.
+    pub(super) fn n_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The gradient of the last [`Workspace::forward_backward`].
+    pub(super) fn gradient(&self) -> &[f32] {
+        &self.grads[0]
+    }
+
+    /// The gradient of the last [`Workspace::forward_backward`], mutable.
+    pub(super) fn gradient_mut(&mut self) -> &mut [f32] {
+        &mut self.grads[0]
+    }
+
+    /// Forward and backward of every block of the batch `input`: leaves
+    /// the summed gradient of the mean cross-entropy in
+    /// [`Workspace::gradient`] and returns the summed loss and correct
+    /// count.
+    ///
+    /// The blocks are cut into runs of `per` consecutive blocks, one
+    /// gradient buffer each (a function of the block count only, so the
+    /// sums do not depend on the thread count); the runs go in parallel and
+    /// their buffers are summed in run order.
+    pub(super) fn forward_backward(&mut self, layout: &Layout, input: &StepInput) -> (f64, usize) {
+        let rows = input.y.len();
+        let n_blocks = rows.div_ceil(self.block_rows);
+        let per = n_blocks.div_ceil(n_blocks.min(self.grads.len()));
+        let n_runs = n_blocks.div_ceil(per);
+        let (block_rows, ones) = (self.block_rows, &self.ones[..]);
+        let run = |b: usize, block: &mut Block, grad: &mut [f32]| {
+            let start = b * block_rows;
+            let r = block_rows.min(rows - start);
+            let d = layout.n_in();
+            let (x, y) = (
+                &input.x[start * d..(start + r) * d],
+                &input.y[start..start + r],
+            );
+            let inv_n = 1.0 / rows as f32;
+            block_pass(layout, input, b, block, grad, x, y, inv_n, ones);
+        };
+        if n_blocks == 1 {
+            self.grads[0].fill(0.0);
+            run(0, &mut self.blocks[0], &mut self.grads[0]);
+        } else {
+            self.blocks[..n_blocks]
+                .par_chunks_mut(per)
+                .zip(self.grads[..n_runs].par_iter_mut())
+                .enumerate()
+                .for_each(|(g, (blocks, grad))| {
+                    grad.fill(0.0);
+                    for (i, block) in blocks.iter_mut().enumerate() {
+                        run(g * per + i, block, grad);
+                    }
+                });
+        }
+        self.sum_gradients(n_runs);
+        // Losses in block order.
+        let blocks = &self.blocks[..n_blocks];
+        let loss = blocks.iter().fold(0f64, |s, b| s + b.loss);
+        (loss, blocks.iter().map(|b| b.correct).sum())
+    }
+
+    /// Adds the gradients of runs `1..n_runs` into the first, in run order.
+    fn sum_gradients(&mut self, n_runs: usize) {
+        if n_runs <= 1 {
+            return;
+        }
+        const PAR_CHUNK: usize = 1 << 14;
+        let (first, rest) = self.grads.split_at_mut(1);
+        let rest = &rest[..n_runs - 1];
+        first[0]
+            .par_chunks_mut(PAR_CHUNK)
+            .enumerate()
+            .for_each(|(c, g)| {
+                let off = c * PAR_CHUNK;
+                for other in rest {
+                    reduce::add_assign(g, &other[off..off + g.len()]);
+                }
+            });
+    }
+}
+
+/// Forward and backward of row block `b` (`x`: `rows x n_features`, `y`:
+/// `rows` labels), adding its gradient into `grad` (parameter-sized). With
+/// one hidden layer the calls read as the seed's math: `hidden = relu(X W1
+/// + b1)`, `scores = hidden W2 + b2`, then `dscores`, `db2 = Σ dscores`,
+/// `dW2 = hiddenᵀ·dscores`, `dhidden = dscores·W2ᵀ`, the ReLU mask,
+/// `db1 = Σ dhidden`, `dW1 = Xᵀ·dhidden`.
+#[allow(clippy::too_many_arguments)]
+fn block_pass(
+    layout: &Layout,
+    input: &StepInput,
+    b: usize,
+    block: &mut Block,
+    grad: &mut [f32],
+    x: &[f32],
+    y: &[u32],
+    inv_n: f32,
+    ones: &[f32],
+) {
+    let (rows, k) = (y.len(), layout.n_out());
+    let params = input.params;
+    let dropout = (input.dropout > 0.0).then(|| Dropout {
+        p_drop: input.dropout,
+        seed: input.seed,
+        stream: dropout_stream(input.step, b, 0),
+    });
+    let Block {
+        hidden,
+        scores,
+        scratch,
+        loss,
+        correct,
+    } = block;
+    let scores = &mut scores[..rows * k];
+    // ---- forward: hidden_l = relu(hidden_{l-1} W_l + b_l), scores = hidden W + b ----
+    model::forward_rows(layout, params, x, rows, hidden, scores, dropout);
+    // ---- loss; dscores = (softmax(scores) - onehot(y)) / n in place ----
+    let ce = softmax::softmax_cross_entropy(scores, y, rows, k, inv_n);
+    (*loss, *correct) = (ce.loss, ce.correct);
+    // ---- backward, last layer first ----
+    let scale = dropout.map_or(1.0, |d| mask::keep_scale(d.p_drop));
+    let slots = &layout.layers;
+    let last = slots[slots.len() - 1];
+    // db_last = Σ_rows dscores
+    layer::bias_backward(scores, rows, k, ones, &mut grad[last.bias_range()]);
+    for l in (1..slots.len()).rev() {
+        let (slot, prev) = (slots[l], slots[l - 1]);
+        let below = model::hidden_range(layout, rows, l - 1);
+        let (lower, upper) = hidden.split_at_mut(below.end);
+        let a_prev = &mut lower[below.start..];
+        let dz: &[f32] = if l + 1 == slots.len() {
+            scores
+        } else {
+            &upper[..rows * slot.n_out]
+        };
+        // The layout puts W_l right after b_{l-1}.
+        let (lower, upper) = grad.split_at_mut(slot.weight);
+        let db_prev = &mut lower[prev.bias_range()];
+        let dw = &mut upper[..slot.n_in * slot.n_out];
+        let w = &params[slot.weight_range()];
+        // dW_l = hidden_{l-1}ᵀ·dz_l; dhidden = dz_l·W_lᵀ;
+        // dz_{l-1} = dhidden where hidden_{l-1} > 0 (times the keep scale);
+        // db_{l-1} = Σ_rows dz_{l-1}
+        let (n_in, n_out) = (slot.n_in, slot.n_out);
+        layer::relu_dense_backward(
+            a_prev, dz, w, rows, n_in, n_out, scale, dw, db_prev, scratch,
+        );
+    }
+    // dW_0 = Xᵀ·dz_0
+    let first = slots[0];
+    let dz0: &[f32] = if slots.len() > 1 {
+        &hidden[..rows * first.n_out]
+    } else {
+        scores
+    };
+    let dw0 = &mut grad[first.weight_range()];
+    layer::weight_backward(x, dz0, rows, first.n_in, first.n_out, dw0);
+}
