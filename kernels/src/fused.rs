@@ -12,28 +12,19 @@
 //! use fused multiply-adds where the build has them, so they agree with the
 //! twins up to rounding; NaN follows the rules of [`crate::activation`].
 //!
-//! On x86-64, a build without FMA enabled at compile time (no
-//! `-C target-cpu` flag) runs the column strips through the AVX2 + FMA
-//! versions of `x86.rs` when the CPU has them (checked at run time).
+//! The column strips (the fast path) are one engine written over
+//! [`crate::simd::Lane`] and run by [`crate::simd::dispatch`]: with the
+//! `wide` vectors of the build, or, in a build without FMA enabled at compile
+//! time, with AVX2 + FMA when the CPU has them (checked at run time).
 
-use wide::f32x8;
+use crate::simd::{self, Kernel, Lane, Wide};
 
-/// Lanes per SIMD vector.
+/// Lanes per vector of the paths outside the strips.
 const LANES: usize = 8;
 
 /// The widest narrow side these kernels are meant for: the inner loop keeps
 /// one vector per narrow index.
 pub const NARROW_MAX: usize = 16;
-
-#[inline(always)]
-fn load(s: &[f32]) -> f32x8 {
-    f32x8::new(s[..LANES].try_into().expect("a full lane chunk"))
-}
-
-#[inline(always)]
-fn store(d: &mut [f32], v: f32x8) {
-    d[..LANES].copy_from_slice(v.as_array());
-}
 
 #[track_caller]
 fn check_len(what: &str, got: usize, expected: usize, op: &str) {
@@ -79,17 +70,8 @@ pub fn narrow_bias_relu_forward(
     if n_out >= LANES && (1..=NARROW_MAX).contains(&n_in) {
         macro_rules! strips {
             ($($n:literal)*) => {
-                #[cfg(target_arch = "x86_64")]
-                if !cfg!(target_feature = "fma") && crate::x86::available() {
-                    match n_in {
-                        // SAFETY: available() found AVX2 and FMA on this CPU.
-                        $($n => unsafe { crate::x86::forward_strips::<$n>(x, w, bias, n_out, a) },)*
-                        _ => unreachable!(),
-                    }
-                    return;
-                }
                 match n_in {
-                    $($n => forward_strips::<$n>(x, w, bias, n_out, a),)*
+                    $($n => simd::dispatch(ForwardStrips::<$n> { x, w, bias, n_out, a }),)*
                     _ => unreachable!(),
                 }
             };
@@ -107,12 +89,7 @@ pub fn narrow_bias_relu_forward(
         }
         let mut ac = ar.chunks_exact_mut(LANES);
         for c in &mut ac {
-            let v = load(c);
-            // relu with NaN propagating, as relu_scalar_value
-            store(
-                c,
-                (v.simd_gt(f32x8::ZERO) | v.is_nan()).select(v, f32x8::ZERO),
-            );
+            Wide::load(c).relu().store(c);
         }
         for v in ac.into_remainder() {
             *v = crate::activation::relu_scalar_value(*v);
@@ -120,27 +97,53 @@ pub fn narrow_bias_relu_forward(
     }
 }
 
-/// Column strips of [`narrow_bias_relu_forward`] for `N` inputs and
-/// `n_out >= 8`: the `N` weight vectors and the bias of a strip stay in
-/// registers while the rows stream past. A last partial vector overlaps the
-/// one before it (recomputing the same values).
-fn forward_strips<const N: usize>(x: &[f32], w: &[f32], bias: &[f32], n_out: usize, a: &mut [f32]) {
-    let mut j = 0;
-    while j + 2 * LANES <= n_out {
-        forward_strip::<N, 2>(x, w, bias, n_out, j, a);
-        j += 2 * LANES;
-    }
-    if j + LANES <= n_out {
-        forward_strip::<N, 1>(x, w, bias, n_out, j, a);
-        j += LANES;
-    }
-    if j < n_out {
-        forward_strip::<N, 1>(x, w, bias, n_out, n_out - LANES, a);
+/// The arguments of [`forward_strips`], as a [`Kernel`].
+struct ForwardStrips<'a, const N: usize> {
+    x: &'a [f32],
+    w: &'a [f32],
+    bias: &'a [f32],
+    n_out: usize,
+    a: &'a mut [f32],
+}
+
+impl<const N: usize> Kernel for ForwardStrips<'_, N> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Lane>(self) {
+        forward_strips::<S, N>(self.x, self.w, self.bias, self.n_out, self.a);
     }
 }
 
+/// Column strips of [`narrow_bias_relu_forward`] for `N` inputs and
+/// `n_out >= S::LANES`: the `N` weight vectors and the bias of a strip stay
+/// in registers while the rows stream past. A last partial vector overlaps
+/// the one before it (recomputing the same values).
 #[inline(always)]
-fn forward_strip<const N: usize, const V: usize>(
+fn forward_strips<S: Lane, const N: usize>(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    n_out: usize,
+    a: &mut [f32],
+) {
+    let lanes = S::LANES;
+    let mut j = 0;
+    while j + 2 * lanes <= n_out {
+        forward_strip::<S, N, 2>(x, w, bias, n_out, j, a);
+        j += 2 * lanes;
+    }
+    if j + lanes <= n_out {
+        forward_strip::<S, N, 1>(x, w, bias, n_out, j, a);
+        j += lanes;
+    }
+    if j < n_out {
+        forward_strip::<S, N, 1>(x, w, bias, n_out, n_out - lanes, a);
+    }
+}
+
+/// One strip of `V` vectors at column `j` of [`forward_strips`].
+#[inline(always)]
+fn forward_strip<S: Lane, const N: usize, const V: usize>(
     x: &[f32],
     w: &[f32],
     bias: &[f32],
@@ -148,24 +151,21 @@ fn forward_strip<const N: usize, const V: usize>(
     j: usize,
     a: &mut [f32],
 ) {
-    let wv: [[f32x8; V]; N] =
-        std::array::from_fn(|l| std::array::from_fn(|v| load(&w[l * n_out + j + v * LANES..])));
-    let bv: [f32x8; V] = std::array::from_fn(|v| load(&bias[j + v * LANES..]));
+    let lanes = S::LANES;
+    let wv: [[S; V]; N] =
+        std::array::from_fn(|l| std::array::from_fn(|v| S::load(&w[l * n_out + j + v * lanes..])));
+    let bv: [S; V] = std::array::from_fn(|v| S::load(&bias[j + v * lanes..]));
     for (xr, ar) in x.chunks_exact(N).zip(a.chunks_exact_mut(n_out)) {
-        let out = &mut ar[j..j + V * LANES];
+        let out = &mut ar[j..j + V * lanes];
         let mut acc = bv;
         for (l, &xv) in xr.iter().enumerate() {
-            let xs = f32x8::splat(xv);
+            let xs = S::splat(xv);
             for (s, &wl) in acc.iter_mut().zip(&wv[l]) {
                 *s = xs.mul_add(wl, *s);
             }
         }
-        for (o, v) in out.chunks_exact_mut(LANES).zip(acc) {
-            // relu with NaN propagating, as relu_scalar_value
-            store(
-                o,
-                (v.simd_gt(f32x8::ZERO) | v.is_nan()).select(v, f32x8::ZERO),
-            );
+        for (o, v) in out.chunks_exact_mut(lanes).zip(acc) {
+            v.relu().store(o);
         }
     }
 }
@@ -173,12 +173,11 @@ fn forward_strip<const N: usize, const V: usize>(
 /// `acc += s * w`, elementwise (fused multiply-add in the full vectors).
 #[inline(always)]
 fn axpy_row(acc: &mut [f32], s: f32, w: &[f32]) {
-    let sv = f32x8::splat(s);
+    let sv = Wide::splat(s);
     let mut ac = acc.chunks_exact_mut(LANES);
     let mut wc = w.chunks_exact(LANES);
     for (a, b) in (&mut ac).zip(&mut wc) {
-        let v = sv.mul_add(load(b), load(a));
-        store(a, v);
+        sv.mul_add(Wide::load(b), Wide::load(a)).store(a);
     }
     for (a, &b) in ac.into_remainder().iter_mut().zip(wc.remainder()) {
         *a += s * b;
@@ -236,8 +235,9 @@ fn check_forward(
 ///
 /// - `a_then_dz`: `rows x width`, `A` in, `dZ` out.
 /// - `ds`: `rows x k`, the upstream gradient `dS`.
-/// - `wt`: `k x width`, **the transpose of `W`** (row `c` is column `c` of
-///   `W`), so that the loads along `width` are contiguous.
+/// - `w_t`: `k x width`, **`W^T`, the transpose of `W`** (row `c` is column
+///   `c` of `W`), so that the loads along `width` are contiguous. (`W` itself
+///   is `width x k`; the name says which one is passed.)
 /// - `scale`: `s` (1 without dropout).
 /// - `db`: `width`, accumulated into.
 ///
@@ -251,9 +251,9 @@ fn check_forward(
 /// ```
 /// use vnn_kernels::fused::narrow_relu_backward;
 /// let mut a = [1.0, 0.0, 2.0]; // 1 x 3, the middle unit inactive
-/// let wt = [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]; // W^T, 2 x 3
+/// let w_t = [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]; // W^T, 2 x 3
 /// let mut db = [0.0; 3];
-/// narrow_relu_backward(&mut a, &[1.0, 0.5], &wt, 1, 3, 2, 1.0, &mut db);
+/// narrow_relu_backward(&mut a, &[1.0, 0.5], &w_t, 1, 3, 2, 1.0, &mut db);
 /// assert_eq!(a, [2.0, 0.0, 2.0]);
 /// assert_eq!(db, [2.0, 0.0, 2.0]);
 /// ```
@@ -262,15 +262,15 @@ fn check_forward(
 pub fn narrow_relu_backward(
     a_then_dz: &mut [f32],
     ds: &[f32],
-    wt: &[f32],
+    w_t: &[f32],
     rows: usize,
     width: usize,
     k: usize,
     scale: f32,
     db: &mut [f32],
 ) {
-    check_backward(a_then_dz, ds, wt, rows, width, k, db);
-    backward(a_then_dz, ds, wt, rows, width, k, scale, db, None);
+    check_backward(a_then_dz, ds, w_t, rows, width, k, db);
+    backward(a_then_dz, ds, w_t, rows, width, k, scale, db, None);
 }
 
 /// [`narrow_relu_backward`] that also accumulates the weight gradient of the
@@ -288,9 +288,9 @@ pub fn narrow_relu_backward(
 /// ```
 /// use vnn_kernels::fused::narrow_relu_backward_dw;
 /// let mut a = [1.0, 0.0, 2.0]; // 1 x 3, the middle unit inactive
-/// let wt = [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]; // W^T, 2 x 3
+/// let w_t = [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]; // W^T, 2 x 3
 /// let (mut db, mut dw) = ([0.0; 3], [0.0; 6]);
-/// narrow_relu_backward_dw(&mut a, &[1.0, 0.5], &wt, 1, 3, 2, 1.0, &mut db, &mut dw);
+/// narrow_relu_backward_dw(&mut a, &[1.0, 0.5], &w_t, 1, 3, 2, 1.0, &mut db, &mut dw);
 /// assert_eq!(a, [2.0, 0.0, 2.0]);
 /// assert_eq!(dw, [1.0, 0.5, 0.0, 0.0, 2.0, 1.0]);
 /// ```
@@ -299,7 +299,7 @@ pub fn narrow_relu_backward(
 pub fn narrow_relu_backward_dw(
     a_then_dz: &mut [f32],
     ds: &[f32],
-    wt: &[f32],
+    w_t: &[f32],
     rows: usize,
     width: usize,
     k: usize,
@@ -307,9 +307,9 @@ pub fn narrow_relu_backward_dw(
     db: &mut [f32],
     dw: &mut [f32],
 ) {
-    check_backward(a_then_dz, ds, wt, rows, width, k, db);
+    check_backward(a_then_dz, ds, w_t, rows, width, k, db);
     check_len("dW", dw.len(), width * k, "narrow_relu_backward_dw");
-    backward(a_then_dz, ds, wt, rows, width, k, scale, db, Some(dw));
+    backward(a_then_dz, ds, w_t, rows, width, k, scale, db, Some(dw));
 }
 
 /// The body of [`narrow_relu_backward`] and [`narrow_relu_backward_dw`]
@@ -318,7 +318,7 @@ pub fn narrow_relu_backward_dw(
 fn backward(
     a_then_dz: &mut [f32],
     ds: &[f32],
-    wt: &[f32],
+    w_t: &[f32],
     rows: usize,
     width: usize,
     k: usize,
@@ -332,31 +332,13 @@ fn backward(
     if width >= LANES && (1..=NARROW_MAX).contains(&k) {
         macro_rules! strips {
             ($($n:literal)*) => {
-                #[cfg(target_arch = "x86_64")]
-                if !cfg!(target_feature = "fma") && crate::x86::available() {
-                    match (k, dw) {
-                        // SAFETY: available() found AVX2 and FMA on this CPU.
-                        $(($n, None) => unsafe {
-                            crate::x86::backward_strips::<$n, false>(
-                                a_then_dz, ds, wt, width, scale, db, &mut [],
-                            )
-                        },
-                        ($n, Some(dw)) => unsafe {
-                            crate::x86::backward_strips::<$n, true>(
-                                a_then_dz, ds, wt, width, scale, db, dw,
-                            )
-                        },)*
-                        _ => unreachable!(),
-                    }
-                    return;
-                }
                 match (k, dw) {
-                    $(($n, None) => {
-                        backward_strips::<$n, false>(a_then_dz, ds, wt, width, scale, db, &mut [])
-                    }
-                    ($n, Some(dw)) => {
-                        backward_strips::<$n, true>(a_then_dz, ds, wt, width, scale, db, dw)
-                    })*
+                    $(($n, None) => simd::dispatch(BackwardStrips::<$n, false> {
+                        a_then_dz, ds, w_t, width, scale, db, dw: &mut [],
+                    }),
+                    ($n, Some(dw)) => simd::dispatch(BackwardStrips::<$n, true> {
+                        a_then_dz, ds, w_t, width, scale, db, dw,
+                    }),)*
                     _ => unreachable!(),
                 }
             };
@@ -375,8 +357,7 @@ fn backward(
             }
         }
     }
-    let zero = f32x8::ZERO;
-    let s = f32x8::splat(scale);
+    let s = Wide::splat(scale);
     let mut stage = [0.0f32; STAGE];
     for r in 0..rows {
         let dsr = &ds[r * k..(r + 1) * k];
@@ -386,7 +367,7 @@ fn backward(
             // dA for this column chunk, in L1.
             let da = &mut stage[..cw];
             da.fill(0.0);
-            for (&d, wtrow) in dsr.iter().zip(wt.chunks_exact(width)) {
+            for (&d, wtrow) in dsr.iter().zip(w_t.chunks_exact(width)) {
                 axpy_row(da, d, &wtrow[j0..j0 + cw]);
             }
             let (zs, dbs) = (&mut ar[j0..j0 + cw], &mut db[j0..j0 + cw]);
@@ -394,10 +375,9 @@ fn backward(
             let mut dc = da.chunks_exact(LANES);
             let mut bc = dbs.chunks_exact_mut(LANES);
             for ((z, d), b) in (&mut zc).zip(&mut dc).zip(&mut bc) {
-                let dz = load(z).simd_gt(zero).select(load(d) * s, zero);
-                store(z, dz);
-                let sum = load(b) + dz;
-                store(b, sum);
+                let dz = Wide::load(d).mul(s).where_active(Wide::load(z));
+                dz.store(z);
+                Wide::load(b).add(dz).store(b);
             }
             let rest = zc.into_remainder().iter_mut().zip(dc.remainder());
             for ((v, &d), acc) in rest.zip(bc.into_remainder().iter_mut()) {
@@ -408,74 +388,96 @@ fn backward(
     }
 }
 
+/// The arguments of [`backward_strips`], as a [`Kernel`].
+struct BackwardStrips<'a, const K: usize, const DW: bool> {
+    a_then_dz: &'a mut [f32],
+    ds: &'a [f32],
+    w_t: &'a [f32],
+    width: usize,
+    scale: f32,
+    db: &'a mut [f32],
+    dw: &'a mut [f32],
+}
+
+impl<const K: usize, const DW: bool> Kernel for BackwardStrips<'_, K, DW> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Lane>(self) {
+        let (ds, w_t, width, scale) = (self.ds, self.w_t, self.width, self.scale);
+        backward_strips::<S, K, DW>(self.a_then_dz, ds, w_t, width, scale, self.db, self.dw);
+    }
+}
+
 /// Column strips of [`narrow_relu_backward`] for `K` outputs and
-/// `width >= 8`: the `K` vectors of `W^T` and the running `db` of a strip
-/// stay in registers while the rows stream past. A last partial vector is
-/// done first, over the last 8 columns, and stores only its new lanes (its
-/// other lanes add `+0.0` to `db`), since the later strips still read `A`.
-fn backward_strips<const K: usize, const DW: bool>(
+/// `width >= S::LANES`: the `K` vectors of `W^T` and the running `db` of a
+/// strip stay in registers while the rows stream past. A last partial vector
+/// is done first, over the last `S::LANES` columns, and stores only its new
+/// lanes (its other lanes add `+0.0` to `db`), since the later strips still
+/// read `A`.
+///
+/// Strips are two vectors wide, except with `DW` on ISAs with 16 vector
+/// registers ([`Lane::FEW_REGISTERS`]): the dW sums take `K` more registers
+/// per vector, and two vectors would spill.
+#[inline(always)]
+fn backward_strips<S: Lane, const K: usize, const DW: bool>(
     a_then_dz: &mut [f32],
     ds: &[f32],
-    wt: &[f32],
+    w_t: &[f32],
     width: usize,
     scale: f32,
     db: &mut [f32],
     dw: &mut [f32],
 ) {
-    let rem = width % LANES;
+    let lanes = S::LANES;
+    let rem = width % lanes;
     if rem != 0 {
-        let keep = LANES - rem;
-        let new_lanes = f32x8::new(std::array::from_fn(|t| {
-            f32::from_bits(if t >= keep { u32::MAX } else { 0 })
-        }));
-        backward_strip::<K, 1, DW>(
-            a_then_dz,
-            ds,
-            wt,
-            width,
-            width - LANES,
-            scale,
-            db,
-            dw,
-            Some(new_lanes),
-        );
+        let keep = lanes - rem;
+        let new_lanes = Some((S::lanes_from(keep), keep));
+        let j = width - lanes;
+        backward_strip::<S, K, 1, DW>(a_then_dz, ds, w_t, width, j, scale, db, dw, new_lanes);
     }
     let full = width - rem;
+    let two = !(DW && S::FEW_REGISTERS);
     let mut j = 0;
-    while j + 2 * LANES <= full {
-        backward_strip::<K, 2, DW>(a_then_dz, ds, wt, width, j, scale, db, dw, None);
-        j += 2 * LANES;
+    while two && j + 2 * lanes <= full {
+        backward_strip::<S, K, 2, DW>(a_then_dz, ds, w_t, width, j, scale, db, dw, None);
+        j += 2 * lanes;
     }
-    if j < full {
-        backward_strip::<K, 1, DW>(a_then_dz, ds, wt, width, j, scale, db, dw, None);
+    while j < full {
+        backward_strip::<S, K, 1, DW>(a_then_dz, ds, w_t, width, j, scale, db, dw, None);
+        j += lanes;
     }
 }
 
+/// One strip of `V` vectors at column `j` of [`backward_strips`]; with
+/// `new_lanes = Some((mask, first))` only the lanes in `mask` (from `first`
+/// on) are stored.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn backward_strip<const K: usize, const V: usize, const DW: bool>(
+fn backward_strip<S: Lane, const K: usize, const V: usize, const DW: bool>(
     a_then_dz: &mut [f32],
     ds: &[f32],
-    wt: &[f32],
+    w_t: &[f32],
     width: usize,
     j: usize,
     scale: f32,
     db: &mut [f32],
     dw: &mut [f32],
-    lanes: Option<f32x8>,
+    new_lanes: Option<(S, usize)>,
 ) {
-    let zero = f32x8::ZERO;
-    let s = f32x8::splat(scale);
-    let wv: [[f32x8; V]; K] =
-        std::array::from_fn(|c| std::array::from_fn(|v| load(&wt[c * width + j + v * LANES..])));
-    let dbs = &mut db[j..j + V * LANES];
-    let mut dbv: [f32x8; V] = std::array::from_fn(|v| load(&dbs[v * LANES..]));
+    let lanes = S::LANES;
+    let s = S::splat(scale);
+    let wv: [[S; V]; K] = std::array::from_fn(|c| {
+        std::array::from_fn(|v| S::load(&w_t[c * width + j + v * lanes..]))
+    });
+    let dbs = &mut db[j..j + V * lanes];
+    let mut dbv: [S; V] = std::array::from_fn(|v| S::load(&dbs[v * lanes..]));
     // dW^T[c, j..] of this strip, from zero (only with DW).
-    let mut dwv = [[zero; V]; K];
+    let mut dwv = [[S::zero(); V]; K];
     for (dsr, ar) in ds.chunks_exact(K).zip(a_then_dz.chunks_exact_mut(width)) {
-        let out = &mut ar[j..j + V * LANES];
-        let mut acc = [zero; V];
-        let dv: [f32x8; K] = std::array::from_fn(|c| f32x8::splat(dsr[c]));
+        let out = &mut ar[j..j + V * lanes];
+        let mut acc = [S::zero(); V];
+        let dv: [S; K] = std::array::from_fn(|c| S::splat(dsr[c]));
         for (c, &dv) in dv.iter().enumerate() {
             for (x, &wc) in acc.iter_mut().zip(&wv[c]) {
                 *x = dv.mul_add(wc, *x);
@@ -483,53 +485,52 @@ fn backward_strip<const K: usize, const V: usize, const DW: bool>(
         }
         if DW {
             for (c, &dv) in dv.iter().enumerate() {
-                for (v, o) in out.chunks_exact(LANES).enumerate() {
-                    dwv[c][v] = load(o).mul_add(dv, dwv[c][v]);
+                for (v, o) in out.chunks_exact(lanes).enumerate() {
+                    dwv[c][v] = S::load(o).mul_add(dv, dwv[c][v]);
                 }
             }
         }
-        for ((o, x), b) in out.chunks_exact_mut(LANES).zip(acc).zip(dbv.iter_mut()) {
-            let av = load(o);
-            let dz = av.simd_gt(zero).select(x * s, zero);
-            match lanes {
+        for ((o, x), b) in out.chunks_exact_mut(lanes).zip(acc).zip(dbv.iter_mut()) {
+            let av = S::load(o);
+            // A = relu(Z + b) * s  =>  dZ = dA * s where A > 0 (NaN: inactive)
+            let dz = x.mul(s).where_active(av);
+            match new_lanes {
                 None => {
-                    store(o, dz);
-                    *b += dz;
+                    dz.store(o);
+                    *b = b.add(dz);
                 }
-                Some(m) => {
-                    store(o, m.select(dz, av));
-                    *b += m.select(dz, zero);
+                Some((m, _)) => {
+                    m.select(dz, av).store(o);
+                    *b = b.add(dz.and(m));
                 }
             }
         }
     }
-    for (d, v) in dbs.chunks_exact_mut(LANES).zip(dbv) {
-        store(d, v);
+    for (d, v) in dbs.chunks_exact_mut(lanes).zip(dbv) {
+        v.store(d);
     }
     if DW {
-        let first = match lanes {
-            Some(m) => m.to_bitmask().trailing_zeros() as usize,
-            None => 0,
-        };
-        add_strip_dw::<K, V>(dw, &dwv.map(|c| c.map(|v| v.to_array())), j, first);
+        let first = new_lanes.map_or(0, |(_, first)| first);
+        add_strip_dw::<S, K, V>(dw, &dwv, j, first);
     }
 }
 
-/// Adds a strip's `dW^T` sums (`sums[c][v][t]` for column `j + 8 v + t`) to
-/// `dw` (`width x K`), skipping the first `first` columns (those of a last
-/// partial vector that the other strips own).
+/// Adds a strip's `dW^T` sums (`sums[c][v]` lane `t` for column
+/// `j + LANES v + t`) to `dw` (`width x K`), skipping the first `first`
+/// columns (those of a last partial vector that the other strips own).
 #[inline(always)]
-pub(crate) fn add_strip_dw<const K: usize, const V: usize>(
+fn add_strip_dw<S: Lane, const K: usize, const V: usize>(
     dw: &mut [f32],
-    sums: &[[[f32; LANES]; V]; K],
+    sums: &[[S; V]; K],
     j: usize,
     first: usize,
 ) {
+    let lanes = S::LANES;
     for (c, sc) in sums.iter().enumerate() {
         for (v, sv) in sc.iter().enumerate() {
-            for (t, &x) in sv.iter().enumerate() {
-                if v * LANES + t >= first {
-                    dw[(j + v * LANES + t) * K + c] += x;
+            for (t, &x) in sv.to_array()[..lanes].iter().enumerate() {
+                if v * lanes + t >= first {
+                    dw[(j + v * lanes + t) * K + c] += x;
                 }
             }
         }
@@ -548,15 +549,15 @@ const STAGE: usize = 256;
 pub fn narrow_relu_backward_scalar(
     a_then_dz: &mut [f32],
     ds: &[f32],
-    wt: &[f32],
+    w_t: &[f32],
     rows: usize,
     width: usize,
     k: usize,
     scale: f32,
     db: &mut [f32],
 ) {
-    check_backward(a_then_dz, ds, wt, rows, width, k, db);
-    backward_scalar(a_then_dz, ds, wt, rows, width, k, scale, db, None);
+    check_backward(a_then_dz, ds, w_t, rows, width, k, db);
+    backward_scalar(a_then_dz, ds, w_t, rows, width, k, scale, db, None);
 }
 
 /// Scalar twin of [`narrow_relu_backward_dw`] (separate multiply and add;
@@ -570,7 +571,7 @@ pub fn narrow_relu_backward_scalar(
 pub fn narrow_relu_backward_dw_scalar(
     a_then_dz: &mut [f32],
     ds: &[f32],
-    wt: &[f32],
+    w_t: &[f32],
     rows: usize,
     width: usize,
     k: usize,
@@ -578,16 +579,16 @@ pub fn narrow_relu_backward_dw_scalar(
     db: &mut [f32],
     dw: &mut [f32],
 ) {
-    check_backward(a_then_dz, ds, wt, rows, width, k, db);
+    check_backward(a_then_dz, ds, w_t, rows, width, k, db);
     check_len("dW", dw.len(), width * k, "narrow_relu_backward_dw");
-    backward_scalar(a_then_dz, ds, wt, rows, width, k, scale, db, Some(dw));
+    backward_scalar(a_then_dz, ds, w_t, rows, width, k, scale, db, Some(dw));
 }
 
 #[allow(clippy::too_many_arguments)]
 fn backward_scalar(
     a_then_dz: &mut [f32],
     ds: &[f32],
-    wt: &[f32],
+    w_t: &[f32],
     rows: usize,
     width: usize,
     k: usize,
@@ -610,7 +611,7 @@ fn backward_scalar(
         for j in 0..width {
             let mut acc = 0.0f32;
             for c in 0..k {
-                acc += ds[r * k + c] * wt[c * width + j];
+                acc += ds[r * k + c] * w_t[c * width + j];
             }
             let v = &mut a_then_dz[r * width + j];
             *v = if *v > 0.0 { acc * scale } else { 0.0 };
@@ -623,7 +624,7 @@ fn backward_scalar(
 fn check_backward(
     a: &[f32],
     ds: &[f32],
-    wt: &[f32],
+    w_t: &[f32],
     rows: usize,
     width: usize,
     k: usize,
@@ -632,6 +633,151 @@ fn check_backward(
     let op = "narrow_relu_backward";
     check_len("A", a.len(), rows * width, op);
     check_len("dS", ds.len(), rows * k, op);
-    check_len("W^T", wt.len(), k * width, op);
+    check_len("W^T", w_t.len(), k * width, op);
     check_len("db", db.len(), width, op);
+}
+
+#[cfg(test)]
+mod engine_tests {
+    //! The strip engine, every instantiation (each `N`, `K` in
+    //! `1..=NARROW_MAX`, with and without dW, on every vector type this CPU
+    //! runs), against the scalar twins, over widths around the vector edges.
+    //! Narrower widths (0, 1, 7) never reach the strips; `tests/fused.rs`
+    //! covers them through the public entries.
+
+    use super::*;
+    use crate::simd::testing::{data, isas, TestIsa};
+
+    const ROWS: [usize; 4] = [0, 1, 3, 17];
+    const WIDTHS: [usize; 12] = [8, 9, 15, 16, 17, 24, 31, 32, 33, 63, 100, 515];
+
+    fn close(a: f32, b: f32, terms: usize) -> bool {
+        if a.is_nan() || b.is_nan() {
+            return a.is_nan() && b.is_nan();
+        }
+        (a - b).abs() <= (terms as f32 + 1.0) * 1e-6 * (1.0 + b.abs())
+    }
+
+    fn forward_case<const N: usize>(isa: TestIsa, rows: usize, n_out: usize) {
+        let x = data(rows * N, 1);
+        let w = data(N * n_out, 2);
+        let mut b = data(n_out, 3);
+        b[n_out - 1] = f32::NAN;
+        let mut got = vec![f32::NAN; rows * n_out];
+        let mut want = vec![0.0; rows * n_out];
+        let a = &mut got[..];
+        isa.run(ForwardStrips::<N> {
+            x: &x,
+            w: &w,
+            bias: &b,
+            n_out,
+            a,
+        });
+        narrow_bias_relu_forward_scalar(&x, &w, &b, rows, N, n_out, &mut want);
+        for (i, (&g, &e)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                close(g, e, N),
+                "{isa:?} {rows}x{N}x{n_out} at {i}: {g} vs {e}"
+            );
+            assert_ne!(g.to_bits(), (-0.0f32).to_bits());
+        }
+    }
+
+    /// `(A with NaNs, dS, W^T, db, dW)` for a backward case.
+    fn backward_data(rows: usize, width: usize, k: usize) -> [Vec<f32>; 5] {
+        let a = data(rows * width, 4)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| if i % 11 == 5 { f32::NAN } else { v })
+            .collect();
+        let dw = data(width * k, 8);
+        [a, data(rows * k, 5), data(k * width, 6), data(width, 7), dw]
+    }
+
+    fn backward_case<const K: usize, const DW: bool>(isa: TestIsa, rows: usize, width: usize) {
+        let [a, ds, w_t, db0, dw0] = backward_data(rows, width, K);
+        let (mut got, mut want) = (a.clone(), a.clone());
+        let (mut db_got, mut db_want) = (db0.clone(), db0);
+        let (mut dw_got, mut dw_want) = (dw0.clone(), dw0);
+        let dw = if DW { &mut dw_got[..] } else { &mut [][..] };
+        let (a_then_dz, db) = (&mut got[..], &mut db_got[..]);
+        isa.run(BackwardStrips::<K, DW> {
+            a_then_dz,
+            ds: &ds,
+            w_t: &w_t,
+            width,
+            scale: 1.5,
+            db,
+            dw,
+        });
+        let dw_want_opt = if DW { Some(&mut dw_want[..]) } else { None };
+        backward_scalar(
+            &mut want,
+            &ds,
+            &w_t,
+            rows,
+            width,
+            K,
+            1.5,
+            &mut db_want,
+            dw_want_opt,
+        );
+        let what = format!("{isa:?} {rows}x{width}x{K} dw={DW}");
+        for (i, (&g, &e)) in got.iter().zip(&want).enumerate() {
+            assert!(close(g, e, K), "{what} dZ at {i}: {g} vs {e}");
+            if a[i].is_nan() || a[i] <= 0.0 {
+                assert_eq!(g.to_bits(), 0.0f32.to_bits(), "{what}: inactive at {i}");
+            }
+        }
+        for (j, (&g, &e)) in db_got.iter().zip(&db_want).enumerate() {
+            assert!(close(g, e, K * rows), "{what} db[{j}]: {g} vs {e}");
+        }
+        for (i, (&g, &e)) in dw_got.iter().zip(&dw_want).enumerate() {
+            assert!(close(g, e, rows), "{what} dW[{i}]: {g} vs {e}");
+        }
+    }
+
+    macro_rules! every_narrow_width {
+        ($f:ident $(, $dw:literal)?; $isa:expr, $rows:expr, $width:expr) => {
+            $f::<1 $(, $dw)?>($isa, $rows, $width);
+            $f::<2 $(, $dw)?>($isa, $rows, $width);
+            $f::<3 $(, $dw)?>($isa, $rows, $width);
+            $f::<4 $(, $dw)?>($isa, $rows, $width);
+            $f::<5 $(, $dw)?>($isa, $rows, $width);
+            $f::<6 $(, $dw)?>($isa, $rows, $width);
+            $f::<7 $(, $dw)?>($isa, $rows, $width);
+            $f::<8 $(, $dw)?>($isa, $rows, $width);
+            $f::<9 $(, $dw)?>($isa, $rows, $width);
+            $f::<10 $(, $dw)?>($isa, $rows, $width);
+            $f::<11 $(, $dw)?>($isa, $rows, $width);
+            $f::<12 $(, $dw)?>($isa, $rows, $width);
+            $f::<13 $(, $dw)?>($isa, $rows, $width);
+            $f::<14 $(, $dw)?>($isa, $rows, $width);
+            $f::<15 $(, $dw)?>($isa, $rows, $width);
+            $f::<16 $(, $dw)?>($isa, $rows, $width);
+        };
+    }
+
+    #[test]
+    fn forward_strips_match_twin_for_every_n_in() {
+        for isa in isas("fused forward strips") {
+            for rows in ROWS {
+                for n_out in WIDTHS {
+                    every_narrow_width!(forward_case; isa, rows, n_out);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn backward_strips_match_twin_for_every_k() {
+        for isa in isas("fused backward strips") {
+            for rows in ROWS {
+                for width in WIDTHS {
+                    every_narrow_width!(backward_case, false; isa, rows, width);
+                    every_narrow_width!(backward_case, true; isa, rows, width);
+                }
+            }
+        }
+    }
 }

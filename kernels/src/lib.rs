@@ -40,10 +40,8 @@ pub mod fused;
 pub mod gemm;
 pub mod mask;
 pub mod reduce;
+mod simd;
 pub mod softmax;
 pub mod update;
-mod x86;
-#[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
-mod x86_softmax;
 
 pub use gemm::Transpose;
