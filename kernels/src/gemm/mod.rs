@@ -21,10 +21,10 @@
 mod matvec;
 mod packed;
 mod small;
+mod tiles;
 
 pub use matvec::{matvec_bias, matvec_bias_scalar};
-pub use packed::gemm_packed;
-pub use small::{gemm_small, small_kernel, SmallKernel};
+pub use small::{small_kernel, SmallKernel};
 
 /// Whether a GEMM operand is used as stored or transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +63,7 @@ fn check_shapes(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &[f32]) {
 /// `C = beta * C`. Returns whether the product is done.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
-pub(super) fn trivial_product(
+fn trivial_product(
     m: usize,
     n: usize,
     k: usize,
@@ -82,6 +82,22 @@ pub(super) fn trivial_product(
         return true;
     }
     false
+}
+
+/// The operands of a product whose shapes have been checked (`a`, `b`, `c`
+/// hold `m*k`, `k*n`, `m*n` elements) and that needs multiplications
+/// (`m`, `n`, `k` nonzero, `alpha != 0`).
+struct Product<'a> {
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &'a [f32],
+    b: &'a [f32],
+    beta: f32,
+    c: &'a mut [f32],
 }
 
 /// Scales `C` by `beta`, writing zeros (not reading `C`) when `beta == 0`.
@@ -132,11 +148,23 @@ pub fn gemm(
     if trivial_product(m, n, k, alpha, a, b, beta, c) {
         return;
     }
+    let kernel = small_kernel(ta, tb, m, n, k);
+    let product = Product {
+        ta,
+        tb,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+    };
     if use_small(m, n, k) {
-        let kernel = small_kernel(ta, tb, m, n, k);
-        small::run(kernel, ta, tb, m, n, k, alpha, a, b, beta, c);
+        small::run(kernel, product);
     } else {
-        packed::run(ta, tb, m, n, k, alpha, a, b, beta, c);
+        packed::run(product);
     }
 }
 
@@ -160,6 +188,95 @@ const TINY_K: usize = 4;
 const SMALL_MIN_DIM: usize = 16;
 /// Small shapes: at most this many multiply-adds in all.
 const SMALL_VOLUME: usize = 32 * 32 * 32;
+
+/// `C = alpha * op(A) * op(B) + beta * C` through `matrixmultiply::sgemm`
+/// (cache-blocked, packing). Same contract as [`gemm`].
+///
+/// # Panics
+/// If a slice length does not match the shapes.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn gemm_packed(
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    if !trivial_product(m, n, k, alpha, a, b, beta, c) {
+        packed::run(Product {
+            ta,
+            tb,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+        });
+    }
+}
+
+/// `C = alpha * op(A) * op(B) + beta * C` through the chosen `wide` kernel,
+/// without packing and without heap allocation. Same contract as [`gemm`];
+/// every kernel is valid for every shape (see [`SmallKernel`]), [`gemm`]
+/// picks one with [`small_kernel`].
+///
+/// Results agree with [`gemm_scalar`] up to summation order and fused
+/// multiply-adds.
+///
+/// # Panics
+/// If a slice length does not match the shapes.
+///
+/// # Example
+/// ```
+/// use vnn_kernels::gemm::{gemm_small, SmallKernel, Transpose};
+/// let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 x 3
+/// let b = [1.0, 1.0, 1.0]; // 3 x 1
+/// for kernel in [SmallKernel::Axpy, SmallKernel::AxpyTransposed, SmallKernel::Dot] {
+///     let mut c = [f32::NAN; 2];
+///     gemm_small(kernel, Transpose::No, Transpose::No, 2, 1, 3, 1.0, &a, &b, 0.0, &mut c);
+///     assert_eq!(c, [6.0, 15.0]);
+/// }
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn gemm_small(
+    kernel: SmallKernel,
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    if !trivial_product(m, n, k, alpha, a, b, beta, c) {
+        let product = Product {
+            ta,
+            tb,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+        };
+        small::run(kernel, product);
+    }
+}
 
 /// The naive triple loop: the scalar twin of [`gemm`] and the oracle of the
 /// tests. Accumulates each element in `f32` in order `l = 0..k`.

@@ -1,46 +1,22 @@
 //! The cache-blocked, packing GEMM of `matrixmultiply`, wrapped once.
 
-use super::{trivial_product, Transpose};
+use super::{Product, Transpose};
 
-/// `C = alpha * op(A) * op(B) + beta * C` through `matrixmultiply::sgemm`
-/// (cache-blocked, packing). Same contract as [`super::gemm`].
-///
-/// # Panics
-/// If a slice length does not match the shapes.
-#[allow(clippy::too_many_arguments)]
-#[track_caller]
-pub fn gemm_packed(
-    ta: Transpose,
-    tb: Transpose,
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: &[f32],
-    b: &[f32],
-    beta: f32,
-    c: &mut [f32],
-) {
-    if !trivial_product(m, n, k, alpha, a, b, beta, c) {
-        run(ta, tb, m, n, k, alpha, a, b, beta, c);
-    }
-}
-
-/// The body of [`gemm_packed`] after the shape check (`a`, `b`, `c` hold
-/// `m*k`, `k*n`, `m*n` elements) and the trivial products.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn run(
-    ta: Transpose,
-    tb: Transpose,
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: &[f32],
-    b: &[f32],
-    beta: f32,
-    c: &mut [f32],
-) {
+/// The body of [`super::gemm_packed`] after the shape check (`a`, `b`, `c`
+/// hold `m*k`, `k*n`, `m*n` elements) and the trivial products.
+pub(super) fn run(product: Product) {
+    let Product {
+        ta,
+        tb,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+    } = product;
     // The bounds the unsafe call below relies on (the public entries have
     // already checked them with messages; this keeps `run` sound alone).
     assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
