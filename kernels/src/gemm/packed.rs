@@ -5,23 +5,13 @@ use super::{Product, Transpose};
 /// The body of [`super::gemm_packed`] after the shape check (`a`, `b`, `c`
 /// hold `m*k`, `k*n`, `m*n` elements) and the trivial products.
 pub(super) fn run(product: Product) {
-    let Product {
-        ta,
-        tb,
-        m,
-        n,
-        k,
-        alpha,
-        a,
-        b,
-        beta,
-        c,
-    } = product;
+    let (m, n, k) = (product.m, product.n, product.k);
+    let (a, b, c) = (product.a, product.b, product.c);
     // The bounds the unsafe call below relies on (the public entries have
     // already checked them with messages; this keeps `run` sound alone).
     assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
-    let (rsa, csa) = strides(ta, m, k);
-    let (rsb, csb) = strides(tb, k, n);
+    let (rsa, csa) = strides(product.ta, m, k);
+    let (rsb, csb) = strides(product.tb, k, n);
     // SAFETY: matrixmultiply reads op(A) at (i, l) as a[i*rsa + l*csa] for
     // i < m, l < k; both transpose cases keep that index below m*k = a.len()
     // (asserted above). The same holds for B with k*n = b.len(). C is written
@@ -32,14 +22,14 @@ pub(super) fn run(product: Product) {
             m,
             k,
             n,
-            alpha,
+            product.alpha,
             a.as_ptr(),
             rsa,
             csa,
             b.as_ptr(),
             rsb,
             csb,
-            beta,
+            product.beta,
             c.as_mut_ptr(),
             n as isize,
             1,

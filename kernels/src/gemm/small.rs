@@ -99,37 +99,25 @@ impl Kernel for SmallRun<'_> {
     type Output = ();
     #[inline(always)]
     fn run<S: Lane>(self) {
-        let Product {
-            ta,
-            tb,
-            m,
-            n,
-            k,
-            alpha,
-            a,
-            b,
-            beta,
-            c,
-        } = self.product;
-        small_run::<S>(self.kernel, ta, tb, m, n, k, alpha, a, b, beta, c);
+        small_run::<S>(self.kernel, self.product);
     }
 }
-/// The body of [`gemm_small`] for one vector type, after the shape checks
-/// and the empty cases (`m`, `n`, `k` nonzero, `alpha != 0`).
-#[allow(clippy::too_many_arguments)]
-fn small_run<S: Lane>(
-    kernel: SmallKernel,
-    ta: Transpose,
-    tb: Transpose,
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: &[f32],
-    b: &[f32],
-    beta: f32,
-    c: &mut [f32],
-) {
+
+/// The body of [`super::gemm_small`] for one vector type, after the shape
+/// checks and the empty cases (`m`, `n`, `k` nonzero, `alpha != 0`).
+fn small_run<S: Lane>(kernel: SmallKernel, product: Product) {
+    let Product {
+        ta,
+        tb,
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+    } = product;
     const { assert!(S::LANES == LANES) };
     let op_a = View::of(a, ta, m, k);
     let op_b = View::of(b, tb, k, n);

@@ -167,6 +167,16 @@ pub(crate) trait Lane: Copy {
     }
 }
 
+/// Stores `v` to the first [`Lane::LANES`] elements of `d` ([`Lane::store`]
+/// with the destination first, as a store reads).
+///
+/// # Panics
+/// If `d` is shorter.
+#[inline(always)]
+pub(crate) fn store<S: Lane>(d: &mut [f32], v: S) {
+    v.store(d);
+}
+
 /// The maximum fold of the crate: `v` replaces `m` when `v > m` or `v` is
 /// NaN, so a NaN anywhere in a sequence makes its maximum NaN.
 #[inline(always)]
