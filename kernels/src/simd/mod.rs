@@ -146,8 +146,8 @@ pub(crate) trait Lane: Copy {
     fn relu(self) -> Self {
         self.gt(Self::zero()).or(self.is_nan()).and(self)
     }
-    /// `self` where `mask` holds `> 0` lanes of `a`, else `+0.0`: the ReLU
-    /// backward rule (NaN in `a` counts as inactive).
+    /// `self` in the lanes where `a > 0`, else `+0.0`: the ReLU backward
+    /// rule (a NaN in `a` counts as inactive).
     #[inline(always)]
     fn where_active(self, a: Self) -> Self {
         a.gt(Self::zero()).and(self)
