@@ -13,7 +13,7 @@
 //! twins up to rounding; NaN follows the rules of [`crate::activation`].
 //!
 //! The column strips (the fast path) are one engine written over
-//! [`crate::simd::Lane`] and run by [`crate::simd::dispatch`]: with the
+//! the crate's private lane type and run by its ISA dispatch: with the
 //! `wide` vectors of the build, or, in a build without FMA enabled at compile
 //! time, with AVX2 + FMA when the CPU has them (checked at run time).
 

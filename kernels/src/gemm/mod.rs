@@ -5,7 +5,7 @@
 //! [`Transpose::Yes`] it is stored transposed (`A` is `k x m`) and read
 //! through swapped strides, so no copy is made.
 //!
-//! [`gemm`] picks a path by shape: small-shape `wide` loops where the packing
+//! [`gemm`] picks a path by shape: small-shape SIMD loops where the packing
 //! GEMM of `matrixmultiply` is dominated by overhead, [`gemm_packed`]
 //! otherwise. [`gemm_scalar`] is the naive triple loop, the twin and oracle.
 //!
@@ -15,7 +15,7 @@
 //! The module is split by concern: this file holds the dispatch, the one
 //! shape check and the twin; `packed.rs` wraps `matrixmultiply`,
 //! `small.rs` holds the small-shape engine (one body over
-//! [`crate::simd::Lane`], instantiated per ISA) and `matvec.rs` the batch-1
+//! the crate's private lane type, instantiated per ISA) and `matvec.rs` the batch-1
 //! product.
 
 mod matvec;
@@ -224,7 +224,7 @@ pub fn gemm_packed(
     }
 }
 
-/// `C = alpha * op(A) * op(B) + beta * C` through the chosen `wide` kernel,
+/// `C = alpha * op(A) * op(B) + beta * C` through the chosen small-shape kernel,
 /// without packing and without heap allocation. Same contract as [`gemm`];
 /// every kernel is valid for every shape (see [`SmallKernel`]), [`gemm`]
 /// picks one with [`small_kernel`].

@@ -34,7 +34,7 @@ const AXPY_TALL: (usize, usize) = (6, 2);
 /// Register tile of the dot kernel: rows of `P` times rows of `Q`.
 const DOT_TILE: usize = 4;
 
-/// The `wide` kernel used by [`gemm_small`].
+/// The kernel used by [`super::gemm_small`].
 ///
 /// Each kernel accepts every shape and transpose combination; an operand
 /// that is not laid out the way a kernel reads it is copied (transposed,
