@@ -8,27 +8,11 @@
 //! activation as inactive (`NaN > 0` is false).
 
 use crate::mask;
+use crate::simd::{store, Lane};
 use wide::f32x8;
 
 /// Lanes per SIMD vector.
 const LANES: usize = 8;
-
-#[inline(always)]
-fn load(s: &[f32]) -> f32x8 {
-    f32x8::new(s.try_into().expect("a full lane chunk"))
-}
-
-#[inline(always)]
-fn store(d: &mut [f32], v: f32x8) {
-    d.copy_from_slice(v.as_array());
-}
-
-/// `relu` on eight lanes with the scalar rule: NaN propagates, everything
-/// not `> 0` (negatives, `±0.0`) becomes `+0.0`.
-#[inline(always)]
-fn relu_lanes(v: f32x8) -> f32x8 {
-    (v.simd_gt(f32x8::ZERO) | v.is_nan()).select(v, f32x8::ZERO)
-}
 
 #[track_caller]
 fn check(z: &[f32], bias: &[f32], rows: usize, cols: usize, op: &str) {
@@ -44,6 +28,20 @@ fn check(z: &[f32], bias: &[f32], rows: usize, cols: usize, op: &str) {
         "{op}: bias has {} elements, expected cols = {cols}",
         bias.len()
     );
+}
+
+/// The shape checks of [`relu_backward`] and its twin; returns whether
+/// there are columns to do.
+#[track_caller]
+fn check_backward(a_then_dz: &[f32], da: &[f32], rows: usize, cols: usize, db: &[f32]) -> bool {
+    check(a_then_dz, db, rows, cols, "relu_backward");
+    assert_eq!(
+        da.len(),
+        rows * cols,
+        "relu_backward: dA has {} elements, expected {rows}*{cols}",
+        da.len()
+    );
+    cols > 0
 }
 
 /// Scalar ReLU with the crate's NaN rule: NaN propagates, `-0.0` and negative
@@ -87,7 +85,7 @@ pub fn bias_relu_forward(z: &mut [f32], bias: &[f32], rows: usize, cols: usize) 
         let mut zs = row.chunks_exact_mut(LANES);
         for (zc, bc) in (&mut zs).zip(bias_lanes.clone()) {
             // Same single addition as the twin, then the same ReLU rule.
-            store(zc, relu_lanes(load(zc) + load(bc)));
+            store(zc, (f32x8::load(zc) + f32x8::load(bc)).relu());
         }
         for (v, &b) in zs.into_remainder().iter_mut().zip(bias_rest) {
             *v = relu_scalar_value(*v + b);
@@ -151,7 +149,7 @@ pub fn bias_relu_dropout_forward(
         let mut zs = row.chunks_exact_mut(LANES);
         for (zc, bc) in (&mut zs).zip(bias_lanes.clone()) {
             let m = mask::mask_values(bits.take8(), threshold, scale);
-            store(zc, relu_lanes(load(zc) + load(bc)) * m);
+            store(zc, (f32x8::load(zc) + f32x8::load(bc)).relu() * m);
         }
         for (v, &b) in zs.into_remainder().iter_mut().zip(bias_rest) {
             let m = mask::mask_value(bits.take1(), threshold, scale);
@@ -213,14 +211,7 @@ pub fn relu_backward(
     scale: f32,
     db: &mut [f32],
 ) {
-    check(a_then_dz, db, rows, cols, "relu_backward");
-    assert_eq!(
-        da.len(),
-        rows * cols,
-        "relu_backward: dA has {} elements, expected {rows}*{cols}",
-        da.len()
-    );
-    if cols == 0 {
+    if !check_backward(a_then_dz, da, rows, cols, db) {
         return;
     }
     let scale_lanes = f32x8::splat(scale);
@@ -235,12 +226,10 @@ pub fn relu_backward(
             .zip(db_lanes.chunks_exact_mut(LANES));
         for ((zc, dc), bc) in lanes {
             // A = max(0, Z + b) * s  =>  dZ = dA * s where A > 0 (NaN: inactive)
-            let dz = load(zc)
-                .simd_gt(f32x8::ZERO)
-                .select(load(dc) * scale_lanes, f32x8::ZERO);
+            let dz = (f32x8::load(dc) * scale_lanes).where_active(f32x8::load(zc));
             store(zc, dz);
             // db += dZ, one row at a time as in the twin.
-            store(bc, load(bc) + dz);
+            store(bc, f32x8::load(bc) + dz);
         }
         for ((v, &d), acc) in z_rest.iter_mut().zip(d_rest).zip(db_rest.iter_mut()) {
             *v = if *v > 0.0 { d * scale } else { 0.0 };
@@ -262,14 +251,7 @@ pub fn relu_backward_scalar(
     scale: f32,
     db: &mut [f32],
 ) {
-    check(a_then_dz, db, rows, cols, "relu_backward");
-    assert_eq!(
-        da.len(),
-        rows * cols,
-        "relu_backward: dA has {} elements, expected {rows}*{cols}",
-        da.len()
-    );
-    if cols == 0 {
+    if !check_backward(a_then_dz, da, rows, cols, db) {
         return;
     }
     for (row, drow) in a_then_dz.chunks_exact_mut(cols).zip(da.chunks_exact(cols)) {

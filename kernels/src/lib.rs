@@ -33,6 +33,18 @@
 //! `wide` chooses its instructions when the crate is compiled: build with
 //! `RUSTFLAGS="-C target-cpu=native"` (or `x86-64-v3`) to get AVX2 and FMA;
 //! without flags the same code runs on SSE2.
+//!
+//! ## Layers
+//! At the bottom, a private SIMD layer (`simd/`) holds the lane abstraction
+//! with its `wide` and AVX2 + FMA implementations, the shared lane rules
+//! (load and store, ReLU, the NaN-propagating maximum, `exp`) and the one
+//! run-time ISA check, which hands out AVX2 + FMA as a token nothing else
+//! can construct. The op modules sit above it and import nothing from one
+//! another's internals. The hottest kernel families (the small-shape GEMM
+//! tiles, the fused narrow strips, the short-row cross-entropy) are each one
+//! generic body over the lane type: in a build without FMA, they run with
+//! AVX2 + FMA when the CPU has them (checked at run time); with
+//! `target-cpu=native` the compile-time `wide` path runs.
 #![warn(missing_docs)]
 
 pub mod activation;
@@ -43,10 +55,8 @@ pub mod gemm;
 pub mod layer;
 pub mod mask;
 pub mod reduce;
+mod simd;
 pub mod softmax;
 pub mod update;
-mod x86;
-#[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
-mod x86_softmax;
 
 pub use gemm::Transpose;

@@ -10,6 +10,7 @@
 //! mask whichever thread runs it, and eight mask values come from one SIMD
 //! step of four 64-bit generators.
 
+use crate::simd::Lane;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use wide::{f32x8, u32x8, u64x4};
@@ -299,25 +300,13 @@ pub fn bernoulli_mask_scalar(out: &mut [f32], p_drop: f32, seed: u64, stream: u6
 /// If the lengths differ.
 #[track_caller]
 pub fn apply_mask(x: &mut [f32], mask: &[f32]) {
-    assert_eq!(
-        x.len(),
-        mask.len(),
-        "apply_mask: x has {} elements, mask {}",
-        x.len(),
-        mask.len()
-    );
+    crate::reduce::check_same_len(x, mask, "apply_mask", "x", "mask");
     let mut xs = x.chunks_exact_mut(MASK_BLOCK);
     let mut ms = mask.chunks_exact(MASK_BLOCK);
     for (xc, mc) in (&mut xs).zip(&mut ms) {
-        let v = load(xc) * load(mc);
-        xc.copy_from_slice(v.as_array());
+        (f32x8::load(xc) * f32x8::load(mc)).store(xc);
     }
     apply_mask_scalar(xs.into_remainder(), ms.remainder());
-}
-
-#[inline(always)]
-fn load(s: &[f32]) -> f32x8 {
-    f32x8::new(s.try_into().expect("a full lane chunk"))
 }
 
 /// Scalar twin of [`apply_mask`].
@@ -326,13 +315,7 @@ fn load(s: &[f32]) -> f32x8 {
 /// If the lengths differ.
 #[track_caller]
 pub fn apply_mask_scalar(x: &mut [f32], mask: &[f32]) {
-    assert_eq!(
-        x.len(),
-        mask.len(),
-        "apply_mask: x has {} elements, mask {}",
-        x.len(),
-        mask.len()
-    );
+    crate::reduce::check_same_len(x, mask, "apply_mask", "x", "mask");
     for (v, &m) in x.iter_mut().zip(mask) {
         *v *= m;
     }

@@ -2,20 +2,11 @@
 //! column sums (bias gradients), and elementwise accumulation (summing the
 //! partial gradients of row blocks).
 
+use crate::simd::{store, Lane};
 use wide::f32x8;
 
 /// Lanes per SIMD vector.
 const LANES: usize = 8;
-
-#[inline(always)]
-fn load(s: &[f32]) -> f32x8 {
-    f32x8::new(s.try_into().expect("a full lane chunk"))
-}
-
-#[inline(always)]
-fn store(d: &mut [f32], v: f32x8) {
-    d.copy_from_slice(v.as_array());
-}
 
 /// `sum(x[i]^2)`. The SIMD version sums in 32 lane accumulators (fused
 /// multiply-add when the build enables FMA), so it matches the twin within a
@@ -31,13 +22,13 @@ pub fn sum_squares(x: &[f32]) -> f32 {
     let mut blocks = x.chunks_exact(4 * LANES);
     for block in &mut blocks {
         for (a, c) in acc.iter_mut().zip(block.chunks_exact(LANES)) {
-            let v = load(c);
+            let v = f32x8::load(c);
             *a = v.mul_add(v, *a);
         }
     }
     let mut lanes = blocks.remainder().chunks_exact(LANES);
     for c in &mut lanes {
-        let v = load(c);
+        let v = f32x8::load(c);
         acc[0] = v.mul_add(v, acc[0]);
     }
     let total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
@@ -67,6 +58,18 @@ pub fn sum_squares_scalar(x: &[f32]) -> f32 {
 /// ```
 #[track_caller]
 pub fn argmax_rows(x: &[f32], rows: usize, cols: usize, out: &mut [u32]) {
+    if !check_argmax(x, rows, cols, out) {
+        return;
+    }
+    for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
+        *o = argmax_row(row) as u32;
+    }
+}
+
+/// The shape checks of [`argmax_rows`] and its twin; returns whether there
+/// are rows to do.
+#[track_caller]
+fn check_argmax(x: &[f32], rows: usize, cols: usize, out: &[u32]) -> bool {
     assert_eq!(
         x.len(),
         rows * cols,
@@ -79,13 +82,11 @@ pub fn argmax_rows(x: &[f32], rows: usize, cols: usize, out: &mut [u32]) {
         "argmax_rows: out has {} elements, expected {rows}",
         out.len()
     );
-    if rows == 0 {
-        return;
-    }
-    assert!(cols > 0, "argmax_rows: cols must be > 0 when rows > 0");
-    for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
-        *o = argmax_row(row) as u32;
-    }
+    assert!(
+        rows == 0 || cols > 0,
+        "argmax_rows: cols must be > 0 when rows > 0"
+    );
+    rows > 0
 }
 
 /// Below this many columns a row is scanned sequentially.
@@ -106,7 +107,7 @@ pub(crate) fn argmax_row(row: &[f32]) -> usize {
     let mut best = f32x8::NEG_INFINITY;
     let mut lanes = row.chunks_exact(LANES);
     for c in &mut lanes {
-        let v = load(c);
+        let v = f32x8::load(c);
         best = v.simd_gt(best).select(v, best);
     }
     let mut max = best
@@ -123,7 +124,7 @@ pub(crate) fn argmax_row(row: &[f32]) -> usize {
     let target = f32x8::splat(max);
     let mut lanes = row.chunks_exact(LANES);
     for (k, c) in (&mut lanes).enumerate() {
-        let hits = load(c).simd_eq(target).to_bitmask();
+        let hits = f32x8::load(c).simd_eq(target).to_bitmask();
         if hits != 0 {
             return k * LANES + hits.trailing_zeros() as usize;
         }
@@ -153,25 +154,31 @@ pub(crate) fn argmax_row_scalar(row: &[f32]) -> usize {
 /// If the lengths do not match the shapes, or `cols == 0` with `rows > 0`.
 #[track_caller]
 pub fn argmax_rows_scalar(x: &[f32], rows: usize, cols: usize, out: &mut [u32]) {
+    if !check_argmax(x, rows, cols, out) {
+        return;
+    }
+    for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
+        *o = argmax_row_scalar(row) as u32;
+    }
+}
+
+/// The shape checks of [`column_sums`] and its twin; returns whether there
+/// are columns to do.
+#[track_caller]
+fn check_column_sums(x: &[f32], rows: usize, cols: usize, out: &[f32]) -> bool {
     assert_eq!(
         x.len(),
         rows * cols,
-        "argmax_rows: x has {} elements, expected {rows}*{cols}",
+        "column_sums: x has {} elements, expected {rows}*{cols}",
         x.len()
     );
     assert_eq!(
         out.len(),
-        rows,
-        "argmax_rows: out has {} elements, expected {rows}",
+        cols,
+        "column_sums: out has {} elements, expected {cols}",
         out.len()
     );
-    if rows == 0 {
-        return;
-    }
-    assert!(cols > 0, "argmax_rows: cols must be > 0 when rows > 0");
-    for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
-        *o = argmax_row_scalar(row) as u32;
-    }
+    cols > 0
 }
 
 /// Column sums accumulated into `out`: `out[c] += sum over r of x[r, c]`.
@@ -185,19 +192,7 @@ pub fn argmax_rows_scalar(x: &[f32], rows: usize, cols: usize, out: &mut [u32]) 
 /// If the lengths do not match the shapes.
 #[track_caller]
 pub fn column_sums(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    assert_eq!(
-        x.len(),
-        rows * cols,
-        "column_sums: x has {} elements, expected {rows}*{cols}",
-        x.len()
-    );
-    assert_eq!(
-        out.len(),
-        cols,
-        "column_sums: out has {} elements, expected {cols}",
-        out.len()
-    );
-    if cols == 0 {
+    if !check_column_sums(x, rows, cols, out) {
         return;
     }
     // Row by row, as the twin: the same additions in the same order for
@@ -213,19 +208,7 @@ pub fn column_sums(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
 /// If the lengths do not match the shapes.
 #[track_caller]
 pub fn column_sums_scalar(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    assert_eq!(
-        x.len(),
-        rows * cols,
-        "column_sums: x has {} elements, expected {rows}*{cols}",
-        x.len()
-    );
-    assert_eq!(
-        out.len(),
-        cols,
-        "column_sums: out has {} elements, expected {cols}",
-        out.len()
-    );
-    if cols == 0 {
+    if !check_column_sums(x, rows, cols, out) {
         return;
     }
     for row in x.chunks_exact(cols) {
@@ -235,23 +218,29 @@ pub fn column_sums_scalar(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) 
     }
 }
 
+/// Asserts that two operands of an elementwise `op` have the same length.
+#[track_caller]
+pub(crate) fn check_same_len(a: &[f32], b: &[f32], op: &str, a_name: &str, b_name: &str) {
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "{op}: {a_name} has {} elements, {b_name} {}",
+        a.len(),
+        b.len()
+    );
+}
+
 /// `dst += src`, elementwise. Exact: equals [`add_assign_scalar`].
 ///
 /// # Panics
 /// If the lengths differ.
 #[track_caller]
 pub fn add_assign(dst: &mut [f32], src: &[f32]) {
-    assert_eq!(
-        dst.len(),
-        src.len(),
-        "add_assign: dst has {} elements, src {}",
-        dst.len(),
-        src.len()
-    );
+    check_same_len(dst, src, "add_assign", "dst", "src");
     let mut ds = dst.chunks_exact_mut(LANES);
     let mut ss = src.chunks_exact(LANES);
     for (dc, sc) in (&mut ds).zip(&mut ss) {
-        store(dc, load(dc) + load(sc));
+        store(dc, f32x8::load(dc) + f32x8::load(sc));
     }
     add_assign_scalar(ds.into_remainder(), ss.remainder());
 }
@@ -262,13 +251,7 @@ pub fn add_assign(dst: &mut [f32], src: &[f32]) {
 /// If the lengths differ.
 #[track_caller]
 pub fn add_assign_scalar(dst: &mut [f32], src: &[f32]) {
-    assert_eq!(
-        dst.len(),
-        src.len(),
-        "add_assign: dst has {} elements, src {}",
-        dst.len(),
-        src.len()
-    );
+    check_same_len(dst, src, "add_assign", "dst", "src");
     for (d, &s) in dst.iter_mut().zip(src) {
         *d += s;
     }

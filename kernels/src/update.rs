@@ -9,20 +9,11 @@
 //! elsewhere `wide` splits them, and the compiler's own vectorization of the
 //! twins (which these simple loops allow) is matched or beaten either way.
 
+use crate::simd::{store, Lane};
 use wide::f32x16;
 
 /// Lanes per SIMD vector.
 const LANES: usize = 16;
-
-#[inline(always)]
-fn load(s: &[f32]) -> f32x16 {
-    f32x16::new(s.try_into().expect("a full lane chunk"))
-}
-
-#[inline(always)]
-fn store(d: &mut [f32], v: f32x16) {
-    d.copy_from_slice(v.as_array());
-}
 
 #[track_caller]
 fn check(w: &[f32], other: &[f32], what: &str, op: &str) {
@@ -55,8 +46,8 @@ pub fn sgd_update(w: &mut [f32], g: &[f32], lr: f32, reg: f32) {
     let mut ws = w.chunks_exact_mut(LANES);
     let mut gs = g.chunks_exact(LANES);
     for (wc, gc) in (&mut ws).zip(&mut gs) {
-        let wv = load(wc);
-        let gr = reg_l.mul_add(wv, load(gc)); // g + reg * w
+        let wv = f32x16::load(wc);
+        let gr = reg_l.mul_add(wv, f32x16::load(gc)); // g + reg * w
         store(wc, neg_lr.mul_add(gr, wv)); // w - lr * g'
     }
     sgd_update_scalar(ws.into_remainder(), gs.remainder(), lr, reg);
@@ -90,9 +81,9 @@ pub fn momentum_update(w: &mut [f32], g: &[f32], velocity: &mut [f32], lr: f32, 
     let mut gs = g.chunks_exact(LANES);
     let mut vs = velocity.chunks_exact_mut(LANES);
     for ((wc, gc), vc) in (&mut ws).zip(&mut gs).zip(&mut vs) {
-        let wv = load(wc);
-        let gr = reg_l.mul_add(wv, load(gc)); // g + reg * w
-        let v = mu_l.mul_add(load(vc), gr); // mu * v + g'
+        let wv = f32x16::load(wc);
+        let gr = reg_l.mul_add(wv, f32x16::load(gc)); // g + reg * w
+        let v = mu_l.mul_add(f32x16::load(vc), gr); // mu * v + g'
         store(vc, v);
         store(wc, neg_lr.mul_add(v, wv)); // w - lr * v
     }
@@ -189,10 +180,10 @@ pub fn adam_update(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step:
     let mut ms = m.chunks_exact_mut(LANES);
     let mut vs = v.chunks_exact_mut(LANES);
     for (((wc, gc), mc), vc) in (&mut ws).zip(&mut gs).zip(&mut ms).zip(&mut vs) {
-        let wv = load(wc);
-        let gr = reg.mul_add(wv, load(gc)); // g' = g + reg * w
-        let mv = beta1.mul_add(load(mc), one_minus_beta1 * gr); // b1 m + (1 - b1) g'
-        let vv = beta2.mul_add(load(vc), one_minus_beta2 * gr * gr); // b2 v + (1 - b2) g'^2
+        let wv = f32x16::load(wc);
+        let gr = reg.mul_add(wv, f32x16::load(gc)); // g' = g + reg * w
+        let mv = beta1.mul_add(f32x16::load(mc), one_minus_beta1 * gr); // b1 m + (1 - b1) g'
+        let vv = beta2.mul_add(f32x16::load(vc), one_minus_beta2 * gr * gr); // b2 v + (1 - b2) g'^2
         store(mc, mv);
         store(vc, vv);
         // Correctly rounded sqrt and division, as in the twin.

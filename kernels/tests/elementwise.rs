@@ -30,8 +30,9 @@ use vnn_kernels::update::{
     sgd_update_scalar, AdamStep,
 };
 
-/// Lengths around the 8-lane boundaries, odd lengths and a large one.
-const LENGTHS: [usize; 12] = [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000];
+/// Lengths around the 8- and 16-lane boundaries (31, 32, 33: the short/long
+/// row switch of the softmax with 16 lanes), odd lengths and a large one.
+const LENGTHS: [usize; 15] = [0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000];
 
 /// Values the random data is skewed towards.
 const SPECIALS: [f32; 7] = [

@@ -10,7 +10,7 @@ use vnn_kernels::fused::{
 
 const ROWS: [usize; 5] = [0, 1, 3, 8, 33];
 const NARROW: [usize; 6] = [0, 1, 2, 3, 10, 16];
-const WIDE: [usize; 9] = [0, 1, 7, 8, 9, 16, 17, 100, 515];
+const WIDE: [usize; 12] = [0, 1, 7, 8, 9, 16, 17, 31, 32, 33, 100, 515];
 
 fn data(r: &mut Xoshiro256PlusPlus, n: usize) -> Vec<f32> {
     (0..n).map(|_| r.random_range(-2.0f32..2.0)).collect()
@@ -92,19 +92,19 @@ fn backward_dw_matches_twin() {
                     })
                     .collect();
                 let ds = data(&mut r, rows * k);
-                let wt = data(&mut r, k * width);
+                let w_t = data(&mut r, k * width);
                 let db0 = data(&mut r, width);
                 let dw0 = data(&mut r, width * k);
                 let mut plain = a.clone();
                 let mut db_plain = db0.clone();
-                narrow_relu_backward(&mut plain, &ds, &wt, rows, width, k, 1.5, &mut db_plain);
+                narrow_relu_backward(&mut plain, &ds, &w_t, rows, width, k, 1.5, &mut db_plain);
                 let (mut got, mut want) = (a.clone(), a.clone());
                 let (mut db_got, mut db_want) = (db0.clone(), db0.clone());
                 let (mut dw_got, mut dw_want) = (dw0.clone(), dw0.clone());
                 narrow_relu_backward_dw(
                     &mut got,
                     &ds,
-                    &wt,
+                    &w_t,
                     rows,
                     width,
                     k,
@@ -115,7 +115,7 @@ fn backward_dw_matches_twin() {
                 narrow_relu_backward_dw_scalar(
                     &mut want,
                     &ds,
-                    &wt,
+                    &w_t,
                     rows,
                     width,
                     k,
@@ -158,15 +158,15 @@ fn backward_matches_twin() {
                         })
                         .collect();
                     let ds = data(&mut r, rows * k);
-                    let wt = data(&mut r, k * width);
+                    let w_t = data(&mut r, k * width);
                     let db0 = data(&mut r, width);
                     let (mut got, mut want) = (a.clone(), a.clone());
                     let (mut db_got, mut db_want) = (db0.clone(), db0.clone());
-                    narrow_relu_backward(&mut got, &ds, &wt, rows, width, k, scale, &mut db_got);
+                    narrow_relu_backward(&mut got, &ds, &w_t, rows, width, k, scale, &mut db_got);
                     narrow_relu_backward_scalar(
                         &mut want,
                         &ds,
-                        &wt,
+                        &w_t,
                         rows,
                         width,
                         k,
@@ -178,7 +178,7 @@ fn backward_matches_twin() {
                         let (rr, j) = (i / width, i % width);
                         let s = scale
                             * (0..k)
-                                .map(|c| (ds[rr * k + c] * wt[c * width + j]).abs())
+                                .map(|c| (ds[rr * k + c] * w_t[c * width + j]).abs())
                                 .sum::<f32>();
                         col_scale[j] += s;
                         assert!(

@@ -21,17 +21,24 @@
 //! last pass sums and scales each row. The vectors are 16 lanes wide in
 //! builds with AVX-512 and 8 lanes otherwise.
 
+// Reached only by the run-time AVX2 path in builds without FMA, and by the
+// tests.
+#[cfg_attr(target_feature = "fma", allow(dead_code))]
+mod groups;
+
+use crate::simd::{exp_nonpositive, max_nan, Lane};
+
+/// The vector of the row-wise paths: 16 lanes in builds with AVX-512, 8
+/// otherwise.
 #[cfg(target_feature = "avx512f")]
-use wide::{f32x16 as Lanes, u32x16 as Bits};
+type Lanes = wide::f32x16;
+/// The vector of the row-wise paths: 16 lanes in builds with AVX-512, 8
+/// otherwise.
 #[cfg(not(target_feature = "avx512f"))]
-use wide::{f32x8 as Lanes, u32x8 as Bits};
+type Lanes = wide::f32x8;
 
 /// Lanes per SIMD vector.
-#[cfg(target_feature = "avx512f")]
-const LANES: usize = 16;
-/// Lanes per SIMD vector.
-#[cfg(not(target_feature = "avx512f"))]
-const LANES: usize = 8;
+const LANES: usize = <Lanes as Lane>::LANES;
 
 /// Rows per block at most (sizes the stack arrays of per-row values).
 const BLOCK_ROWS: usize = 64;
@@ -43,83 +50,27 @@ const BLOCK_ELEMS: usize = 4096;
 /// shorter ones sequentially, in blocks of rows.
 const SIMD_ROW_MIN: usize = 2 * LANES;
 
-#[inline(always)]
-fn load(s: &[f32]) -> Lanes {
-    Lanes::new(s.try_into().expect("a full lane chunk"))
-}
-
-#[inline(always)]
-fn store(d: &mut [f32], v: Lanes) {
-    d.copy_from_slice(v.as_array());
-}
-
-/// The first `rest.len()` lanes from `rest`, the others `fill`.
-#[inline(always)]
-fn load_padded(rest: &[f32], fill: f32) -> Lanes {
-    let mut padded = [fill; LANES];
-    padded[..rest.len()].copy_from_slice(rest);
-    Lanes::new(padded)
-}
-
-/// Below this, [`exp_nonpositive`] returns 0: `e^-87.3` is about 1.2e-38,
-/// just above the smallest normal f32 (and `round(-87.3 * log2(e)) = -126`,
-/// so the power of two built below stays normal).
-const EXP_FLUSH_BELOW: f32 = -87.3;
-
-/// `e^x` for `x <= 0` (the shifted logits): `x = r ln2 + f` with integer `r`
-/// and `|f| <= ln2 / 2` (Cody-Waite, `ln2` in two parts), `e^f` by its Taylor
-/// polynomial to degree 7 (truncation below 1e-8 relative), times `2^r` built
-/// in the exponent bits. `-inf` and anything below [`EXP_FLUSH_BELOW`] give
-/// `+0.0`, NaN gives NaN. Not for `x > 0`. No branches, no tables.
-#[inline(always)]
-fn exp_nonpositive(x: Lanes) -> Lanes {
-    // 1.5 * 2^23: adding it rounds to an integer (ties to even), which then
-    // sits in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let t = x.mul_add(Lanes::splat(std::f32::consts::LOG2_E), Lanes::splat(ROUND));
-    let r = t - Lanes::splat(ROUND);
-    let f = r.mul_add(Lanes::splat(-LN2_HI), x);
-    let f = r.mul_add(Lanes::splat(-LN2_LO), f);
-    // e^f = 1 + f + f^2/2! + ... + f^7/7!, by Horner.
-    let mut p = Lanes::splat(1.0 / 5040.0);
-    for c in [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
-        p = p.mul_add(f, Lanes::splat(c));
-    }
-    // The bits of `t` end in r (two's complement, mod 2^9 after the shift):
-    // (r + 127) << 23 is the f32 2^r for -126 <= r <= 0.
-    let bits: Bits = wide::bytemuck::cast(t);
-    let pow2: Lanes = wide::bytemuck::cast((bits + Bits::splat(127)) << 23u32);
-    // NaN: `p` is NaN and the comparison false, so NaN comes out.
-    x.simd_lt(Lanes::splat(EXP_FLUSH_BELOW))
-        .select(Lanes::ZERO, p * pow2)
-}
-
-/// The row maximum of the twins: NaN if the row holds a NaN, `-inf` if empty.
+/// The row maximum: NaN if the row holds a NaN, `-inf` if empty (the fold
+/// of [`row_max_scalar`], in lanes for long rows).
 #[inline]
 fn row_max(row: &[f32]) -> f32 {
-    let fold = |m: f32, v: f32| if v > m || v.is_nan() { v } else { m };
     if row.len() < SIMD_ROW_MIN {
-        return row.iter().copied().fold(f32::NEG_INFINITY, fold);
+        return row_max_scalar(row);
     }
     // The same rule per lane: a lane that met a NaN stays NaN.
-    let mut best = Lanes::NEG_INFINITY;
+    let mut best = Lanes::splat(f32::NEG_INFINITY);
     let mut lanes = row.chunks_exact(LANES);
     for c in &mut lanes {
-        let v = load(c);
-        best = (v.simd_gt(best) | v.is_nan()).select(v, best);
+        best = best.max_nan(Lanes::load(c));
     }
-    let max = best.to_array().into_iter().fold(f32::NEG_INFINITY, fold);
-    lanes.remainder().iter().copied().fold(max, fold)
+    let max = best.reduce_max_nan(f32::NEG_INFINITY);
+    lanes.remainder().iter().fold(max, |m, &v| max_nan(m, v))
+}
+
+/// Scalar twin of [`row_max`]: the sequential [`max_nan`] fold.
+#[inline]
+fn row_max_scalar(row: &[f32]) -> f32 {
+    row.iter().fold(f32::NEG_INFINITY, |m, &v| max_nan(m, v))
 }
 
 /// `row -= max`, elementwise (the shift before `exp`).
@@ -128,7 +79,7 @@ fn sub_in_place(row: &mut [f32], max: f32) {
     let mut lanes = row.chunks_exact_mut(LANES);
     let m = Lanes::splat(max);
     for c in &mut lanes {
-        store(c, load(c) - m);
+        Lanes::load(c).sub(m).store(c);
     }
     for v in lanes.into_remainder() {
         *v -= max;
@@ -141,7 +92,7 @@ fn scale_in_place(row: &mut [f32], k: f32) {
     let mut lanes = row.chunks_exact_mut(LANES);
     let kl = Lanes::splat(k);
     for c in &mut lanes {
-        store(c, load(c) * kl);
+        Lanes::load(c).mul(kl).store(c);
     }
     for v in lanes.into_remainder() {
         *v *= k;
@@ -157,7 +108,7 @@ fn row_sum(row: &[f32]) -> f32 {
     let mut acc = Lanes::ZERO;
     let mut lanes = row.chunks_exact(LANES);
     for c in &mut lanes {
-        acc += load(c);
+        acc += Lanes::load(c);
     }
     acc.reduce_add() + lanes.remainder().iter().sum::<f32>()
 }
@@ -168,11 +119,11 @@ fn row_sum(row: &[f32]) -> f32 {
 fn exp_in_place(x: &mut [f32]) {
     let mut lanes = x.chunks_exact_mut(LANES);
     for c in &mut lanes {
-        store(c, exp_nonpositive(load(c)));
+        exp_nonpositive(Lanes::load(c)).store(c);
     }
     let rest = lanes.into_remainder();
     if !rest.is_empty() {
-        let v = exp_nonpositive(load_padded(rest, 0.0));
+        let v = exp_nonpositive(Lanes::load_padded(rest, 0.0));
         rest.copy_from_slice(&v.as_array()[..rest.len()]);
     }
 }
@@ -185,13 +136,13 @@ fn exp_shifted_sum_in_place(row: &mut [f32], max: f32) -> f32 {
     let mut acc = Lanes::ZERO;
     let mut lanes = row.chunks_exact_mut(LANES);
     for c in &mut lanes {
-        let e = exp_nonpositive(load(c) - m);
-        store(c, e);
+        let e = exp_nonpositive(Lanes::load(c) - m);
+        e.store(c);
         acc += e;
     }
     let rest = lanes.into_remainder();
     if !rest.is_empty() {
-        let e = exp_nonpositive(load_padded(rest, f32::NEG_INFINITY) - m);
+        let e = exp_nonpositive(Lanes::load_padded(rest, f32::NEG_INFINITY) - m);
         rest.copy_from_slice(&e.as_array()[..rest.len()]);
         acc += e;
     }
@@ -205,11 +156,11 @@ fn exp_shifted_sum(row: &[f32], max: f32) -> f32 {
     let mut acc = Lanes::ZERO;
     let mut lanes = row.chunks_exact(LANES);
     for c in &mut lanes {
-        acc += exp_nonpositive(load(c) - m);
+        acc += exp_nonpositive(Lanes::load(c) - m);
     }
     let rest = lanes.remainder();
     if !rest.is_empty() {
-        acc += exp_nonpositive(load_padded(rest, f32::NEG_INFINITY) - m);
+        acc += exp_nonpositive(Lanes::load_padded(rest, f32::NEG_INFINITY) - m);
     }
     acc.reduce_add()
 }
@@ -221,7 +172,7 @@ fn block_rows(cols: usize) -> usize {
 }
 
 /// Result of [`softmax_cross_entropy`] on one block of rows.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CrossEntropy {
     /// `inv_n * sum over rows of (logsumexp(row) - row[label])`, summed in f64.
     pub loss: f64,
@@ -237,20 +188,6 @@ fn check_rows(x: &[f32], rows: usize, cols: usize, op: &str) {
         "{op}: input has {} elements, expected rows*cols = {rows}*{cols}",
         x.len()
     );
-}
-
-/// Maximum of a row and the index of its first maximum (NaN never wins
-/// unless first).
-fn row_max_scalar(row: &[f32]) -> (f32, usize) {
-    let mut best = row[0];
-    let mut idx = 0;
-    for (j, &v) in row.iter().enumerate().skip(1) {
-        if v > best {
-            best = v;
-            idx = j;
-        }
-    }
-    (best, idx)
 }
 
 /// Row softmax in place: `x[r, :] = exp(x[r, :] - max) / sum(exp(x[r, :] - max))`.
@@ -303,10 +240,7 @@ pub fn softmax_rows_scalar(x: &mut [f32], rows: usize, cols: usize) {
         return;
     }
     for row in x.chunks_exact_mut(cols) {
-        let max = row.iter().fold(
-            f32::NEG_INFINITY,
-            |m, &v| if v > m || v.is_nan() { v } else { m },
-        );
+        let max = row_max_scalar(row);
         let mut sum = 0.0f32;
         for v in row.iter_mut() {
             *v = (*v - max).exp();
@@ -319,14 +253,10 @@ pub fn softmax_rows_scalar(x: &mut [f32], rows: usize, cols: usize) {
     }
 }
 
-/// Log-sum-exp of every row: `out[r] = max + ln(sum(exp(x[r, :] - max)))`.
-///
-/// - `x`: `rows x cols`; `out`: `rows`. A row with `cols == 0` gives `-inf`.
-///
-/// # Panics
-/// If `x.len() != rows * cols` or `out.len() != rows`.
+/// The shape checks of [`logsumexp_rows`] and its twin, and the empty rows
+/// (`cols == 0`: every output `-inf`). Returns whether that finished it.
 #[track_caller]
-pub fn logsumexp_rows(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+fn logsumexp_prologue(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) -> bool {
     check_rows(x, rows, cols, "logsumexp_rows");
     assert_eq!(
         out.len(),
@@ -336,6 +266,19 @@ pub fn logsumexp_rows(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     );
     if cols == 0 {
         out.fill(f32::NEG_INFINITY);
+    }
+    cols == 0
+}
+
+/// Log-sum-exp of every row: `out[r] = max + ln(sum(exp(x[r, :] - max)))`.
+///
+/// - `x`: `rows x cols`; `out`: `rows`. A row with `cols == 0` gives `-inf`.
+///
+/// # Panics
+/// If `x.len() != rows * cols` or `out.len() != rows`.
+#[track_caller]
+pub fn logsumexp_rows(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    if logsumexp_prologue(x, rows, cols, out) {
         return;
     }
     if cols >= SIMD_ROW_MIN {
@@ -376,22 +319,11 @@ pub fn logsumexp_rows(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
 /// If `x.len() != rows * cols` or `out.len() != rows`.
 #[track_caller]
 pub fn logsumexp_rows_scalar(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    check_rows(x, rows, cols, "logsumexp_rows");
-    assert_eq!(
-        out.len(),
-        rows,
-        "logsumexp_rows: out has {} elements, expected rows = {rows}",
-        out.len()
-    );
-    if cols == 0 {
-        out.fill(f32::NEG_INFINITY);
+    if logsumexp_prologue(x, rows, cols, out) {
         return;
     }
     for (row, o) in x.chunks_exact(cols).zip(out.iter_mut()) {
-        let max = row.iter().fold(
-            f32::NEG_INFINITY,
-            |m, &v| if v > m || v.is_nan() { v } else { m },
-        );
+        let max = row_max_scalar(row);
         let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
         *o = max + sum.ln();
     }
@@ -428,106 +360,132 @@ pub fn softmax_cross_entropy(
     cols: usize,
     inv_n: f32,
 ) -> CrossEntropy {
-    check_rows(logits_then_grad, rows, cols, "softmax_cross_entropy");
+    if !cross_entropy_prologue(logits_then_grad, labels, rows, cols) {
+        return CrossEntropy::default();
+    }
+    let mut loss = 0.0f64;
+    let mut correct = 0;
+    // Builds without FMA (the default x86_64 build runs `wide` on SSE2):
+    // short rows in groups through AVX2 + FMA when the CPU has them.
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
+    let (logits_then_grad, labels) = {
+        let mut rest = (logits_then_grad, labels);
+        if cols <= groups::GROUP_MAX_COLS {
+            if let Some(isa) = crate::simd::detect() {
+                let (group_loss, group_correct, done) = isa.run(groups::GroupRows {
+                    logits_then_grad: &mut *rest.0,
+                    labels: rest.1,
+                    cols,
+                    inv_n,
+                });
+                (loss, correct) = (group_loss, group_correct);
+                rest = (&mut rest.0[done * cols..], &rest.1[done..]);
+            }
+        }
+        rest
+    };
+    let per_block = block_rows(cols);
+    let blocks = logits_then_grad.chunks_mut(per_block * cols);
+    for (block, block_labels) in blocks.zip(labels.chunks(per_block)) {
+        correct += cross_entropy_block(block, block_labels, cols, inv_n, &mut loss);
+    }
+    CrossEntropy {
+        loss: loss * inv_n as f64,
+        correct,
+    }
+}
+
+/// The shape checks of [`softmax_cross_entropy`] and its twin. Returns
+/// whether there are rows to do.
+#[track_caller]
+fn cross_entropy_prologue(x: &[f32], labels: &[u32], rows: usize, cols: usize) -> bool {
+    check_rows(x, rows, cols, "softmax_cross_entropy");
     assert_eq!(
         labels.len(),
         rows,
         "softmax_cross_entropy: {} labels, expected rows = {rows}",
         labels.len()
     );
-    let mut out = CrossEntropy {
-        loss: 0.0,
-        correct: 0,
-    };
     if rows == 0 {
-        return out;
+        return false;
     }
     assert!(
         cols > 0,
         "softmax_cross_entropy: cols must be > 0 when rows > 0"
     );
-    let mut loss = 0.0f64;
-    // Advanced past the rows a run-time-selected path did (builds without FMA).
-    #[allow(unused_mut)]
-    let (mut logits_then_grad, mut labels) = (logits_then_grad, labels);
-    // Builds without FMA (the default x86_64 build runs `wide` on SSE2):
-    // short rows in groups of eight through AVX2 + FMA when the CPU has them.
-    #[cfg(all(target_arch = "x86_64", not(target_feature = "fma")))]
-    if cols <= crate::x86_softmax::MAX_COLS && crate::x86_softmax::available() {
-        let (group_loss, correct, done) = crate::x86_softmax::cross_entropy_short_rows(
-            logits_then_grad,
-            labels,
-            rows,
-            cols,
-            inv_n,
-        );
-        loss = group_loss;
-        out.correct = correct;
-        logits_then_grad = &mut logits_then_grad[done * cols..];
-        labels = &labels[done..];
-    }
-    let per_block = block_rows(cols);
+    true
+}
+
+/// The label of a row as an index.
+///
+/// # Panics
+/// If it is `>= cols`.
+#[inline]
+#[track_caller]
+fn label_index(y: u32, cols: usize) -> usize {
+    let y = y as usize;
+    assert!(
+        y < cols,
+        "softmax_cross_entropy: label {y} out of range for {cols} classes"
+    );
+    y
+}
+
+/// [`softmax_cross_entropy`] on one block of rows (at most [`BLOCK_ROWS`]):
+/// adds the rows' `loss_r` to `loss` in row order and returns the correct
+/// rows.
+fn cross_entropy_block(
+    block: &mut [f32],
+    labels: &[u32],
+    cols: usize,
+    inv_n: f32,
+    loss: &mut f64,
+) -> usize {
     let wide_rows = cols >= SIMD_ROW_MIN;
-    let blocks = logits_then_grad.chunks_mut(per_block * cols);
-    for (block, block_labels) in blocks.zip(labels.chunks(per_block)) {
-        let mut shifted_y = [0.0f32; BLOCK_ROWS];
-        let mut sums = [1.0f32; BLOCK_ROWS];
-        // Pass 1, per row: prediction, maximum, shift (and for long rows
-        // the exp and its sum).
-        for (((row, &y), sy), s) in block
-            .chunks_exact_mut(cols)
-            .zip(block_labels)
-            .zip(shifted_y.iter_mut())
-            .zip(sums.iter_mut())
-        {
-            let y = y as usize;
-            assert!(
-                y < cols,
-                "softmax_cross_entropy: label {y} out of range for {cols} classes"
-            );
-            if crate::reduce::argmax_row(row) == y {
-                out.correct += 1;
-            }
-            let max = row_max(row);
-            // loss_r = lse - x_y = ln(sum(exp(x - max))) - (x_y - max)
-            *sy = row[y] - max;
-            if wide_rows {
-                *s = exp_shifted_sum_in_place(row, max);
-            } else {
-                sub_in_place(row, max);
-            }
+    let mut correct = 0;
+    let mut shifted_y = [0.0f32; BLOCK_ROWS];
+    let mut sums = [1.0f32; BLOCK_ROWS];
+    // Pass 1, per row: prediction, maximum, shift (and for long rows the exp
+    // and its sum).
+    let rows = block.chunks_exact_mut(cols).zip(labels);
+    for ((row, &y), (sy, s)) in rows.zip(shifted_y.iter_mut().zip(sums.iter_mut())) {
+        let y = label_index(y, cols);
+        if crate::reduce::argmax_row(row) == y {
+            correct += 1;
         }
-        if !wide_rows {
-            // Pass 2: exp over the whole block, then the row sums.
-            exp_in_place(block);
-            for (row, s) in block.chunks_exact(cols).zip(sums.iter_mut()) {
-                *s = row_sum(row);
-            }
-        }
-        // Pass 3: the logs of the sums a vector of rows at a time (a sum is
-        // at least 1, the exp of the maximum, or NaN), loss and gradient.
-        let n = block_labels.len();
-        let mut logs = [0.0f32; BLOCK_ROWS];
-        for (lc, sc) in logs[..n.next_multiple_of(LANES)]
-            .chunks_exact_mut(LANES)
-            .zip(sums.chunks_exact(LANES))
-        {
-            store(lc, load(sc).ln());
-        }
-        for (((row, &y), (&sum, &ln_sum)), &sy) in block
-            .chunks_exact_mut(cols)
-            .zip(block_labels)
-            .zip(sums.iter().zip(&logs))
-            .zip(&shifted_y)
-        {
-            loss += (ln_sum - sy) as f64;
-            // dlogits = (softmax - onehot(y)) * inv_n
-            scale_in_place(row, (1.0 / sum) * inv_n);
-            row[y as usize] -= inv_n;
+        let max = row_max(row);
+        // loss_r = lse - x_y = ln(sum(exp(x - max))) - (x_y - max)
+        *sy = row[y] - max;
+        if wide_rows {
+            *s = exp_shifted_sum_in_place(row, max);
+        } else {
+            sub_in_place(row, max);
         }
     }
-    out.loss = loss * inv_n as f64;
-    out
+    if !wide_rows {
+        // Pass 2: exp over the whole block, then the row sums.
+        exp_in_place(block);
+        for (row, s) in block.chunks_exact(cols).zip(sums.iter_mut()) {
+            *s = row_sum(row);
+        }
+    }
+    // Pass 3: the logs of the sums a vector of rows at a time (a sum is at
+    // least 1, the exp of the maximum, or NaN), loss and gradient.
+    let mut logs = [0.0f32; BLOCK_ROWS];
+    for (lc, sc) in logs[..labels.len().next_multiple_of(LANES)]
+        .chunks_exact_mut(LANES)
+        .zip(sums.chunks_exact(LANES))
+    {
+        Lanes::load(sc).ln().store(lc);
+    }
+    let rows = block.chunks_exact_mut(cols).zip(labels);
+    for ((row, &y), ((&sum, &ln_sum), &sy)) in rows.zip(sums.iter().zip(&logs).zip(&shifted_y)) {
+        *loss += (ln_sum - sy) as f64;
+        // dlogits = (softmax - onehot(y)) * inv_n
+        scale_in_place(row, (1.0 / sum) * inv_n);
+        row[y as usize] -= inv_n;
+    }
+    correct
 }
 
 /// Scalar twin of [`softmax_cross_entropy`].
@@ -542,37 +500,15 @@ pub fn softmax_cross_entropy_scalar(
     cols: usize,
     inv_n: f32,
 ) -> CrossEntropy {
-    check_rows(logits_then_grad, rows, cols, "softmax_cross_entropy");
-    assert_eq!(
-        labels.len(),
-        rows,
-        "softmax_cross_entropy: {} labels, expected rows = {rows}",
-        labels.len()
-    );
-    let mut out = CrossEntropy {
-        loss: 0.0,
-        correct: 0,
-    };
-    if rows == 0 {
-        return out;
+    if !cross_entropy_prologue(logits_then_grad, labels, rows, cols) {
+        return CrossEntropy::default();
     }
-    assert!(
-        cols > 0,
-        "softmax_cross_entropy: cols must be > 0 when rows > 0"
-    );
+    let mut out = CrossEntropy::default();
     let mut loss = 0.0f64;
     for (row, &y) in logits_then_grad.chunks_exact_mut(cols).zip(labels) {
-        let y = y as usize;
-        assert!(
-            y < cols,
-            "softmax_cross_entropy: label {y} out of range for {cols} classes"
-        );
-        let (_, arg) = row_max_scalar(row);
-        let max = row.iter().fold(
-            f32::NEG_INFINITY,
-            |m, &v| if v > m || v.is_nan() { v } else { m },
-        );
-        if arg == y {
+        let y = label_index(y, cols);
+        let max = row_max_scalar(row);
+        if crate::reduce::argmax_row_scalar(row) == y {
             out.correct += 1;
         }
         // loss_r = lse - x_y = ln(sum(exp(x - max))) - (x_y - max)
