@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
-use vnn_kernels::layer::{self, Dropout};
+use vnn_kernels::layer::{self, DenseShape, Dropout};
 use vnn_kernels::{reduce, softmax};
 
 /// Where one layer's weight and bias sit in a flat parameter buffer.
@@ -31,6 +31,15 @@ impl LayerSlot {
     /// The bias range in the flat buffer.
     pub fn bias_range(&self) -> std::ops::Range<usize> {
         self.bias..self.bias + self.n_out
+    }
+    /// The shape of this layer over a block of `rows` rows, as the layer
+    /// ops of [`vnn_kernels::layer`] take it.
+    pub fn shape(&self, rows: usize) -> DenseShape {
+        DenseShape {
+            rows,
+            n_in: self.n_in,
+            n_out: self.n_out,
+        }
     }
 }
 
@@ -198,12 +207,13 @@ pub(crate) fn forward_rows(
         let w = &params[slot.weight_range()];
         let b = &params[slot.bias_range()];
         let (n_in, n_out) = (slot.n_in, slot.n_out);
+        let shape = slot.shape(rows);
         let split = if l == 0 { 0 } else { start + rows * n_in };
         let (done, rest) = hidden.split_at_mut(split);
         let input: &[f32] = if l == 0 { x } else { &done[start..] };
         if l == last {
             // scores = A W + b
-            layer::dense_forward(input, w, b, rows, n_in, n_out, scores);
+            layer::dense_forward(shape, input, w, b, scores);
         } else {
             // A_l = relu(A_{l-1} W_l + b_l) (* dropout mask)
             let a = &mut rest[..rows * n_out];
@@ -211,7 +221,7 @@ pub(crate) fn forward_rows(
                 stream: d.stream | l as u64,
                 ..d
             });
-            layer::dense_relu_forward(input, w, b, rows, n_in, n_out, d, a);
+            layer::dense_relu_forward(shape, input, w, b, d, a);
         }
         if l > 0 {
             start += rows * n_in;

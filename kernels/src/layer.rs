@@ -36,6 +36,19 @@ pub const FUSED_DW_MAX_OUT: usize = 4;
 /// one chunk of `dA`).
 pub const CHUNK_ROWS: usize = 128;
 
+/// The shape of a dense layer over a row block: `rows` input rows of
+/// `n_in` features into `n_out` outputs (`X` is `rows x n_in`, `W` is
+/// `n_in x n_out`, the output `rows x n_out`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DenseShape {
+    /// Rows of the block.
+    pub rows: usize,
+    /// Inputs of the layer.
+    pub n_in: usize,
+    /// Outputs of the layer.
+    pub n_out: usize,
+}
+
 /// Inverted dropout on a layer's activations: the mask of
 /// [`crate::mask::bernoulli_mask`]`(p_drop, seed, stream)` over the
 /// `rows x n_out` outputs, row-major, kept units scaled by
@@ -115,26 +128,25 @@ fn check_dense(op: &str, x: &[f32], w: &[f32], b: &[f32], out: &[f32], shape: [u
 ///
 /// # Example
 /// ```
-/// use vnn_kernels::layer::dense_relu_forward;
+/// use vnn_kernels::layer::{dense_relu_forward, DenseShape};
 /// let x = [1.0, 2.0, 0.0, 1.0]; // 2 x 2
 /// let w = [1.0, -1.0, 1.0, -1.0]; // 2 x 2
 /// let mut a = [f32::NAN; 4];
-/// dense_relu_forward(&x, &w, &[0.5, 0.5], 2, 2, 2, None, &mut a);
+/// dense_relu_forward(DenseShape { rows: 2, n_in: 2, n_out: 2 }, &x, &w, &[0.5, 0.5], None, &mut a);
 /// assert_eq!(a, [3.5, 0.0, 1.5, 0.0]);
 /// ```
 #[inline]
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub fn dense_relu_forward(
+    shape: DenseShape,
     x: &[f32],
     w: &[f32],
     b: &[f32],
-    rows: usize,
-    n_in: usize,
-    n_out: usize,
     dropout: Option<Dropout>,
     a: &mut [f32],
 ) {
+    let DenseShape { rows, n_in, n_out } = shape;
     match dense_relu_forward_path(rows, n_in, dropout.is_some()) {
         ForwardPath::Matvec => {
             // matvec_bias checks the shapes of this path itself.
@@ -172,24 +184,17 @@ pub fn dense_relu_forward(
 ///
 /// # Example
 /// ```
-/// use vnn_kernels::layer::dense_forward;
+/// use vnn_kernels::layer::{dense_forward, DenseShape};
 /// let x = [1.0, 2.0, 0.0, 1.0]; // 2 x 2
 /// let w = [1.0, -1.0, 1.0, -1.0]; // 2 x 2
 /// let mut s = [f32::NAN; 4];
-/// dense_forward(&x, &w, &[0.5, 0.5], 2, 2, 2, &mut s);
+/// dense_forward(DenseShape { rows: 2, n_in: 2, n_out: 2 }, &x, &w, &[0.5, 0.5], &mut s);
 /// assert_eq!(s, [3.5, -2.5, 1.5, -0.5]);
 /// ```
 #[inline]
 #[track_caller]
-pub fn dense_forward(
-    x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    rows: usize,
-    n_in: usize,
-    n_out: usize,
-    s: &mut [f32],
-) {
+pub fn dense_forward(shape: DenseShape, x: &[f32], w: &[f32], b: &[f32], s: &mut [f32]) {
+    let DenseShape { rows, n_in, n_out } = shape;
     if rows == 1 {
         // matvec_bias checks the shapes of this path itself.
         return gemm::matvec_bias(x, w, b, n_in, n_out, s);
@@ -266,22 +271,16 @@ pub fn bias_backward(ds: &[f32], rows: usize, n_out: usize, ones: &[f32], db: &m
 ///
 /// # Example
 /// ```
-/// use vnn_kernels::layer::weight_backward;
+/// use vnn_kernels::layer::{weight_backward, DenseShape};
 /// let x = [1.0, 2.0]; // 1 x 2
 /// let mut dw = [0.0; 2];
-/// weight_backward(&x, &[3.0], 1, 2, 1, &mut dw);
+/// weight_backward(DenseShape { rows: 1, n_in: 2, n_out: 1 }, &x, &[3.0], &mut dw);
 /// assert_eq!(dw, [3.0, 6.0]);
 /// ```
 #[inline]
 #[track_caller]
-pub fn weight_backward(
-    x: &[f32],
-    dz: &[f32],
-    rows: usize,
-    n_in: usize,
-    n_out: usize,
-    dw: &mut [f32],
-) {
+pub fn weight_backward(shape: DenseShape, x: &[f32], dz: &[f32], dw: &mut [f32]) {
+    let DenseShape { rows, n_in, n_out } = shape;
     check_len("weight_backward", "X", x.len(), rows * n_in);
     check_len("weight_backward", "dZ", dz.len(), rows * n_out);
     check_len("weight_backward", "dW", dw.len(), n_in * n_out);
@@ -323,7 +322,8 @@ pub fn relu_dense_backward_path(rows: usize, n_out: usize) -> BackwardPath {
 /// (`n_out x n_in`) on the narrow paths, one chunk of `dA`
 /// (`min(rows, CHUNK_ROWS) x n_in`) on the chunked one.
 #[inline]
-pub fn relu_dense_backward_scratch(rows: usize, n_in: usize, n_out: usize) -> usize {
+pub fn relu_dense_backward_scratch(shape: DenseShape) -> usize {
+    let DenseShape { rows, n_in, n_out } = shape;
     match relu_dense_backward_path(rows, n_out) {
         BackwardPath::Chunked => CHUNK_ROWS.min(rows) * n_in,
         _ => n_out * n_in,
@@ -356,12 +356,13 @@ pub fn relu_dense_backward_scratch(rows: usize, n_in: usize, n_out: usize) -> us
 ///
 /// # Example
 /// ```
-/// use vnn_kernels::layer::{relu_dense_backward, relu_dense_backward_scratch};
+/// use vnn_kernels::layer::{relu_dense_backward, relu_dense_backward_scratch, DenseShape};
 /// let mut a = [1.0, 0.0, 2.0]; // 1 x 3, the middle unit inactive
 /// let w = [1.0, 2.0, 1.0, 2.0, 1.0, 2.0]; // 3 x 2
 /// let (mut dw, mut db) = ([0.0; 6], [0.0; 3]);
-/// let mut scratch = vec![0.0; relu_dense_backward_scratch(1, 3, 2)];
-/// relu_dense_backward(&mut a, &[1.0, 0.5], &w, 1, 3, 2, 1.0, &mut dw, &mut db, &mut scratch);
+/// let shape = DenseShape { rows: 1, n_in: 3, n_out: 2 };
+/// let mut scratch = vec![0.0; relu_dense_backward_scratch(shape)];
+/// relu_dense_backward(shape, &mut a, &[1.0, 0.5], &w, 1.0, &mut dw, &mut db, &mut scratch);
 /// assert_eq!(a, [2.0, 0.0, 2.0]); // dS W^T = [2, 2, 2], masked
 /// assert_eq!(db, [2.0, 0.0, 2.0]);
 /// assert_eq!(dw, [1.0, 0.5, 0.0, 0.0, 2.0, 1.0]); // A^T dS
@@ -370,24 +371,23 @@ pub fn relu_dense_backward_scratch(rows: usize, n_in: usize, n_out: usize) -> us
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub fn relu_dense_backward(
+    shape: DenseShape,
     a_then_dz: &mut [f32],
     ds: &[f32],
     w: &[f32],
-    rows: usize,
-    n_in: usize,
-    n_out: usize,
     scale: f32,
     dw: &mut [f32],
     db: &mut [f32],
     scratch: &mut [f32],
 ) {
+    let DenseShape { rows, n_in, n_out } = shape;
     let op = "relu_dense_backward";
     check_len(op, "A", a_then_dz.len(), rows * n_in);
     check_len(op, "dS", ds.len(), rows * n_out);
     check_len(op, "W", w.len(), n_in * n_out);
     check_len(op, "dW", dw.len(), n_in * n_out);
     check_len(op, "db", db.len(), n_in);
-    let need = relu_dense_backward_scratch(rows, n_in, n_out);
+    let need = relu_dense_backward_scratch(shape);
     assert!(
         scratch.len() >= need,
         "{op}: scratch has {} elements, needs {need}",
@@ -396,10 +396,10 @@ pub fn relu_dense_backward(
     let path = relu_dense_backward_path(rows, n_out);
     if path != BackwardPath::NarrowFusedDw {
         // dW += A^T dS, read before A is overwritten.
-        weight_backward(a_then_dz, ds, rows, n_in, n_out, dw);
+        weight_backward(shape, a_then_dz, ds, dw);
     }
     if path == BackwardPath::Chunked {
-        return chunked_relu_backward(a_then_dz, ds, w, rows, n_in, n_out, scale, db, scratch);
+        return chunked_relu_backward(shape, a_then_dz, ds, w, scale, db, scratch);
     }
     // W^T into the scratch, so the narrow kernel loads along n_in.
     let w_t = &mut scratch[..n_out * n_in];
@@ -419,16 +419,15 @@ pub fn relu_dense_backward(
 /// The chunked path of [`relu_dense_backward`] after `dW` (shapes checked).
 #[allow(clippy::too_many_arguments)]
 fn chunked_relu_backward(
+    shape: DenseShape,
     a_then_dz: &mut [f32],
     ds: &[f32],
     w: &[f32],
-    rows: usize,
-    n_in: usize,
-    n_out: usize,
     scale: f32,
     db: &mut [f32],
     scratch: &mut [f32],
 ) {
+    let DenseShape { rows, n_in, n_out } = shape;
     for c0 in (0..rows).step_by(CHUNK_ROWS) {
         let cr = CHUNK_ROWS.min(rows - c0);
         let da = &mut scratch[..cr * n_in];
@@ -509,7 +508,7 @@ mod tests {
             let w = random(n_in * n_out, 100 + t as u64);
             let b = random(n_out, 200 + t as u64);
             let mut a = vec![f32::NAN; rows * n_out];
-            dense_relu_forward(&x, &w, &b, rows, n_in, n_out, None, &mut a);
+            dense_relu_forward(DenseShape { rows, n_in, n_out }, &x, &w, &b, None, &mut a);
             let want = naive_dense(&x, &w, &b, [rows, n_in, n_out], true);
             assert_close(&a, &want, &format!("{rows}x{n_in}x{n_out}"));
             seen.push(dense_relu_forward_path(rows, n_in, false));
@@ -534,7 +533,14 @@ mod tests {
         };
         assert_eq!(dense_relu_forward_path(rows, n_in, true), ForwardPath::Gemm);
         let mut a = vec![f32::NAN; rows * n_out];
-        dense_relu_forward(&x, &w, &b, rows, n_in, n_out, Some(d), &mut a);
+        dense_relu_forward(
+            DenseShape { rows, n_in, n_out },
+            &x,
+            &w,
+            &b,
+            Some(d),
+            &mut a,
+        );
         let mut mask = vec![0f32; rows * n_out];
         crate::mask::bernoulli_mask(&mut mask, d.p_drop, d.seed, d.stream);
         let plain = naive_dense(&x, &w, &b, [rows, n_in, n_out], true);
@@ -549,7 +555,7 @@ mod tests {
             let w = random(n_in * n_out, 110 + t as u64);
             let b = random(n_out, 210 + t as u64);
             let mut s = vec![f32::NAN; rows * n_out];
-            dense_forward(&x, &w, &b, rows, n_in, n_out, &mut s);
+            dense_forward(DenseShape { rows, n_in, n_out }, &x, &w, &b, &mut s);
             let want = naive_dense(&x, &w, &b, [rows, n_in, n_out], false);
             assert_close(&s, &want, &format!("{rows}x{n_in}x{n_out}"));
         }
@@ -585,7 +591,7 @@ mod tests {
                 }
             }
         }
-        weight_backward(&x, &dz, rows, n_in, n_out, &mut dw);
+        weight_backward(DenseShape { rows, n_in, n_out }, &x, &dz, &mut dw);
         assert_close(&dw, &want, "dW");
     }
 
@@ -649,15 +655,14 @@ mod tests {
             let shape = [rows, n_in, n_out];
             let (want_dz, want_dw, want_db) =
                 unfused_backward(&a, &ds, &w, shape, scale, &dw0, &db0);
-            let mut scratch = vec![f32::NAN; relu_dense_backward_scratch(rows, n_in, n_out)];
+            let mut scratch =
+                vec![f32::NAN; relu_dense_backward_scratch(DenseShape { rows, n_in, n_out })];
             let (mut dz, mut dw, mut db) = (a.clone(), dw0.clone(), db0.clone());
             relu_dense_backward(
+                DenseShape { rows, n_in, n_out },
                 &mut dz,
                 &ds,
                 &w,
-                rows,
-                n_in,
-                n_out,
                 scale,
                 &mut dw,
                 &mut db,
@@ -690,12 +695,14 @@ mod tests {
         let mut a = [1.0; 6];
         let (mut dw, mut db) = ([0.0; 6], [0.0; 3]);
         relu_dense_backward(
+            DenseShape {
+                rows: 2,
+                n_in: 3,
+                n_out: 2,
+            },
             &mut a,
             &[1.0; 4],
             &[1.0; 6],
-            2,
-            3,
-            2,
             1.0,
             &mut dw,
             &mut db,

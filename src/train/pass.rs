@@ -29,7 +29,7 @@ impl Block {
     fn new(layout: &Layout, rows: usize) -> Block {
         let scratch = layout.layers[1..]
             .iter()
-            .map(|s| layer::relu_dense_backward_scratch(rows, s.n_in, s.n_out))
+            .map(|s| layer::relu_dense_backward_scratch(s.shape(rows)))
             .max()
             .unwrap_or(0);
         Block {
@@ -231,10 +231,7 @@ fn block_pass(
         // dW_l = hidden_{l-1}ᵀ·dz_l; dhidden = dz_l·W_lᵀ;
         // dz_{l-1} = dhidden where hidden_{l-1} > 0 (times the keep scale);
         // db_{l-1} = Σ_rows dz_{l-1}
-        let (n_in, n_out) = (slot.n_in, slot.n_out);
-        layer::relu_dense_backward(
-            a_prev, dz, w, rows, n_in, n_out, scale, dw, db_prev, scratch,
-        );
+        layer::relu_dense_backward(slot.shape(rows), a_prev, dz, w, scale, dw, db_prev, scratch);
     }
     // dW_0 = Xᵀ·dz_0
     let first = slots[0];
@@ -244,5 +241,5 @@ fn block_pass(
         scores
     };
     let dw0 = &mut grad[first.weight_range()];
-    layer::weight_backward(x, dz0, rows, first.n_in, first.n_out, dw0);
+    layer::weight_backward(first.shape(rows), x, dz0, dw0);
 }
