@@ -26,10 +26,16 @@ pub(crate) struct ExportArgs {
     out: PathBuf,
 }
 
-/// Refuses an `--out` that cannot be written before any work is done: one
-/// in a folder that does not exist, or the model file itself.
+/// Refuses an `--out` that cannot be written before any work is done: a
+/// folder, one in a folder that does not exist, or the model file itself.
 fn check_out(args: &ExportArgs) -> Result<()> {
     let out = &args.out;
+    if out.is_dir() {
+        bail!(
+            "{}: is a directory, not an output file (--out)",
+            out.display()
+        );
+    }
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(dir) = parent.filter(|p| !p.is_dir()) {
         bail!(
