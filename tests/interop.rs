@@ -56,6 +56,20 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The spiral of `vnn train`'s default run (100 points per class, 3
+/// classes, seed 0) as `dir/spiral.csv`, with the columns x0, x1, label.
+fn spiral_csv(dir: &Path) -> (vnn::data::Dataset, PathBuf) {
+    let data = spiral(100, 3, 0);
+    let mut csv = String::from("x0,x1,label\n");
+    for i in 0..data.n_rows() {
+        let row = data.row(i);
+        csv.push_str(&format!("{},{},{}\n", row[0], row[1], data.labels[i]));
+    }
+    let path = dir.join("spiral.csv");
+    std::fs::write(&path, csv).unwrap();
+    (data, path)
+}
+
 /// A small MLP trained on the spiral, with standardization.
 fn trained() -> (Model, vnn::data::Dataset) {
     let data = spiral(60, 3, 2);
@@ -354,19 +368,8 @@ fn a_vnn_train_run_reads_in_python() {
     }
 
     // vnn predict on the spiral as CSV against numpy on the same rows.
-    let data = spiral(100, 3, 0);
+    let (data, csv_path) = spiral_csv(&dir);
     let rows = data.n_rows();
-    let mut csv = String::from("x0,x1,label\n");
-    for i in 0..rows {
-        csv.push_str(&format!(
-            "{},{},{}\n",
-            data.row(i)[0],
-            data.row(i)[1],
-            data.labels[i]
-        ));
-    }
-    let csv_path = dir.join("spiral.csv");
-    std::fs::write(&csv_path, csv).unwrap();
     let model_path = run.join("model.safetensors");
     let out = Command::new(bin)
         .args([
@@ -587,14 +590,7 @@ fn onnx_export_of_the_spiral_model_runs_in_onnxruntime() {
         return;
     };
     let dir = scratch("onnx-spiral");
-    let data = spiral(100, 3, 0);
-    let mut csv = String::from("x0,x1,label\n");
-    for i in 0..data.n_rows() {
-        let row = data.row(i);
-        csv.push_str(&format!("{},{},{}\n", row[0], row[1], data.labels[i]));
-    }
-    let csv_path = dir.join("spiral.csv");
-    std::fs::write(&csv_path, csv).unwrap();
+    let (_, csv_path) = spiral_csv(&dir);
     let train = ["--hidden", "16,8", "--epochs", "300"];
     let ops = onnxruntime_matches_predict(&py, &dir, &train, &csv_path);
     assert_eq!(
