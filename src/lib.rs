@@ -39,6 +39,7 @@
 //!   same bits for any thread count; [`train::evaluate`].
 //! - [`modelfile`] and [`checkpoint`]: safetensors files; [`tensorboard`]:
 //!   event files; [`plot`]: PNG pictures; [`fsutil`]: atomic writes.
+//! - [`onnx`]: export a model as an ONNX graph for other runtimes.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
@@ -48,6 +49,7 @@ pub mod error;
 pub mod fsutil;
 pub mod model;
 pub mod modelfile;
+pub mod onnx;
 pub mod plot;
 pub mod tensorboard;
 pub mod train;

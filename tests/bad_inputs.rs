@@ -384,3 +384,114 @@ fn every_bad_input_gives_its_one_line_error() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `vnn export` refuses a bad model file or a bad `--out` with one error
+/// line and a failure exit, and writes nothing (no output, no temporary).
+#[test]
+fn export_errors_are_one_line_and_write_nothing() {
+    // Its own folder: `scratch` empties the one the other test uses.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad_inputs_export");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("model.safetensors");
+    vnn::modelfile::save_model(&base_model(), &label_meta(), &model).unwrap();
+    let good = std::fs::read(&model).unwrap();
+    let model = model.display().to_string();
+    let truncated = write(&dir, "truncated.safetensors", &good[..good.len() - 6]);
+    let no_meta = write(&dir, "no_meta.safetensors", &safetensors(None, &GOOD));
+    let out = dir.join("out.onnx").display().to_string();
+    let nested = dir
+        .join("no_such_dir")
+        .join("out.onnx")
+        .display()
+        .to_string();
+    let d = dir.display().to_string();
+    let cases = [
+        case(
+            "missing model",
+            &["export", "--model", "tests/data/no_model.safetensors", "--out", &out],
+            "tests/data/no_model.safetensors: No such file or directory (os error 2)",
+        ),
+        case(
+            "model is a directory",
+            &["export", "--model", "tests/data", "--out", &out],
+            "tests/data: is a directory, not a model file",
+        ),
+        case(
+            "truncated model",
+            &["export", "--model", &truncated, "--out", &out],
+            format!("{truncated}: the tensors end at data byte 88 but the file has 82 bytes of data: truncated, or offsets out of bounds"),
+        ),
+        case(
+            "not a vnn model",
+            &["export", "--model", &no_meta, "--out", &out],
+            format!("{no_meta}: not a vnn model: the file has no metadata (expected format = \"vnn-model\")"),
+        ),
+        case(
+            "output folder missing",
+            &["export", "--model", &model, "--out", &nested],
+            format!("{nested}: the folder {d}/no_such_dir does not exist (--out)"),
+        ),
+        case(
+            "output is a directory",
+            &["export", "--model", &model, "--out", &d],
+            format!("{d}: is a directory, not an output file (--out)"),
+        ),
+        case(
+            "output is the model",
+            &["export", "--model", &model, "--out", &model],
+            format!("{model}: --out names the model file itself; give another file"),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for c in &cases {
+        let out = Command::new(VNN)
+            .args(&c.args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = format!("error: {}", c.expected);
+        if out.status.success() || stderr.lines().collect::<Vec<_>>() != [expected.as_str()] {
+            failures.push(format!(
+                "{}: expected {expected}\n  got: {}",
+                c.name,
+                stderr.trim_end()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // An unknown format is a usage error naming the option and the choices.
+    let bad_format = Command::new(VNN)
+        .args([
+            "export", "--model", &model, "--format", "tflite", "--out", &out,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad_format.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad_format.stderr);
+    assert_eq!(
+        stderr.lines().next(),
+        Some("error: invalid value 'tflite' for '--format <FORMAT>'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[possible values: onnx]"), "{stderr}");
+
+    // Nothing was written, and the model refused as --out is untouched.
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "model.safetensors",
+            "no_meta.safetensors",
+            "truncated.safetensors"
+        ]
+    );
+    assert_eq!(std::fs::read(&model).unwrap(), good);
+}

@@ -388,3 +388,45 @@ fn errors_are_one_clear_line_and_a_failure_exit() {
     assert!(err.contains("x1"), "{err}");
     assert!(!err.contains("panicked"));
 }
+
+/// `vnn export` writes the ONNX graph of a trained model (the default
+/// format), and overwrites an earlier export atomically.
+#[test]
+fn export_writes_an_onnx_graph() {
+    use prost::Message;
+    let dir = tmp("export");
+    let run = dir.join("run");
+    let run_arg = run.to_str().unwrap();
+    let args = ["train", "--hidden", "8", "--epochs", "5", "--standardize"];
+    last_json(&vnn(&[
+        &args[..],
+        &["--no-plots", "--json", "--out", run_arg],
+    ]
+    .concat()));
+    let model = run.join("model.safetensors");
+    let onnx = dir.join("model.onnx");
+    std::fs::write(&onnx, b"an older file").unwrap();
+    let out = vnn(&[
+        "export",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        onnx.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.trim_end(), format!("wrote {}", onnx.display()));
+    let bytes = std::fs::read(&onnx).unwrap();
+    let loaded = vnn::modelfile::load_model(&model).unwrap();
+    assert_eq!(bytes, vnn::onnx::to_onnx_bytes(&loaded).unwrap());
+    let graph = vnn::onnx::proto::ModelProto::decode(&bytes[..])
+        .unwrap()
+        .graph
+        .unwrap();
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(
+        ops,
+        ["Sub", "Div", "Gemm", "Relu", "Gemm", "Softmax", "ArgMax"]
+    );
+    assert!(!dir.join(".model.onnx.tmp").exists());
+}

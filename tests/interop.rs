@@ -1,9 +1,10 @@
 //! Interoperability with the reference Python readers: `safetensors` +
 //! `numpy` read vnn model files and predict the same classes, and
-//! TensorBoard's `EventAccumulator` reads vnn event files.
+//! TensorBoard's `EventAccumulator` reads vnn event files, and `onnx` and
+//! `onnxruntime` check and run the graphs of `vnn export`.
 //!
-//! These tests need a Python with `safetensors`, `numpy` and `tensorboard`
-//! installed, named by the `VNN_PYTHON` environment variable
+//! These tests need a Python with `safetensors`, `numpy`, `tensorboard`,
+//! `onnx` and `onnxruntime` installed, named by the `VNN_PYTHON` environment variable
 //! (`.ci/python-env.sh` creates one and prints its path). Without it they
 //! print a `SKIPPED` line and pass.
 
@@ -23,8 +24,8 @@ fn python(test: &str) -> Option<PathBuf> {
             // Straight to stderr, past the test harness's output capture.
             let _ = writeln!(
                 std::io::stderr(),
-                "SKIPPED: VNN_PYTHON not set; {test} needs a python with safetensors, numpy and \
-                 tensorboard (create one with: export VNN_PYTHON=$(bash .ci/python-env.sh))"
+                "SKIPPED: VNN_PYTHON not set; {test} needs a python with safetensors, numpy, \
+                 tensorboard, onnx and onnxruntime (create one with: export VNN_PYTHON=$(bash .ci/python-env.sh))"
             );
             None
         }
@@ -53,6 +54,20 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The spiral of `vnn train`'s default run (100 points per class, 3
+/// classes, seed 0) as `dir/spiral.csv`, with the columns x0, x1, label.
+fn spiral_csv(dir: &Path) -> (vnn::data::Dataset, PathBuf) {
+    let data = spiral(100, 3, 0);
+    let mut csv = String::from("x0,x1,label\n");
+    for i in 0..data.n_rows() {
+        let row = data.row(i);
+        csv.push_str(&format!("{},{},{}\n", row[0], row[1], data.labels[i]));
+    }
+    let path = dir.join("spiral.csv");
+    std::fs::write(&path, csv).unwrap();
+    (data, path)
 }
 
 /// A small MLP trained on the spiral, with standardization.
@@ -353,19 +368,8 @@ fn a_vnn_train_run_reads_in_python() {
     }
 
     // vnn predict on the spiral as CSV against numpy on the same rows.
-    let data = spiral(100, 3, 0);
+    let (data, csv_path) = spiral_csv(&dir);
     let rows = data.n_rows();
-    let mut csv = String::from("x0,x1,label\n");
-    for i in 0..rows {
-        csv.push_str(&format!(
-            "{},{},{}\n",
-            data.row(i)[0],
-            data.row(i)[1],
-            data.labels[i]
-        ));
-    }
-    let csv_path = dir.join("spiral.csv");
-    std::fs::write(&csv_path, csv).unwrap();
     let model_path = run.join("model.safetensors");
     let out = Command::new(bin)
         .args([
@@ -409,5 +413,189 @@ fn a_vnn_train_run_reads_in_python() {
     assert!(differ.len() <= 1, "{differ:?}");
     let correct = cli.iter().zip(&data.labels).filter(|(a, b)| a == b).count();
     assert!(correct * 10 > rows * 7, "accuracy {correct}/{rows}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Checks an ONNX file with `onnx.checker` (full check, with shape
+/// inference) and runs it with onnxruntime on the rows of a CSV file, whose
+/// columns it picks by the feature names in the model's metadata.
+const ONNX_RUN: &str = r#"
+import csv, json, sys
+import numpy as np
+import onnx, onnxruntime
+
+onnx_path, csv_path = sys.argv[1], sys.argv[2]
+model = onnx.load(onnx_path)
+onnx.checker.check_model(model, full_check=True)
+meta = {p.key: p.value for p in model.metadata_props}
+features = json.loads(meta["feature_names"])
+with open(csv_path, newline="") as f:
+    rows = list(csv.DictReader(f))
+x = np.array([[float(r[name]) for name in features] for r in rows], dtype=np.float32)
+session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+inputs = [(i.name, i.type, i.shape) for i in session.get_inputs()]
+outputs = [(o.name, o.type, o.shape) for o in session.get_outputs()]
+proba, cls = session.run(["probabilities", "class"], {"input": x})
+print(json.dumps({
+    "opset": [[o.domain, o.version] for o in model.opset_import],
+    "producer": model.producer_name,
+    "meta": meta,
+    "inputs": inputs,
+    "outputs": outputs,
+    "ops": [n.op_type for n in model.graph.node],
+    "probabilities": proba.astype(np.float64).tolist(),
+    "class": cls.tolist(),
+}))
+"#;
+
+/// Runs the `vnn` binary; returns its stdout, failing loudly otherwise.
+fn vnn(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_vnn"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "vnn {args:?} failed: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Trains with `train_args` into `dir/run`, exports the model with
+/// `vnn export`, runs it with onnxruntime on `csv` and checks it against
+/// `vnn predict --proba` on the same rows: the probabilities within 1e-5,
+/// the classes equal except where two probabilities tie within 1e-5.
+/// Returns the ops of the graph.
+fn onnxruntime_matches_predict(
+    py: &Path,
+    dir: &Path,
+    train_args: &[&str],
+    csv: &Path,
+) -> Vec<String> {
+    let run = dir.join("run");
+    let run_arg = run.to_str().unwrap();
+    let mut args = vec!["train", "--no-plots", "--json", "--out", run_arg];
+    args.extend_from_slice(train_args);
+    vnn(&args);
+    let model = run.join("model.safetensors");
+    let onnx = dir.join("model.onnx");
+    let (model_arg, onnx_arg) = (model.to_str().unwrap(), onnx.to_str().unwrap());
+    vnn(&[
+        "export", "--model", model_arg, "--format", "onnx", "--out", onnx_arg,
+    ]);
+    let csv_arg = csv.to_str().unwrap();
+    let predicted = vnn(&[
+        "predict", "--json", "--proba", "--model", model_arg, "--data", csv_arg,
+    ]);
+    let p: serde_json::Value = serde_json::from_str(predicted.lines().last().unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&run_python(py, ONNX_RUN, &[&onnx, csv])).unwrap();
+
+    assert_eq!(v["opset"], serde_json::json!([["", vnn::onnx::OPSET]]));
+    assert_eq!(v["producer"], "vnn");
+    assert_eq!(v["meta"]["vnn_version"], env!("CARGO_PKG_VERSION"));
+    let loaded = vnn::modelfile::load_model(&model).unwrap();
+    let (d, k) = (loaded.n_features(), loaded.n_classes());
+    let names = |s: &serde_json::Value| -> Vec<String> {
+        serde_json::from_str(s.as_str().unwrap()).unwrap()
+    };
+    assert_eq!(names(&v["meta"]["feature_names"]), loaded.feature_names);
+    assert_eq!(names(&v["meta"]["class_names"]), loaded.class_names);
+    assert_eq!(
+        v["inputs"],
+        serde_json::json!([["input", "tensor(float)", ["N", d]]])
+    );
+    assert_eq!(
+        v["outputs"],
+        serde_json::json!([
+            ["probabilities", "tensor(float)", ["N", k]],
+            ["class", "tensor(int64)", ["N"]]
+        ])
+    );
+
+    let ours: Vec<Vec<f64>> = serde_json::from_value(p["probabilities"].clone()).unwrap();
+    let theirs: Vec<Vec<f64>> = serde_json::from_value(v["probabilities"].clone()).unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    let mut worst = 0f64;
+    for (r, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a.len(), k);
+        for (c, (&x, &y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-5,
+                "row {r} class {c}: vnn {x}, onnxruntime {y}"
+            );
+            worst = worst.max((x - y).abs());
+        }
+    }
+    // `vnn predict` prints class names; onnxruntime gives class indices.
+    let classes: Vec<usize> = serde_json::from_value(v["class"].clone()).unwrap();
+    let predictions = p["predictions"].as_array().unwrap();
+    let mut ties = 0;
+    for (r, (&c, name)) in classes.iter().zip(predictions).enumerate() {
+        let name = name
+            .as_str()
+            .map_or_else(|| name.to_string(), str::to_string);
+        if loaded.class_names[c] != name {
+            let ours = loaded.class_names.iter().position(|n| *n == name).unwrap();
+            let row = &theirs[r];
+            assert!(
+                (row[c] - row[ours]).abs() <= 1e-5,
+                "row {r}: vnn {name}, onnxruntime {c}"
+            );
+            ties += 1;
+        }
+    }
+    assert!(ties <= 1, "{ties} rows differ in class");
+    eprintln!(
+        "onnxruntime: {} rows, largest probability difference {worst:e}, {ties} near-ties",
+        ours.len()
+    );
+    serde_json::from_value(v["ops"].clone()).unwrap()
+}
+
+/// A standardized digits MLP (64 features, 10 constant columns among them):
+/// `vnn export` gives a graph that `onnx.checker` accepts and that
+/// onnxruntime runs to the probabilities and classes of `vnn predict`.
+#[test]
+fn onnx_export_of_a_standardized_digits_model_runs_in_onnxruntime() {
+    let Some(py) = python("onnx_export_of_a_standardized_digits_model_runs_in_onnxruntime") else {
+        return;
+    };
+    let dir = scratch("onnx-digits");
+    let digits = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/digits.csv");
+    let train = [
+        "--data",
+        digits.to_str().unwrap(),
+        "--standardize",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "50",
+        "--hidden",
+        "32",
+    ];
+    let ops = onnxruntime_matches_predict(&py, &dir, &train, &digits);
+    assert_eq!(
+        ops,
+        ["Sub", "Div", "Gemm", "Relu", "Gemm", "Softmax", "ArgMax"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The spiral MLP with two hidden layers and no standardization, through
+/// `vnn export` and onnxruntime, against `vnn predict`.
+#[test]
+fn onnx_export_of_the_spiral_model_runs_in_onnxruntime() {
+    let Some(py) = python("onnx_export_of_the_spiral_model_runs_in_onnxruntime") else {
+        return;
+    };
+    let dir = scratch("onnx-spiral");
+    let (_, csv_path) = spiral_csv(&dir);
+    let train = ["--hidden", "16,8", "--epochs", "300"];
+    let ops = onnxruntime_matches_predict(&py, &dir, &train, &csv_path);
+    assert_eq!(
+        ops,
+        ["Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax", "ArgMax"]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,7 @@
 //! Command-line parsing and the subcommands.
 
 mod bench;
+mod export;
 mod predict;
 mod train;
 
@@ -37,6 +38,8 @@ enum Command {
     Eval(predict::EvalArgs),
     /// Time the training step, batch-1 inference and the FMA peak.
     Bench(bench::BenchArgs),
+    /// Export a model file to another format (ONNX).
+    Export(export::ExportArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -54,6 +57,7 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Predict(args)) => predict::run_predict(&args),
         Some(Command::Eval(args)) => predict::run_eval(&args),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Export(args)) => export::run(&args),
     }
 }
 

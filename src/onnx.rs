@@ -1,0 +1,679 @@
+//! ONNX export: a trained [`Model`] as an ONNX graph that onnxruntime, tract
+//! or any other ONNX runtime can run.
+//!
+//! The graph, for `input: float32 [N, n_features]` (`N` is a dynamic batch
+//! dimension):
+//! - with a standardizer, `Sub(input, standardize.mean)` then
+//!   `Div(.., standardize.scale)`: the same `(x - mean) / scale` in float32
+//!   as [`Standardizer::apply_row`](crate::data::Standardizer::apply_row),
+//!   so the standardized inputs are the same bits (it is not folded into the
+//!   first layer, which would change the rounding);
+//! - per layer `i`, `Gemm(x, layers.{i}.weight, layers.{i}.bias)` with
+//!   `transB = 0` (the weight is `[n_in, n_out]`, used as `x @ W`, as in the
+//!   model file), followed by `Relu` for every hidden layer; the last Gemm
+//!   gives `logits`;
+//! - the outputs `probabilities` (float32 `[N, n_classes]`,
+//!   `Softmax(axis = -1)` of the logits) and `class` (int64 `[N]`, the index
+//!   of the largest logit: `ArgMax(axis = 1, keepdims = 0)`, the first one on
+//!   a tie, as [`Model::predict`]).
+//!
+//! The model declares opset [`OPSET`] of the default domain and IR version
+//! [`IR_VERSION`]. Its `metadata_props` hold `feature_names` and
+//! `class_names` (JSON arrays of strings) and `vnn_version`; its
+//! `producer_name` is `vnn`. Weights, biases, means and scales are stored
+//! as little-endian float32 `raw_data`, bit for bit.
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use prost::Message;
+use std::path::Path;
+
+/// The ONNX opset version of the default domain the graph uses.
+pub const OPSET: i64 = 17;
+
+/// The ONNX IR version written: the one that goes with [`OPSET`].
+pub const IR_VERSION: i64 = 8;
+
+/// The name of the graph's input.
+pub const INPUT: &str = "input";
+
+/// The name of the probabilities output.
+pub const PROBABILITIES: &str = "probabilities";
+
+/// The name of the predicted-class output.
+pub const CLASS: &str = "class";
+
+/// The protobuf messages of an ONNX model: the subset of ONNX's `onnx.proto`
+/// that vnn writes, with the same field numbers.
+pub mod proto {
+    /// `TensorProto.data_type` and `TypeProto.Tensor.elem_type` of float32.
+    pub const FLOAT: i32 = 1;
+    /// `TensorProto.data_type` and `TypeProto.Tensor.elem_type` of int64.
+    pub const INT64: i32 = 7;
+    /// `AttributeProto.type` of a single integer.
+    pub const ATTRIBUTE_INT: i32 = 2;
+
+    /// A whole model: the graph, the opsets it uses and metadata.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ModelProto {
+        /// Version of the ONNX IR the model follows.
+        #[prost(int64, tag = "1")]
+        pub ir_version: i64,
+        /// The operator sets the graph uses.
+        #[prost(message, repeated, tag = "8")]
+        pub opset_import: Vec<OperatorSetIdProto>,
+        /// The tool that made the model.
+        #[prost(string, tag = "2")]
+        pub producer_name: String,
+        /// Its version.
+        #[prost(string, tag = "3")]
+        pub producer_version: String,
+        /// A description of the model.
+        #[prost(string, tag = "6")]
+        pub doc_string: String,
+        /// The computation.
+        #[prost(message, optional, tag = "7")]
+        pub graph: Option<GraphProto>,
+        /// Key-value metadata.
+        #[prost(message, repeated, tag = "14")]
+        pub metadata_props: Vec<StringStringEntryProto>,
+    }
+
+    /// An operator set: a domain (`""` is the default one) and its version.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct OperatorSetIdProto {
+        /// The domain.
+        #[prost(string, tag = "1")]
+        pub domain: String,
+        /// The opset version.
+        #[prost(int64, tag = "2")]
+        pub version: i64,
+    }
+
+    /// One metadata entry.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct StringStringEntryProto {
+        /// The key.
+        #[prost(string, tag = "1")]
+        pub key: String,
+        /// The value.
+        #[prost(string, tag = "2")]
+        pub value: String,
+    }
+
+    /// A graph: nodes in topological order, constant tensors, inputs and
+    /// outputs.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct GraphProto {
+        /// The nodes.
+        #[prost(message, repeated, tag = "1")]
+        pub node: Vec<NodeProto>,
+        /// The graph's name.
+        #[prost(string, tag = "2")]
+        pub name: String,
+        /// Constant tensors (weights, biases, standardization).
+        #[prost(message, repeated, tag = "5")]
+        pub initializer: Vec<TensorProto>,
+        /// The inputs.
+        #[prost(message, repeated, tag = "11")]
+        pub input: Vec<ValueInfoProto>,
+        /// The outputs.
+        #[prost(message, repeated, tag = "12")]
+        pub output: Vec<ValueInfoProto>,
+    }
+
+    /// One operator call.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NodeProto {
+        /// Names of the input values.
+        #[prost(string, repeated, tag = "1")]
+        pub input: Vec<String>,
+        /// Names of the output values.
+        #[prost(string, repeated, tag = "2")]
+        pub output: Vec<String>,
+        /// The node's name.
+        #[prost(string, tag = "3")]
+        pub name: String,
+        /// The operator, e.g. `Gemm`.
+        #[prost(string, tag = "4")]
+        pub op_type: String,
+        /// The operator's attributes.
+        #[prost(message, repeated, tag = "5")]
+        pub attribute: Vec<AttributeProto>,
+    }
+
+    /// A named attribute of a node (vnn writes only integers).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AttributeProto {
+        /// The attribute's name.
+        #[prost(string, tag = "1")]
+        pub name: String,
+        /// Which value field is set ([`ATTRIBUTE_INT`]).
+        #[prost(int32, optional, tag = "20")]
+        pub r#type: Option<i32>,
+        /// The integer value (present even when 0).
+        #[prost(int64, optional, tag = "3")]
+        pub i: Option<i64>,
+    }
+
+    /// A constant tensor.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorProto {
+        /// The shape.
+        #[prost(int64, repeated, tag = "1")]
+        pub dims: Vec<i64>,
+        /// The element type ([`FLOAT`]).
+        #[prost(int32, tag = "2")]
+        pub data_type: i32,
+        /// The tensor's name.
+        #[prost(string, tag = "8")]
+        pub name: String,
+        /// The elements, row-major, little-endian.
+        #[prost(bytes = "vec", tag = "9")]
+        pub raw_data: Vec<u8>,
+    }
+
+    /// The name and type of a graph input or output.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueInfoProto {
+        /// The value's name.
+        #[prost(string, tag = "1")]
+        pub name: String,
+        /// Its type.
+        #[prost(message, optional, tag = "2")]
+        pub r#type: Option<TypeProto>,
+    }
+
+    /// A value's type (vnn writes only tensors).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TypeProto {
+        /// The type.
+        #[prost(oneof = "TypeValue", tags = "1")]
+        pub value: Option<TypeValue>,
+    }
+
+    /// The kinds of [`TypeProto`] vnn writes.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum TypeValue {
+        /// A tensor.
+        #[prost(message, tag = "1")]
+        TensorType(TensorType),
+    }
+
+    /// A tensor type: element type and shape.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorType {
+        /// The element type ([`FLOAT`] or [`INT64`]).
+        #[prost(int32, tag = "1")]
+        pub elem_type: i32,
+        /// The shape.
+        #[prost(message, optional, tag = "2")]
+        pub shape: Option<TensorShapeProto>,
+    }
+
+    /// A tensor shape, one entry per dimension.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorShapeProto {
+        /// The dimensions.
+        #[prost(message, repeated, tag = "1")]
+        pub dim: Vec<Dimension>,
+    }
+
+    /// One dimension: a fixed size or a named dynamic one.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Dimension {
+        /// The size or the name.
+        #[prost(oneof = "DimensionValue", tags = "1, 2")]
+        pub value: Option<DimensionValue>,
+    }
+
+    /// The value of a [`Dimension`].
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum DimensionValue {
+        /// A fixed size.
+        #[prost(int64, tag = "1")]
+        DimValue(i64),
+        /// A dynamic dimension, named (`N` for the batch).
+        #[prost(string, tag = "2")]
+        DimParam(String),
+    }
+}
+
+use proto::{
+    AttributeProto, Dimension, DimensionValue, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TensorType,
+    TypeProto, TypeValue, ValueInfoProto,
+};
+
+/// A float32 initializer named `name` of shape `dims` holding `values`.
+fn tensor(name: &str, dims: &[usize], values: &[f32]) -> TensorProto {
+    TensorProto {
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: proto::FLOAT,
+        name: name.to_string(),
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    }
+}
+
+/// An integer attribute.
+fn int_attribute(name: &str, value: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.to_string(),
+        r#type: Some(proto::ATTRIBUTE_INT),
+        i: Some(value),
+    }
+}
+
+/// A node `op_type` named `name` from `input` to `output`.
+fn node(
+    op_type: &str,
+    name: &str,
+    input: &[&str],
+    output: &str,
+    attribute: Vec<AttributeProto>,
+) -> NodeProto {
+    NodeProto {
+        input: input.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.to_string()],
+        name: name.to_string(),
+        op_type: op_type.to_string(),
+        attribute,
+    }
+}
+
+/// A tensor value of element type `elem_type` and shape `[N, width]`, or
+/// `[N]` without a width.
+fn batch_value(name: &str, elem_type: i32, width: Option<usize>) -> ValueInfoProto {
+    let batch = Dimension {
+        value: Some(DimensionValue::DimParam("N".into())),
+    };
+    let fixed = width.map(|w| Dimension {
+        value: Some(DimensionValue::DimValue(w as i64)),
+    });
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(TypeProto {
+            value: Some(TypeValue::TensorType(TensorType {
+                elem_type,
+                shape: Some(TensorShapeProto {
+                    dim: std::iter::once(batch).chain(fixed).collect(),
+                }),
+            })),
+        }),
+    }
+}
+
+/// Refuses a model whose parts disagree, which would make an invalid graph.
+fn check(model: &Model) -> Result<()> {
+    let d = model.n_features();
+    let mut lengths = vec![
+        ("model parameters", model.layout.len, model.params.len()),
+        ("feature names", d, model.feature_names.len()),
+        ("class names", model.n_classes(), model.class_names.len()),
+    ];
+    if let Some(s) = &model.standardizer {
+        lengths.push(("standardization means", d, s.mean.len()));
+        lengths.push(("standardization scales", d, s.scale.len()));
+    }
+    for (what, expected, got) in lengths {
+        if expected != got {
+            return Err(Error::Shape {
+                what: what.into(),
+                expected,
+                got,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The graph's nodes and initializers, from `input` to `logits`, then the
+/// two outputs.
+fn nodes(model: &Model) -> (Vec<NodeProto>, Vec<TensorProto>) {
+    let mut nodes = Vec::new();
+    let mut inits = Vec::new();
+    let mut x = INPUT.to_string();
+    if let Some(s) = &model.standardizer {
+        let d = model.n_features();
+        inits.push(tensor("standardize.mean", &[d], &s.mean));
+        inits.push(tensor("standardize.scale", &[d], &s.scale));
+        nodes.push(node(
+            "Sub",
+            "standardize.sub",
+            &[&x, "standardize.mean"],
+            "standardize.centered",
+            vec![],
+        ));
+        nodes.push(node(
+            "Div",
+            "standardize.div",
+            &["standardize.centered", "standardize.scale"],
+            "standardized",
+            vec![],
+        ));
+        x = "standardized".into();
+    }
+    let last = model.layout.layers.len() - 1;
+    for (i, slot) in model.layout.layers.iter().enumerate() {
+        let (w, b) = model.layer(i);
+        let (weight, bias) = (format!("layers.{i}.weight"), format!("layers.{i}.bias"));
+        inits.push(tensor(&weight, &[slot.n_in, slot.n_out], w));
+        inits.push(tensor(&bias, &[slot.n_out], b));
+        let linear = if i == last {
+            "logits".to_string()
+        } else {
+            format!("layers.{i}.linear")
+        };
+        let attributes = vec![int_attribute("transA", 0), int_attribute("transB", 0)];
+        let gemm = format!("layers.{i}.gemm");
+        nodes.push(node(
+            "Gemm",
+            &gemm,
+            &[&x, &weight, &bias],
+            &linear,
+            attributes,
+        ));
+        x = linear;
+        if i != last {
+            let relu = format!("layers.{i}.relu");
+            nodes.push(node("Relu", &relu, &[&x], &relu, vec![]));
+            x = relu;
+        }
+    }
+    let softmax = vec![int_attribute("axis", -1)];
+    nodes.push(node("Softmax", "softmax", &[&x], PROBABILITIES, softmax));
+    let argmax = vec![int_attribute("axis", 1), int_attribute("keepdims", 0)];
+    nodes.push(node("ArgMax", "argmax", &[&x], CLASS, argmax));
+    (nodes, inits)
+}
+
+/// The metadata entries: feature names, class names and vnn's version.
+fn metadata(model: &Model) -> Vec<StringStringEntryProto> {
+    let json = |names: &[String]| serde_json::Value::from(names).to_string();
+    [
+        ("feature_names", json(&model.feature_names)),
+        ("class_names", json(&model.class_names)),
+        ("vnn_version", env!("CARGO_PKG_VERSION").to_string()),
+    ]
+    .into_iter()
+    .map(|(key, value)| StringStringEntryProto {
+        key: key.into(),
+        value,
+    })
+    .collect()
+}
+
+/// The ONNX model of `model` (see the [module docs](self) for its graph).
+///
+/// # Errors
+/// [`Error::Shape`] if the model's parameter count, feature or class names
+/// or standardizer do not match its layout.
+pub fn to_onnx(model: &Model) -> Result<ModelProto> {
+    check(model)?;
+    let (node, initializer) = nodes(model);
+    let graph = GraphProto {
+        node,
+        name: format!("vnn_{}", model.architecture()),
+        initializer,
+        input: vec![batch_value(INPUT, proto::FLOAT, Some(model.n_features()))],
+        output: vec![
+            batch_value(PROBABILITIES, proto::FLOAT, Some(model.n_classes())),
+            batch_value(CLASS, proto::INT64, None),
+        ],
+    };
+    Ok(ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "vnn".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: format!(
+            "vnn {} classifier, layer widths {:?}",
+            model.architecture(),
+            model.layout.sizes
+        ),
+        graph: Some(graph),
+        metadata_props: metadata(model),
+    })
+}
+
+/// The ONNX model of `model` as the bytes of a `.onnx` file.
+///
+/// # Errors
+/// As [`to_onnx`].
+///
+/// # Example
+/// ```
+/// use prost::Message;
+/// use vnn::model::{Init, Model};
+/// use vnn::onnx::proto::ModelProto;
+///
+/// let model = Model::new(&[2, 8, 3], Init::He, 0).unwrap();
+/// let bytes = vnn::onnx::to_onnx_bytes(&model).unwrap();
+/// let onnx = ModelProto::decode(&bytes[..]).unwrap();
+/// assert_eq!(onnx.opset_import[0].domain, "");
+/// assert_eq!(onnx.opset_import[0].version, vnn::onnx::OPSET);
+/// let graph = onnx.graph.unwrap();
+/// assert_eq!(graph.input[0].name, "input");
+/// let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+/// assert_eq!(outputs, ["probabilities", "class"]);
+/// let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+/// assert_eq!(ops, ["Gemm", "Relu", "Gemm", "Softmax", "ArgMax"]);
+/// ```
+pub fn to_onnx_bytes(model: &Model) -> Result<Vec<u8>> {
+    Ok(to_onnx(model)?.encode_to_vec())
+}
+
+/// Writes the ONNX model of `model` to `path`, atomically
+/// ([`write_atomic`](crate::fsutil::write_atomic)): on failure nothing is
+/// left half-written.
+///
+/// # Errors
+/// As [`to_onnx`]; [`Error::Io`] naming `path` if it cannot be written.
+pub fn save_onnx(model: &Model, path: &Path) -> Result<()> {
+    crate::fsutil::write_atomic(path, &to_onnx_bytes(model)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proto::{DimensionValue, GraphProto, ModelProto, TypeValue, ValueInfoProto};
+    use super::*;
+    use crate::data::Standardizer;
+    use crate::model::Init;
+    use std::collections::HashSet;
+
+    fn ops(graph: &GraphProto) -> Vec<&str> {
+        graph.node.iter().map(|n| n.op_type.as_str()).collect()
+    }
+
+    /// The initializer `name` as floats, with its shape.
+    fn initializer(graph: &GraphProto, name: &str) -> (Vec<i64>, Vec<f32>) {
+        let t = graph.initializer.iter().find(|t| t.name == name).unwrap();
+        assert_eq!(t.data_type, proto::FLOAT, "{name}");
+        let values = t
+            .raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        (t.dims.clone(), values)
+    }
+
+    /// Element type and dimensions of a graph input or output.
+    fn shape(v: &ValueInfoProto) -> (i32, Vec<DimensionValue>) {
+        let Some(TypeValue::TensorType(t)) = v.r#type.as_ref().unwrap().value.clone() else {
+            panic!("{} is not a tensor", v.name);
+        };
+        let dims = t.shape.unwrap().dim.into_iter();
+        (t.elem_type, dims.map(|d| d.value.unwrap()).collect())
+    }
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    /// Decodes the bytes of `model` and checks what every export holds:
+    /// versions, metadata, inputs and outputs, every layer's weight and bias
+    /// bit for bit, and that each node reads only values defined before it.
+    fn exported(model: &Model) -> GraphProto {
+        let onnx = ModelProto::decode(&to_onnx_bytes(model).unwrap()[..]).unwrap();
+        assert_eq!(onnx, to_onnx(model).unwrap());
+        assert_eq!((onnx.ir_version, onnx.producer_name.as_str()), (8, "vnn"));
+        assert_eq!(onnx.opset_import.len(), 1);
+        assert_eq!(onnx.opset_import[0].domain, "");
+        assert!(onnx.opset_import[0].version >= 13);
+        let meta: Vec<(&str, &str)> = onnx
+            .metadata_props
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
+        let features = serde_json::to_string(&model.feature_names).unwrap();
+        let classes = serde_json::to_string(&model.class_names).unwrap();
+        assert_eq!(
+            meta,
+            [
+                ("feature_names", features.as_str()),
+                ("class_names", classes.as_str()),
+                ("vnn_version", env!("CARGO_PKG_VERSION")),
+            ]
+        );
+        let graph = onnx.graph.unwrap();
+        let n = || DimensionValue::DimParam("N".into());
+        let fixed = |w: usize| DimensionValue::DimValue(w as i64);
+        assert_eq!(graph.input.len(), 1);
+        assert_eq!(graph.input[0].name, "input");
+        assert_eq!(
+            shape(&graph.input[0]),
+            (proto::FLOAT, vec![n(), fixed(model.n_features())])
+        );
+        assert_eq!(graph.output.len(), 2);
+        assert_eq!(graph.output[0].name, "probabilities");
+        assert_eq!(
+            shape(&graph.output[0]),
+            (proto::FLOAT, vec![n(), fixed(model.n_classes())])
+        );
+        assert_eq!(graph.output[1].name, "class");
+        assert_eq!(shape(&graph.output[1]), (proto::INT64, vec![n()]));
+        for (i, slot) in model.layout.layers.iter().enumerate() {
+            let (w, b) = model.layer(i);
+            let (dims, got) = initializer(&graph, &format!("layers.{i}.weight"));
+            assert_eq!(dims, [slot.n_in as i64, slot.n_out as i64]);
+            assert!(same_bits(&got, w), "layer {i} weight");
+            let (dims, got) = initializer(&graph, &format!("layers.{i}.bias"));
+            assert_eq!(dims, [slot.n_out as i64]);
+            assert!(same_bits(&got, b), "layer {i} bias");
+        }
+        let mut defined: HashSet<&str> = graph.initializer.iter().map(|t| &*t.name).collect();
+        defined.insert("input");
+        for node in &graph.node {
+            for input in &node.input {
+                assert!(
+                    defined.contains(input.as_str()),
+                    "{} reads {input}",
+                    node.name
+                );
+            }
+            assert!(defined.insert(&node.output[0]), "{} redefines", node.name);
+        }
+        graph
+    }
+
+    fn int_attributes(graph: &GraphProto, op: &str) -> Vec<Vec<(String, i64)>> {
+        let nodes = graph.node.iter().filter(|n| n.op_type == op);
+        nodes
+            .map(|n| {
+                let attrs = n.attribute.iter();
+                attrs.map(|a| (a.name.clone(), a.i.unwrap())).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_linear_model_is_one_gemm_then_softmax_and_argmax() {
+        let model = Model::new(&[3, 4], Init::He, 5).unwrap();
+        let graph = exported(&model);
+        assert_eq!(ops(&graph), ["Gemm", "Softmax", "ArgMax"]);
+        assert_eq!(
+            graph.node[0].input,
+            ["input", "layers.0.weight", "layers.0.bias"]
+        );
+        assert_eq!(graph.node[0].output, ["logits"]);
+        assert_eq!(graph.node[1].input, ["logits"]);
+        assert_eq!(graph.node[2].input, ["logits"]);
+        assert_eq!(graph.initializer.len(), 2);
+        let gemm = [("transA".to_string(), 0), ("transB".to_string(), 0)];
+        assert_eq!(int_attributes(&graph, "Gemm"), [gemm]);
+        assert_eq!(int_attributes(&graph, "Softmax"), [[("axis".into(), -1)]]);
+        let argmax = [("axis".to_string(), 1), ("keepdims".to_string(), 0)];
+        assert_eq!(int_attributes(&graph, "ArgMax"), [argmax]);
+    }
+
+    #[test]
+    fn a_standardized_mlp_subtracts_divides_then_runs_every_layer() {
+        let mut model = Model::new(&[3, 8, 5, 2], Init::He, 7).unwrap();
+        model.feature_names = vec!["a".into(), "b \"quoted\"".into(), "c".into()];
+        model.class_names = vec!["no".into(), "yes".into()];
+        let features = [1.0, -2.0, 0.5, 3.0, 0.25, 0.5, -1.0, 7.0, 0.5];
+        let standardizer = Standardizer::fit(&features, 3);
+        model.standardizer = Some(standardizer.clone());
+        let graph = exported(&model);
+        let expected = [
+            "Sub", "Div", "Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax", "ArgMax",
+        ];
+        assert_eq!(ops(&graph), expected);
+        assert_eq!(graph.node[0].input, ["input", "standardize.mean"]);
+        assert_eq!(graph.node[2].input[0], graph.node[1].output[0]);
+        assert_eq!(graph.node[6].output, ["logits"]);
+        let (dims, mean) = initializer(&graph, "standardize.mean");
+        assert_eq!(dims, [3]);
+        assert!(same_bits(&mean, &standardizer.mean));
+        let (dims, scale) = initializer(&graph, "standardize.scale");
+        assert_eq!(dims, [3]);
+        assert!(same_bits(&scale, &standardizer.scale));
+        assert_eq!(graph.initializer.len(), 2 + 2 * 3);
+    }
+
+    #[test]
+    fn an_mlp_without_standardizer_starts_at_the_first_gemm() {
+        let model = Model::new(&[2, 6, 4, 3], Init::Small, 1).unwrap();
+        let graph = exported(&model);
+        assert_eq!(
+            ops(&graph),
+            ["Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax", "ArgMax"]
+        );
+        assert_eq!(graph.node[0].input[0], "input");
+        assert_eq!(graph.initializer.len(), 6);
+    }
+
+    #[test]
+    fn a_model_whose_parts_disagree_is_refused() {
+        let mut model = Model::new(&[2, 3], Init::He, 0).unwrap();
+        model.params.pop();
+        let err = to_onnx_bytes(&model).unwrap_err().to_string();
+        assert_eq!(err, "model parameters: expected 9 values, got 8");
+        let mut model = Model::new(&[2, 3], Init::He, 0).unwrap();
+        model.standardizer = Some(Standardizer::fit(&[1.0, 2.0, 3.0], 3));
+        let err = to_onnx(&model).unwrap_err().to_string();
+        assert_eq!(err, "standardization means: expected 2 values, got 3");
+    }
+
+    #[test]
+    fn save_onnx_writes_the_bytes_or_nothing() {
+        let dir = std::env::temp_dir().join(format!("vnn-onnx-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let model = Model::new(&[2, 4, 3], Init::He, 3).unwrap();
+        let path = dir.join("m.onnx");
+        save_onnx(&model, &path).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            to_onnx_bytes(&model).unwrap()
+        );
+        let missing = dir.join("no such dir").join("m.onnx");
+        assert!(matches!(save_onnx(&model, &missing), Err(Error::Io { .. })));
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
