@@ -60,3 +60,8 @@ pub mod softmax;
 pub mod update;
 
 pub use gemm::Transpose;
+
+// The example of the package README runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
