@@ -50,8 +50,6 @@
 pub mod activation;
 pub mod fused;
 pub mod gemm;
-/// Dense layer ops (forward and backward of `X W + b`, with ReLU) that
-/// choose their kernels by shape.
 pub mod layer;
 pub mod mask;
 pub mod reduce;
