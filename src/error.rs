@@ -4,7 +4,11 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong on data, files or settings. Kernel shape
 /// mismatches are programming errors and panic instead (see `vnn-kernels`).
+///
+/// The enum is `#[non_exhaustive]`: later versions may add variants, so a
+/// `match` on it outside this crate needs a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A file could not be read or written.
     #[error("{path}: {source}")]

@@ -148,7 +148,7 @@ pub fn bias_relu_dropout_forward(
     for row in z.chunks_exact_mut(cols) {
         let mut zs = row.chunks_exact_mut(LANES);
         for (zc, bc) in (&mut zs).zip(bias_lanes.clone()) {
-            let m = mask::mask_values(bits.take8(), threshold, scale);
+            let m = mask::mask_values(bits.take8_lanes(), threshold, scale);
             store(zc, (f32x8::load(zc) + f32x8::load(bc)).relu() * m);
         }
         for (v, &b) in zs.into_remainder().iter_mut().zip(bias_rest) {

@@ -651,7 +651,7 @@ mod tests {
             let ds = random(rows * n_out, 20 + t);
             let w = random(n_in * n_out, 40 + t);
             let (dw0, db0) = (random(n_in * n_out, 60 + t), random(n_in, 80 + t));
-            let scale = if t % 2 == 0 { 1.0 } else { 1.25 };
+            let scale = if t.is_multiple_of(2) { 1.0 } else { 1.25 };
             let shape = [rows, n_in, n_out];
             let (want_dz, want_dw, want_db) =
                 unfused_backward(&a, &ds, &w, shape, scale, &dw0, &db0);

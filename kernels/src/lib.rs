@@ -50,8 +50,6 @@
 pub mod activation;
 pub mod fused;
 pub mod gemm;
-/// Dense layer ops (forward and backward of `X W + b`, with ReLU) that
-/// choose their kernels by shape.
 pub mod layer;
 pub mod mask;
 pub mod reduce;
@@ -60,3 +58,8 @@ pub mod softmax;
 pub mod update;
 
 pub use gemm::Transpose;
+
+// The example of the package README runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -119,7 +119,7 @@ impl MaskBits {
 }
 
 /// Block reader of a mask stream: the four generators of [`MaskBits`] held
-/// in the lanes of `u64x4` vectors, one SIMD `xoshiro256++` step giving the
+/// in the lanes of 4 x 64-bit vectors, one SIMD `xoshiro256++` step giving the
 /// eight 32-bit values of one [`MASK_BLOCK`].
 ///
 /// [`MaskBitsSimd::next_block`] reads whole blocks (for buffers that start at
@@ -152,7 +152,14 @@ impl MaskBitsSimd {
     /// `2g` is the low half of generator `g`'s output, lane `2g + 1` the high
     /// half.
     #[inline(always)]
-    pub fn next_block(&mut self) -> u32x8 {
+    pub fn next_block(&mut self) -> [u32; MASK_BLOCK] {
+        self.next_lanes().to_array()
+    }
+
+    /// [`MaskBitsSimd::next_block`] as a vector, for the kernels of this
+    /// crate (`wide` stays out of the public signatures).
+    #[inline(always)]
+    pub(crate) fn next_lanes(&mut self) -> u32x8 {
         let [s0, s1, s2, s3] = self.s;
         // result = rotl(s0 + s3, 23) + s0
         let sum = s0 + s3;
@@ -172,27 +179,33 @@ impl MaskBitsSimd {
     fn fill_window(&mut self) {
         if self.pos == 2 * MASK_BLOCK {
             // First use: both halves of the window are still empty.
-            let first = self.next_block();
+            let first = self.next_lanes();
             self.window[..MASK_BLOCK].copy_from_slice(first.as_array());
             self.pos = 0;
         } else {
             self.window.copy_within(MASK_BLOCK.., 0);
             self.pos -= MASK_BLOCK;
         }
-        let next = self.next_block();
+        let next = self.next_lanes();
         self.window[MASK_BLOCK..].copy_from_slice(next.as_array());
     }
 
     /// The values of the next eight positions, from any position.
     #[inline]
-    pub fn take8(&mut self) -> u32x8 {
+    pub fn take8(&mut self) -> [u32; MASK_BLOCK] {
         if self.pos >= MASK_BLOCK {
             self.fill_window();
         }
         let mut lanes = [0u32; MASK_BLOCK];
         lanes.copy_from_slice(&self.window[self.pos..self.pos + MASK_BLOCK]);
         self.pos += MASK_BLOCK;
-        u32x8::new(lanes)
+        lanes
+    }
+
+    /// [`MaskBitsSimd::take8`] as a vector, for the kernels of this crate.
+    #[inline]
+    pub(crate) fn take8_lanes(&mut self) -> u32x8 {
+        u32x8::new(self.take8())
     }
 
     /// The value of the next position.
@@ -261,14 +274,14 @@ pub fn bernoulli_mask(out: &mut [f32], p_drop: f32, seed: u64, stream: u64) {
     let mut bits = MaskBitsSimd::new(seed, stream);
     let mut chunks = out.chunks_exact_mut(MASK_BLOCK);
     for chunk in &mut chunks {
-        let m = mask_values(bits.next_block(), threshold, scale);
+        let m = mask_values(bits.next_lanes(), threshold, scale);
         chunk.copy_from_slice(m.as_array());
     }
     let rest = chunks.into_remainder();
     if !rest.is_empty() {
         // The remainder starts on a block boundary: the first lanes of one
         // more block.
-        let m = mask_values(bits.next_block(), threshold, scale);
+        let m = mask_values(bits.next_lanes(), threshold, scale);
         rest.copy_from_slice(&m.as_array()[..rest.len()]);
     }
 }

@@ -257,14 +257,14 @@ fn mask_bits_simd_reads_match_scalar_reader() {
                 assert_eq!(simd.take1(), scalar.next_u32());
             } else {
                 let want: [u32; 8] = std::array::from_fn(|_| scalar.next_u32());
-                assert_eq!(simd.take8().to_array(), want);
+                assert_eq!(simd.take8(), want);
             }
         }
         let mut blocks = MaskBitsSimd::new(seed, seed * 3);
         let mut scalar = MaskBits::new(seed, seed * 3);
         for _ in 0..50 {
             let want: [u32; 8] = std::array::from_fn(|_| scalar.next_u32());
-            assert_eq!(blocks.next_block().to_array(), want);
+            assert_eq!(blocks.next_block(), want);
         }
     }
 }

@@ -5,7 +5,7 @@
 //! A batch of `n` rows is cut into blocks of `block_rows` rows, where
 //! `block_rows = max(512, ceil(n_max / 8))` depends only on the largest batch
 //! (never on the thread count). The blocks of a step are cut into at most
-//! [`MAX_GRAD_BUFFERS`] runs of consecutive blocks (`ceil(blocks / groups)`
+//! four runs of consecutive blocks (`ceil(blocks / groups)`
 //! blocks each, a function of the block count only); the runs go in parallel,
 //! each accumulating the gradients of its blocks, in block order, into its
 //! own gradient buffer, and the buffers are then summed in run order. Dropout masks are drawn from the stream
@@ -24,7 +24,7 @@
 //! Every buffer is allocated in [`Trainer::new`], in named parts: the
 //! workspace (per block the activations of every hidden layer and the
 //! logits, which the backward pass overwrites with gradients in place, and
-//! a small scratch for the backward ops; at most [`MAX_GRAD_BUFFERS`]
+//! a small scratch for the backward ops; at most four
 //! parameter-sized gradients, one per run of blocks, not one per block),
 //! the optimizer state ([`OptimizerState`]), the mini-batch sampler and,
 //! with dropconnect, the masks and masked weights. A step allocates nothing
@@ -46,15 +46,20 @@ pub use state::OptimizerState;
 use state::{DropConnect, Sampler};
 use vnn_kernels::{reduce, softmax};
 
+// Hidden from the docs (the module docs state the rule): public for
+// `tests/gradcheck.rs`, which rebuilds the row blocks of a step.
 /// The largest number of row blocks a batch is cut into.
+#[doc(hidden)]
 pub const MAX_BLOCKS: usize = 8;
+// Hidden from the docs: public for `tests/gradcheck.rs` (see `MAX_BLOCKS`).
 /// The smallest block (a batch smaller than this is one block).
+#[doc(hidden)]
 pub const MIN_BLOCK_ROWS: usize = 512;
 /// The most parameter-sized gradient buffers (runs of blocks done in
 /// parallel) of a step: enough to keep four threads busy, while the memory
 /// of a step grows by one parameter-sized buffer per run (the README gives
 /// the measured peak memory).
-pub const MAX_GRAD_BUFFERS: usize = 4;
+pub(crate) const MAX_GRAD_BUFFERS: usize = 4;
 /// Which update rule to use.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Optimizer {
@@ -179,12 +184,18 @@ pub struct StepStats {
 /// `mask::bernoulli_mask(p, seed, dropout_stream(step, block, layer))` over
 /// the block's `rows x width` activations, row-major; dropconnect draws layer
 /// `layer`'s weight mask with block 0 and seed `seed ^ DROPCONNECT_DOMAIN`.
+// Hidden from the docs: public for `tests/gradcheck.rs`, which redraws the
+// masks of a step to check its gradients.
+#[doc(hidden)]
 pub fn dropout_stream(step: u64, block: usize, layer: usize) -> u64 {
     (step << 16) | ((block as u64) << 8) | layer as u64
 }
 
 /// XORed into the run's seed for dropconnect masks, so they never repeat a
 /// dropout mask.
+// Hidden from the docs: public for `tests/gradcheck.rs` (see
+// `dropout_stream`).
+#[doc(hidden)]
 pub const DROPCONNECT_DOMAIN: u64 = 0xD20C_0EC7_0000_0001;
 
 /// A training run in progress, in named parts: the model, the optimizer

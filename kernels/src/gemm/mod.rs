@@ -6,7 +6,7 @@
 //! through swapped strides, so no copy is made.
 //!
 //! [`gemm`] picks a path by shape: small-shape SIMD loops where the packing
-//! GEMM of `matrixmultiply` is dominated by overhead, [`gemm_packed`]
+//! GEMM of `matrixmultiply` is dominated by overhead, `matrixmultiply`
 //! otherwise. [`gemm_scalar`] is the naive triple loop, the twin and oracle.
 //!
 //! When `beta == 0`, `C` is never read (NaN or garbage in `C` does not leak
@@ -24,6 +24,10 @@ mod small;
 mod tiles;
 
 pub use matvec::{matvec_bias, matvec_bias_scalar};
+// Tuning internals, hidden from the docs: public only so that
+// `kernels/tests/gemm.rs` and the `gemm` fuzz target can run every small
+// kernel on the same shapes.
+#[doc(hidden)]
 pub use small::{small_kernel, SmallKernel};
 
 /// Whether a GEMM operand is used as stored or transposed.
@@ -117,6 +121,10 @@ fn scale_c(beta: f32, c: &mut [f32]) {
 /// - `b`: `k * n` elements (`k x n`, or `n x k` when `tb` is `Yes`).
 /// - `c`: `m * n` elements; not read when `beta == 0`.
 ///
+/// Small products (roughly: some dimension at most 16, or at most 32^3
+/// multiply-adds in all; the exact rule is a tuning choice that may change)
+/// run SIMD loops that allocate nothing; the others go through
+/// `matrixmultiply`, which allocates one packing buffer per call.
 /// Results agree with [`gemm_scalar`] up to summation order (and FMA).
 ///
 /// # Panics
@@ -168,6 +176,8 @@ pub fn gemm(
     }
 }
 
+// Hidden from the docs (a tuning rule): public for `kernels/tests/gemm.rs`
+// and `tests/alloc.rs`, which check which products pack.
 /// Whether [`gemm`] takes [`gemm_small`] (`true`) or [`gemm_packed`].
 ///
 /// Rule: small when some dimension is at most 16 or the whole product has at
@@ -175,6 +185,7 @@ pub fn gemm(
 /// output (`m`, `n` at least 64): there packing is cheap and the 16-lane
 /// AVX-512 kernel of `matrixmultiply` stores `C` faster than the 8-lane
 /// tiles here.
+#[doc(hidden)]
 pub fn use_small(m: usize, n: usize, k: usize) -> bool {
     if k <= TINY_K && m >= 64 && n >= 64 {
         return false;
@@ -189,6 +200,9 @@ const SMALL_MIN_DIM: usize = 16;
 /// Small shapes: at most this many multiply-adds in all.
 const SMALL_VOLUME: usize = 32 * 32 * 32;
 
+// Hidden from the docs (one path of `gemm`): public for
+// `kernels/tests/gemm.rs`, the `gemm` fuzz target and `benches/kernels.rs`,
+// which compare the paths on the same shapes.
 /// `C = alpha * op(A) * op(B) + beta * C` through `matrixmultiply::sgemm`
 /// (cache-blocked, packing). Same contract as [`gemm`].
 ///
@@ -196,6 +210,7 @@ const SMALL_VOLUME: usize = 32 * 32 * 32;
 /// If a slice length does not match the shapes.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
+#[doc(hidden)]
 pub fn gemm_packed(
     ta: Transpose,
     tb: Transpose,
@@ -224,6 +239,9 @@ pub fn gemm_packed(
     }
 }
 
+// Hidden from the docs (one path of `gemm`): public for
+// `kernels/tests/gemm.rs` and the `gemm` fuzz target, which run every
+// small kernel on every shape.
 /// `C = alpha * op(A) * op(B) + beta * C` through the chosen small-shape kernel,
 /// without packing and without heap allocation. Same contract as [`gemm`];
 /// every kernel is valid for every shape (see [`SmallKernel`]), [`gemm`]
@@ -248,6 +266,7 @@ pub fn gemm_packed(
 /// ```
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
+#[doc(hidden)]
 pub fn gemm_small(
     kernel: SmallKernel,
     ta: Transpose,
