@@ -51,6 +51,7 @@ pub mod model;
 pub mod modelfile;
 pub mod onnx;
 pub mod plot;
+pub mod proto;
 pub mod tensorboard;
 pub mod train;
 

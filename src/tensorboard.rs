@@ -19,84 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Number of histogram buckets between the minimum and the maximum.
 pub const HISTOGRAM_BUCKETS: usize = 30;
 
-/// The protobuf messages of an event file: the subset of TensorBoard's
-/// `Event`, `Summary` and `HistogramProto` that vnn writes, with the same
-/// field numbers.
-pub mod proto {
-    /// One record of an event file.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Event {
-        /// Seconds since the Unix epoch.
-        #[prost(double, tag = "1")]
-        pub wall_time: f64,
-        /// Training step.
-        #[prost(int64, tag = "2")]
-        pub step: i64,
-        /// The payload.
-        #[prost(oneof = "What", tags = "3, 5")]
-        pub what: Option<What>,
-    }
-
-    /// The payload of an [`Event`].
-    #[derive(Clone, PartialEq, prost::Oneof)]
-    pub enum What {
-        /// The file version, `"brain.Event:2"`, in the first record.
-        #[prost(string, tag = "3")]
-        FileVersion(String),
-        /// Summary values of one step.
-        #[prost(message, tag = "5")]
-        Summary(Summary),
-    }
-
-    /// Values recorded at one step.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Summary {
-        /// The values.
-        #[prost(message, repeated, tag = "1")]
-        pub value: Vec<Value>,
-    }
-
-    /// One tagged value: a scalar or a histogram.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Value {
-        /// The series name, e.g. `train/loss`.
-        #[prost(string, tag = "1")]
-        pub tag: String,
-        /// A scalar.
-        #[prost(float, optional, tag = "2")]
-        pub simple_value: Option<f32>,
-        /// A histogram.
-        #[prost(message, optional, tag = "5")]
-        pub histo: Option<HistogramProto>,
-    }
-
-    /// A histogram: bucket `i` counts the values in
-    /// `(bucket_limit[i - 1], bucket_limit[i]]`, bucket 0 starting at `min`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct HistogramProto {
-        /// Smallest value.
-        #[prost(double, tag = "1")]
-        pub min: f64,
-        /// Largest value.
-        #[prost(double, tag = "2")]
-        pub max: f64,
-        /// Number of values.
-        #[prost(double, tag = "3")]
-        pub num: f64,
-        /// Sum of the values.
-        #[prost(double, tag = "4")]
-        pub sum: f64,
-        /// Sum of the squared values.
-        #[prost(double, tag = "5")]
-        pub sum_squares: f64,
-        /// Right edge of every bucket.
-        #[prost(double, repeated, tag = "6")]
-        pub bucket_limit: Vec<f64>,
-        /// Count of every bucket (same length as `bucket_limit`).
-        #[prost(double, repeated, tag = "7")]
-        pub bucket: Vec<f64>,
-    }
-}
+/// The protobuf messages of an event file (defined in [`crate::proto`]).
+pub use crate::proto::tensorboard as proto;
 
 /// The masked CRC-32C of TFRecords.
 pub(crate) fn masked_crc(data: &[u8]) -> u32 {
