@@ -39,6 +39,8 @@
 //!   same bits for any thread count; [`train::evaluate`].
 //! - [`modelfile`] and [`checkpoint`]: safetensors files; [`tensorboard`]:
 //!   event files; [`plot`]: PNG pictures; [`fsutil`]: atomic writes.
+//! - [`session`]: training runs with checkpoints, resume, interruption and
+//!   observers; [`bench`]: the workloads of `vnn bench`.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
@@ -49,6 +51,7 @@ pub mod fsutil;
 pub mod model;
 pub mod modelfile;
 pub mod plot;
+pub mod session;
 pub mod tensorboard;
 pub mod train;
 
