@@ -43,6 +43,7 @@
 //!   observers; [`bench`]: the workloads of `vnn bench`.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod checkpoint;
 pub mod csv;
 pub mod data;

@@ -28,9 +28,10 @@ use std::time::Instant;
 use vnn::checkpoint::Checkpoint;
 use vnn::data::{self, Dataset, Standardizer};
 use vnn::model::{Init, Model};
-use vnn::plot;
-use vnn::session::{utc_timestamp, Interrupter, Observer, Outcome, SessionBuilder, TensorBoard};
-use vnn::train::{evaluate, Optimizer, StepStats, TrainConfig};
+use vnn::session::{
+    utc_timestamp, Interrupter, MetricsFile, Observer, Outcome, Plots, SessionBuilder, TensorBoard,
+};
+use vnn::train::{Optimizer, StepStats, TrainConfig};
 
 #[derive(ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -457,6 +458,16 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
             ckpt.step
         ));
     }
+    let title = format!("{model_name} on {}", args.data_name());
+    let points = (!args.no_plots && train_raw.n_features == 2).then(|| {
+        let mut all = train_raw.clone();
+        if let Some(t) = &test_raw {
+            all.features.extend_from_slice(&t.features);
+            all.labels.extend_from_slice(&t.labels);
+        }
+        all
+    });
+    let sizes = model.layout.sizes.clone();
     let mut builder = SessionBuilder::new(model, config.clone(), &dir)
         .log_every(args.log_every)
         .settings(serde_json::to_string(&recorded)?)
@@ -466,6 +477,9 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         .interrupter(stop)
         .observer(TensorBoard::new(&dir))
         .observer(Progress::new(out, args.print_every));
+    if !args.no_plots {
+        builder = builder.observer(Plots::new(title, points));
+    }
     if let Some(n) = args.checkpoint_every {
         builder = builder.checkpoint_every(n);
     }
@@ -473,8 +487,32 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         builder = builder.resume(ckpt, path);
     }
     let test = test_raw.as_ref();
-    let outcome = with_threads(args.threads, || builder.build(&train_std, test)?.run())?
-        .map_err(with_flags)?;
+    let outcome = with_threads(args.threads, || {
+        // The metrics record the threads of the pool.
+        let metrics = MetricsFile::new(config_json(args, &config, &sizes));
+        let session = builder.observer(metrics).build(&train_std, test)?;
+        session.evaluate_at_end(&train_raw).run()
+    })?
+    .map_err(with_flags)?;
+    report(&outcome, args.json);
+    Ok(ExitCode::from(if outcome.interrupted { 130 } else { 0 }))
+}
+
+/// The settings as `metrics.json` records them.
+fn config_json(args: &TrainArgs, config: &TrainConfig, sizes: &[usize]) -> serde_json::Value {
+    json!({
+        "data": args.data, "model": format!("{:?}", args.model).to_lowercase(), "sizes": sizes, "epochs": config.epochs,
+        "lr": f32_json(config.lr), "reg": f32_json(config.reg), "optimizer": config.optimizer.name(),
+        "momentum": f32_json(args.momentum), "batch_size": config.batch_size, "dropout": f32_json(config.dropout),
+        "dropconnect": f32_json(config.dropconnect), "test_split": args.test_split, "standardize": args.standardize,
+        "seed": config.seed, "threads": rayon::current_num_threads(), "init": format!("{:?}", args.init).to_lowercase(),
+    })
+}
+
+/// The last lines of a run: where an interrupted run was saved, or the
+/// results of a completed one.
+fn report(outcome: &Outcome, json: bool) {
+    let out = Out { json };
     if outcome.interrupted {
         let ckpt = &outcome.checkpoint_path;
         eprintln!(
@@ -485,80 +523,26 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
             ckpt.display(),
             ckpt.display()
         );
-        return Ok(ExitCode::from(130));
-    }
-    finish(args, &outcome, &train_raw, test, &dir, out)
-}
-
-/// After a completed run: plots, `metrics.json` and the summary lines.
-fn finish(
-    args: &TrainArgs,
-    outcome: &Outcome,
-    train_raw: &Dataset,
-    test_raw: Option<&Dataset>,
-    dir: &Path,
-    out: Out,
-) -> Result<ExitCode> {
-    let model = &outcome.model;
-    let train_eval = evaluate(model, train_raw)?;
-    let test_eval = test_raw.map(|t| evaluate(model, t)).transpose()?;
-    let model_name = format!("{:?}", args.model).to_lowercase();
-    if !args.no_plots {
-        let title = format!("{} on {}", model_name, args.data_name());
-        plot::plot_curves(&dir.join("curves.png"), &title, &outcome.curve)?;
-        if train_raw.n_features == 2 {
-            let mut all = train_raw.clone();
-            if let Some(t) = test_raw {
-                all.features.extend_from_slice(&t.features);
-                all.labels.extend_from_slice(&t.labels);
-            }
-            let boundary_title = format!("Decision boundary: {title}");
-            plot::plot_boundary(&dir.join("boundary.png"), &boundary_title, model, &all)?;
-        }
+        return;
     }
     let (final_loss, first_loss, steps) = (outcome.final_loss, outcome.first_loss, outcome.steps);
-    let config = args.config();
-    let summary = json!({
-        "train_accuracy": train_eval.accuracy,
-        "test_accuracy": test_eval.as_ref().map(|e| e.accuracy),
-        "final_loss": final_loss,
-        "epochs": config.epochs,
-        "seconds": outcome.seconds,
-        "out": dir.display().to_string(),
-    });
-    let metrics = json!({
-        "summary": summary,
-        "steps": steps,
-        "train_loss": train_eval.loss,
-        "test_loss": test_eval.as_ref().map(|e| e.loss),
-        "config": {
-            "data": args.data, "model": model_name, "sizes": model.layout.sizes, "epochs": config.epochs,
-            "lr": f32_json(config.lr), "reg": f32_json(config.reg), "optimizer": config.optimizer.name(),
-            "momentum": f32_json(args.momentum), "batch_size": config.batch_size, "dropout": f32_json(config.dropout),
-            "dropconnect": f32_json(config.dropconnect), "test_split": args.test_split, "standardize": args.standardize,
-            "seed": config.seed, "threads": outcome.threads, "init": format!("{:?}", args.init).to_lowercase(),
-        },
-        "curve": outcome.curve.iter().map(|p| json!({"step": p.step, "loss": p.loss, "train_accuracy": p.train_accuracy, "test_accuracy": p.test_accuracy})).collect::<Vec<_>>(),
-    });
-    let text = serde_json::to_string_pretty(&metrics)?;
-    vnn::fsutil::write_atomic(&dir.join("metrics.json"), text.as_bytes())?;
-    let test_text = test_eval.as_ref().map_or(String::new(), |e| {
+    let train_accuracy = outcome.train_eval.as_ref().map_or(f64::NAN, |e| e.accuracy);
+    let test_text = outcome.test_eval.as_ref().map_or(String::new(), |e| {
         format!(", test accuracy {:.4}", e.accuracy)
     });
     out.line(&format!(
-        "done: {steps} steps in {:.2} s; final loss {final_loss:.4}; train accuracy {:.4}{test_text}",
-        outcome.seconds, train_eval.accuracy
+        "done: {steps} steps in {:.2} s; final loss {final_loss:.4}; train accuracy {train_accuracy:.4}{test_text}",
+        outcome.seconds
     ));
     if final_loss > first_loss * 1.5 {
         out.line(&format!(
             "warning: the loss rose from {first_loss:.4} to {final_loss:.4}: the learning rate may be too high for this data (try a lower --lr, or --standardize)"
         ));
     }
-    out.line(&format!("run folder: {}", dir.display()));
-    if args.json {
-        println!("{summary}");
+    out.line(&format!("run folder: {}", outcome.dir.display()));
+    if json {
+        println!("{}", outcome.summary());
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// An `f32` setting as JSON, printed as typed (`0.9`, not `0.8999999761581421`).

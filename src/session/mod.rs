@@ -57,14 +57,14 @@ mod checkpoints;
 mod observers;
 
 pub use checkpoints::fingerprint;
-pub use observers::TensorBoard;
+pub use observers::{MetricsFile, Plots, TensorBoard};
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::plot::CurvePoint;
-use crate::train::{evaluate, StepStats, TrainConfig, Trainer};
+use crate::train::{evaluate, Evaluation, StepStats, TrainConfig, Trainer};
 use checkpoints::CheckpointWriter;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -119,6 +119,11 @@ pub trait Observer {
     fn on_note(&mut self, _text: &str) -> Result<()> {
         Ok(())
     }
+    /// The run completed (not interrupted): the model is saved and the
+    /// final evaluations are in `outcome`.
+    fn on_finish(&mut self, _outcome: &Outcome) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What a finished (or interrupted) run gives back.
@@ -146,6 +151,30 @@ pub struct Outcome {
     pub model_path: PathBuf,
     /// `checkpoint.safetensors` in the run folder.
     pub checkpoint_path: PathBuf,
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The run's epochs.
+    pub epochs: u64,
+    /// The final model on the data given to [`Session::evaluate_at_end`]
+    /// (completed runs only).
+    pub train_eval: Option<Evaluation>,
+    /// The final model on the test data (completed runs only).
+    pub test_eval: Option<Evaluation>,
+}
+
+impl Outcome {
+    /// The run's results as JSON: `train_accuracy`, `test_accuracy`,
+    /// `final_loss`, `epochs`, `seconds` and `out` (the run folder).
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "train_accuracy": self.train_eval.as_ref().map(|e| e.accuracy),
+            "test_accuracy": self.test_eval.as_ref().map(|e| e.accuracy),
+            "final_loss": self.final_loss,
+            "epochs": self.epochs,
+            "seconds": self.seconds,
+            "out": self.dir.display().to_string(),
+        })
+    }
 }
 
 /// Builds a [`Session`].
@@ -311,6 +340,8 @@ impl<'o> SessionBuilder<'o> {
                 last_step: None,
             },
             model_path: self.dir.join("model.safetensors"),
+            dir: self.dir,
+            eval_data: None,
             extra: self.extra,
             log_every: self.log_every,
             curve,
@@ -324,6 +355,9 @@ impl<'o> SessionBuilder<'o> {
 pub struct Session<'d, 'o> {
     trainer: Trainer<'d>,
     test: Option<&'d Dataset>,
+    /// The data of [`Outcome::train_eval`].
+    eval_data: Option<&'d Dataset>,
+    dir: PathBuf,
     checkpoints: CheckpointWriter,
     model_path: PathBuf,
     extra: BTreeMap<String, String>,
@@ -333,7 +367,14 @@ pub struct Session<'d, 'o> {
     observers: Vec<Box<dyn Observer + Send + 'o>>,
 }
 
-impl Session<'_, '_> {
+impl<'d> Session<'d, '_> {
+    /// Evaluates the final model of a completed run on `data` (raw, as the
+    /// model's inputs) into [`Outcome::train_eval`].
+    pub fn evaluate_at_end(mut self, data: &'d Dataset) -> Self {
+        self.eval_data = Some(data);
+        self
+    }
+
     /// The step the run starts at (0, or the checkpoint's step).
     pub fn start_step(&self) -> u64 {
         self.trainer.steps_done()
@@ -390,9 +431,17 @@ impl Session<'_, '_> {
             return Err(Error::Run(cp.not_finite(done)));
         }
         let seconds = started.elapsed().as_secs_f64();
+        let epochs = self.trainer.config().epochs;
         let model = self.trainer.into_model();
         crate::modelfile::save_model(&model, &self.extra, &self.model_path)?;
-        Ok(Outcome {
+        let evals = match interrupted {
+            true => (None, None),
+            false => (
+                self.eval_data.map(|d| evaluate(&model, d)).transpose()?,
+                self.test.map(|d| evaluate(&model, d)).transpose()?,
+            ),
+        };
+        let outcome = Outcome {
             model,
             curve: self.curve,
             steps: done,
@@ -404,7 +453,17 @@ impl Session<'_, '_> {
             threads: rayon::current_num_threads(),
             model_path: self.model_path,
             checkpoint_path: self.checkpoints.path,
-        })
+            dir: self.dir,
+            epochs,
+            train_eval: evals.0,
+            test_eval: evals.1,
+        };
+        if !interrupted {
+            for o in &mut self.observers {
+                o.on_finish(&outcome)?;
+            }
+        }
+        Ok(outcome)
     }
 
     /// Makes the log point of `stats`' step when one is due, and tells the
