@@ -40,7 +40,8 @@
 //! - [`modelfile`] and [`checkpoint`]: safetensors files; [`tensorboard`]:
 //!   event files; [`plot`]: PNG pictures; [`fsutil`]: atomic writes.
 //! - [`session`]: training runs with checkpoints, resume, interruption and
-//!   observers; [`bench`]: the workloads of `vnn bench`.
+//!   observers; [`predict`]: predictions and evaluations as `vnn predict`
+//!   and `vnn eval` print them; [`bench`]: the workloads of `vnn bench`.
 #![warn(missing_docs)]
 
 pub mod bench;
@@ -52,6 +53,7 @@ pub mod fsutil;
 pub mod model;
 pub mod modelfile;
 pub mod plot;
+pub mod predict;
 pub mod session;
 pub mod tensorboard;
 pub mod train;

@@ -3,12 +3,11 @@
 use super::{with_threads, Out};
 use anyhow::{bail, Result};
 use clap::Args;
-use serde_json::{json, Value};
-use std::io::Write;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use vnn::data::Dataset;
 use vnn::model::Model;
+use vnn::predict;
 
 /// Options of `vnn predict`.
 #[derive(Args, Debug, Clone)]
@@ -56,25 +55,6 @@ pub(crate) struct EvalArgs {
     threads: Option<usize>,
 }
 
-/// A class name as JSON: a number when every class name is an integer.
-fn class_value(model: &Model, class: usize) -> Value {
-    let numeric = model.class_names.iter().all(|c| c.parse::<i64>().is_ok());
-    let name = &model.class_names[class];
-    match name.parse::<i64>() {
-        Ok(v) if numeric => json!(v),
-        _ => json!(name),
-    }
-}
-
-/// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn load(model_path: &Path) -> Result<(Model, std::collections::BTreeMap<String, String>)> {
     Ok(vnn::modelfile::load_model_with_metadata(model_path)?)
 }
@@ -98,38 +78,16 @@ pub(crate) fn run_predict(args: &PredictArgs) -> Result<ExitCode> {
         };
         Ok((pred, proba))
     })??;
-    let k = model.n_classes();
     if args.json {
-        let mut obj = json!({ "predictions": pred.iter().map(|&c| class_value(&model, c as usize)).collect::<Vec<_>>() });
-        if let Some(p) = &proba {
-            obj["probabilities"] = json!(p.chunks_exact(k).collect::<Vec<_>>());
-            obj["classes"] = json!((0..k).map(|c| class_value(&model, c)).collect::<Vec<_>>());
-        }
-        println!("{obj}");
+        println!(
+            "{}",
+            predict::predictions_json(&model, &pred, proba.as_deref())
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::new(stdout.lock());
-    let mut header = vec!["prediction".to_string()];
-    if proba.is_some() {
-        header.extend(
-            model
-                .class_names
-                .iter()
-                .map(|c| csv_field(&format!("p_{c}"))),
-        );
-    }
-    writeln!(w, "{}", header.join(","))?;
-    for (r, &c) in pred.iter().enumerate() {
-        write!(w, "{}", csv_field(&model.class_names[c as usize]))?;
-        if let Some(p) = &proba {
-            for v in &p[r * k..(r + 1) * k] {
-                write!(w, ",{v}")?;
-            }
-        }
-        writeln!(w)?;
-    }
-    w.flush()?;
+    let w = std::io::BufWriter::new(stdout.lock());
+    predict::write_predictions_csv(w, &model, &pred, proba.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -159,14 +117,7 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
             args.data.display()
         );
     };
-    let ds = Dataset {
-        features: data.features,
-        labels,
-        n_features: model.n_features(),
-        n_classes: model.n_classes(),
-        feature_names: model.feature_names.clone(),
-        class_names: model.class_names.clone(),
-    };
+    let ds = predict::labelled_dataset(&model, data.features, labels);
     let eval = with_threads(args.threads, || vnn::train::evaluate(&model, &ds))??;
     if args.json {
         println!(
@@ -179,24 +130,7 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
     out.line(&format!("accuracy: {:.4}", eval.accuracy));
     out.line(&format!("loss: {:.4}", eval.loss));
     out.line("confusion matrix (rows = true class, columns = predicted):");
-    let width = model
-        .class_names
-        .iter()
-        .map(|c| c.len())
-        .chain(eval.confusion.iter().flatten().map(|v| v.to_string().len()))
-        .max()
-        .unwrap_or(1)
-        .max(4);
-    let mut head = format!("{:>width$}", "");
-    for c in &model.class_names {
-        head.push_str(&format!(" {c:>width$}"));
-    }
-    out.line(&head);
-    for (c, row) in model.class_names.iter().zip(&eval.confusion) {
-        let mut line = format!("{c:>width$}");
-        for v in row {
-            line.push_str(&format!(" {v:>width$}"));
-        }
+    for line in predict::confusion_table(&model.class_names, &eval.confusion) {
         out.line(&line);
     }
     Ok(ExitCode::SUCCESS)

@@ -19,19 +19,17 @@ use super::{with_threads, Out};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 use vnn::checkpoint::Checkpoint;
 use vnn::data::{self, Dataset, Standardizer};
 use vnn::model::{Init, Model};
 use vnn::session::{
-    utc_timestamp, Interrupter, MetricsFile, Observer, Outcome, Plots, SessionBuilder, TensorBoard,
+    utc_timestamp, Interrupter, MetricsFile, Outcome, Plots, Progress, SessionBuilder, TensorBoard,
 };
-use vnn::train::{Optimizer, StepStats, TrainConfig};
+use vnn::train::{Optimizer, TrainConfig};
 
 #[derive(ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -476,7 +474,7 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         .data_fingerprint(&args.data, &full)
         .interrupter(stop)
         .observer(TensorBoard::new(&dir))
-        .observer(Progress::new(out, args.print_every));
+        .observer(Progress::new(args.json, args.print_every));
     if !args.no_plots {
         builder = builder.observer(Plots::new(title, points));
     }
@@ -550,69 +548,4 @@ fn f32_json(v: f32) -> serde_json::Value {
     v.to_string()
         .parse::<f64>()
         .map_or(serde_json::Value::Null, serde_json::Value::from)
-}
-
-/// The progress bar and the `EPOCH` lines.
-struct Progress {
-    out: Out,
-    print_every: u64,
-    bar: Option<ProgressBar>,
-    last_bar: Instant,
-}
-
-impl Progress {
-    fn new(out: Out, print_every: u64) -> Progress {
-        Progress {
-            out,
-            print_every,
-            bar: None,
-            last_bar: Instant::now(),
-        }
-    }
-}
-
-impl Observer for Progress {
-    fn on_start(&mut self, start: u64, total: u64) -> vnn::Result<()> {
-        let bar = if self.out.json {
-            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-        } else {
-            ProgressBar::new(total)
-        };
-        let template = "{bar:40.cyan/blue} {pos}/{len} steps [{elapsed_precise} < {eta}] {msg}";
-        let style = ProgressStyle::with_template(template).expect("static template");
-        bar.set_style(style.progress_chars("=> "));
-        bar.set_position(start);
-        self.bar = Some(bar);
-        Ok(())
-    }
-
-    fn on_step(&mut self, stats: &StepStats, total: u64) -> vnn::Result<()> {
-        let (s, out) = (stats.step, self.out);
-        let Some(bar) = &self.bar else { return Ok(()) };
-        if (s - 1) % self.print_every == 0 || s == total {
-            let line = format!(
-                "EPOCH {}: Training loss: {:.3}, Accuracy: {:.3}",
-                stats.epoch, stats.loss, stats.accuracy
-            );
-            bar.suspend(|| out.line(&line));
-        }
-        if self.last_bar.elapsed().as_millis() >= 100 || s == total {
-            bar.set_position(s);
-            bar.set_message(format!("loss {:.4} acc {:.3}", stats.loss, stats.accuracy));
-            self.last_bar = Instant::now();
-        }
-        Ok(())
-    }
-
-    fn on_end(&mut self) -> vnn::Result<()> {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-        Ok(())
-    }
-
-    fn on_note(&mut self, text: &str) -> vnn::Result<()> {
-        self.out.line(text);
-        Ok(())
-    }
 }

@@ -55,9 +55,11 @@
 
 mod checkpoints;
 mod observers;
+mod progress;
 
 pub use checkpoints::fingerprint;
 pub use observers::{MetricsFile, Plots, TensorBoard};
+pub use progress::Progress;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::Dataset;
