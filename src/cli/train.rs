@@ -391,7 +391,6 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         }
     };
     let args = &args;
-    let out = Out { json: args.json };
     let config = args.config();
     check_settings(args, &config)?;
     let full = load_data(args)?;
@@ -409,53 +408,9 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         let name = format!("{}-{model_name}-{}", args.data_name(), utc_timestamp());
         PathBuf::from("runs").join(name)
     });
-    // What a checkpoint records to continue the run: every setting, with
-    // the data file's absolute path so it resumes from any folder.
-    let mut recorded = args.clone();
-    recorded.resume = None;
-    recorded.out = Some(dir.clone());
-    if recorded.data != "spiral" && resume.is_none() {
-        if let Ok(abs) = std::fs::canonicalize(&recorded.data) {
-            recorded.data = abs.to_string_lossy().into_owned();
-        }
-    }
-    let command = resume
-        .as_ref()
-        .and_then(|c| c.extra.get("training_command").cloned())
-        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
-
-    // Ctrl-C: the run stops after the current step and saves; a second
-    // Ctrl-C exits at once. Installed before the first line is printed, so
-    // whoever has seen that line may interrupt.
-    let stop = Interrupter::new();
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.interrupt() {
-            std::process::exit(130);
-        }
-    })
-    .context("cannot install the Ctrl-C handler")?;
-    out.line(&format!(
-        "vnn train: {} rows x {} features, {} classes{}; {model_name} {:?}; {} epochs, {} lr {}, reg {}",
-        train_raw.n_rows(),
-        train_raw.n_features,
-        train_raw.n_classes,
-        test_raw
-            .as_ref()
-            .map_or(String::new(), |t| format!(" (+{} test rows)", t.n_rows())),
-        model.layout.sizes,
-        config.epochs,
-        config.optimizer.name(),
-        config.lr,
-        config.reg
-    ));
-    if let (Some(ckpt), Some(path)) = (&resume, &args.resume) {
-        out.line(&format!(
-            "resuming from {} at step {}",
-            path.display(),
-            ckpt.step
-        ));
-    }
+    let (settings, command) = recorded(args, &dir, resume.as_ref())?;
+    let stop = interrupter()?;
+    header(args, &train_raw, test_raw.as_ref(), &model, resume.as_ref());
     let title = format!("{model_name} on {}", args.data_name());
     let points = (!args.no_plots && train_raw.n_features == 2).then(|| {
         let mut all = train_raw.clone();
@@ -468,7 +423,7 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
     let sizes = model.layout.sizes.clone();
     let mut builder = SessionBuilder::new(model, config.clone(), &dir)
         .log_every(args.log_every)
-        .settings(serde_json::to_string(&recorded)?)
+        .settings(settings)
         .extra("training_command", command)
         .extra("label_column", label_col)
         .data_fingerprint(&args.data, &full)
@@ -494,6 +449,72 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
     .map_err(with_flags)?;
     report(&outcome, args.json);
     Ok(ExitCode::from(if outcome.interrupted { 130 } else { 0 }))
+}
+
+/// The settings a checkpoint records to continue the run (JSON: every
+/// setting, with the data file's absolute path so it resumes from any
+/// folder), and the command that started the run.
+fn recorded(args: &TrainArgs, dir: &Path, resume: Option<&Checkpoint>) -> Result<(String, String)> {
+    let mut recorded = args.clone();
+    recorded.resume = None;
+    recorded.out = Some(dir.to_path_buf());
+    if recorded.data != "spiral" && resume.is_none() {
+        if let Ok(abs) = std::fs::canonicalize(&recorded.data) {
+            recorded.data = abs.to_string_lossy().into_owned();
+        }
+    }
+    let command = resume
+        .and_then(|c| c.extra.get("training_command").cloned())
+        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
+    Ok((serde_json::to_string(&recorded)?, command))
+}
+
+/// Connects Ctrl-C to a session's interrupter: the run stops after the
+/// current step and saves; a second Ctrl-C exits at once. Installed before
+/// the first line is printed, so whoever has seen that line may interrupt.
+fn interrupter() -> Result<Interrupter> {
+    let stop = Interrupter::new();
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.interrupt() {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+/// The first lines: the data, the model and the settings; where a resumed
+/// run starts.
+fn header(
+    args: &TrainArgs,
+    train_raw: &Dataset,
+    test_raw: Option<&Dataset>,
+    model: &Model,
+    resume: Option<&Checkpoint>,
+) {
+    let out = Out { json: args.json };
+    let config = args.config();
+    let model_name = format!("{:?}", args.model).to_lowercase();
+    out.line(&format!(
+        "vnn train: {} rows x {} features, {} classes{}; {model_name} {:?}; {} epochs, {} lr {}, reg {}",
+        train_raw.n_rows(),
+        train_raw.n_features,
+        train_raw.n_classes,
+        test_raw.map_or(String::new(), |t| format!(" (+{} test rows)", t.n_rows())),
+        model.layout.sizes,
+        config.epochs,
+        config.optimizer.name(),
+        config.lr,
+        config.reg
+    ));
+    if let (Some(ckpt), Some(path)) = (resume, &args.resume) {
+        out.line(&format!(
+            "resuming from {} at step {}",
+            path.display(),
+            ckpt.step
+        ));
+    }
 }
 
 /// The settings as `metrics.json` records them.
