@@ -81,6 +81,59 @@ impl Report {
     pub fn gflops(&self) -> Option<f64> {
         self.flop.map(|f| f / self.median())
     }
+
+    /// The report as one JSON object: `workload`, `threads`, `median_ns`,
+    /// `min_ns`, `max_ns`, `samples`, `calls_per_sample` and, where
+    /// meaningful, `gflops`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut o = serde_json::json!({
+            "workload": self.workload,
+            "threads": self.threads,
+            "median_ns": self.median(),
+            "min_ns": self.min(),
+            "max_ns": self.max(),
+            "samples": self.ns.len(),
+            "calls_per_sample": self.calls_per_sample,
+        });
+        if let Some(g) = self.gflops() {
+            o["gflops"] = serde_json::json!(g);
+        }
+        o
+    }
+}
+
+/// One line: workload, threads, median, minimum and maximum per call,
+/// GFLOP/s where meaningful, samples and calls per sample.
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self
+            .gflops()
+            .map_or(String::new(), |g| format!("  {g:7.1} GFLOP/s"));
+        write!(
+            f,
+            "{:<18} threads {:>2}  median {:>12}  min {:>12}  max {:>12}{g}  ({} samples x {} calls)",
+            self.workload,
+            self.threads,
+            fmt_ns(self.median()),
+            fmt_ns(self.min()),
+            fmt_ns(self.max()),
+            self.ns.len(),
+            self.calls_per_sample
+        )
+    }
+}
+
+/// `1.23 us`-style text of a duration in nanoseconds.
+fn fmt_ns(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.1} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} us", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.3} s", ns / 1e9)
+    }
 }
 
 /// How long to measure one workload.

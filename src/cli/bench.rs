@@ -8,7 +8,6 @@
 use super::with_threads;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use serde_json::json;
 use std::io::Write;
 use std::process::ExitCode;
 use vnn::bench::{self, Report};
@@ -46,51 +45,11 @@ pub(crate) struct BenchArgs {
 /// Writes the report to stdout (an error when stdout is closed).
 fn print(r: &Report, json: bool) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let (med, min, max) = (r.median(), r.min(), r.max());
-    if json {
-        let mut o = json!({
-            "workload": r.workload,
-            "threads": r.threads,
-            "median_ns": med,
-            "min_ns": min,
-            "max_ns": max,
-            "samples": r.ns.len(),
-            "calls_per_sample": r.calls_per_sample,
-        });
-        if let Some(g) = r.gflops() {
-            o["gflops"] = json!(g);
-        }
-        writeln!(out, "{o}")?;
-    } else {
-        let g = r
-            .gflops()
-            .map_or(String::new(), |g| format!("  {g:7.1} GFLOP/s"));
-        writeln!(
-            out,
-            "{:<18} threads {:>2}  median {:>12}  min {:>12}  max {:>12}{g}  ({} samples x {} calls)",
-            r.workload,
-            r.threads,
-            fmt_ns(med),
-            fmt_ns(min),
-            fmt_ns(max),
-            r.ns.len(),
-            r.calls_per_sample
-        )?;
+    match json {
+        true => writeln!(out, "{}", r.to_json())?,
+        false => writeln!(out, "{r}")?,
     }
     out.flush()
-}
-
-/// `1.23 us`-style text of a duration in nanoseconds.
-fn fmt_ns(ns: f64) -> String {
-    if ns < 1e3 {
-        format!("{ns:.1} ns")
-    } else if ns < 1e6 {
-        format!("{:.2} us", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.2} ms", ns / 1e6)
-    } else {
-        format!("{:.3} s", ns / 1e9)
-    }
 }
 
 /// Runs `vnn bench`.

@@ -1,19 +1,12 @@
 //! `vnn train`.
 //!
-//! # Checkpoints, resuming and interruption
-//! With `--checkpoint-every N` the run writes `checkpoint.safetensors` into
-//! its run folder every N optimizer steps and at the end (atomically: a
-//! crash leaves the previous checkpoint whole). `--resume PATH` continues
-//! the run of that checkpoint with the settings recorded in it and ends with
-//! the same weights, bit for bit, as the run left uninterrupted. With
-//! `--resume`, only options that do not change the run may be given:
-//! `--epochs` (to lengthen or shorten it), `--out` (another run folder; by
-//! default the checkpoint's folder), `--threads`, `--json`, `--no-plots`,
-//! and how often to log, print and checkpoint; any other option is refused. Ctrl-C stops the run after the current
-//! step, saves the model and a checkpoint, and exits with code 130 (a
-//! second Ctrl-C exits at once). When the loss stops being finite the run
-//! stops with an error naming the step; the checkpoint then holds the last
-//! good state, never non-finite weights.
+//! The run itself is a [`vnn::session::Session`] (checkpoints, resume
+//! checks, Ctrl-C, divergence). `--resume PATH` takes the settings recorded
+//! in the checkpoint; only options that do not change the run may be given
+//! with it (`--epochs` to lengthen or shorten it, `--out`, by default the
+//! checkpoint's folder, `--threads`, `--json`, `--no-plots`, and how often
+//! to log, print and checkpoint). Ctrl-C exits with code 130 after saving
+//! (a second Ctrl-C exits at once).
 
 use super::{with_threads, Out};
 use anyhow::{anyhow, bail, Context, Result};
@@ -24,7 +17,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vnn::checkpoint::Checkpoint;
-use vnn::data::{self, Dataset, Standardizer};
+use vnn::data::{self, Dataset};
 use vnn::model::{Init, Model};
 use vnn::session::{
     utc_timestamp, Interrupter, MetricsFile, Outcome, Plots, Progress, SessionBuilder, TensorBoard,
@@ -326,31 +319,27 @@ fn resume_settings(
     Ok((args, ckpt))
 }
 
-/// The model of the settings for `train` (with its names and, with
-/// `--standardize`, its standardizer), and `train` as the model sees it.
+/// The model of the settings for `train`, and `train` as the model sees it.
 fn build_model(args: &TrainArgs, train: &Dataset) -> Result<(Model, Dataset)> {
-    let mut sizes = vec![train.n_features];
+    let mut hidden: &[usize] = &[];
     if args.model == ModelKind::Mlp {
         if args.hidden.is_empty() || args.hidden.contains(&0) {
             bail!("--hidden needs one or more positive widths, e.g. 100 or 128,64");
         }
-        sizes.extend_from_slice(&args.hidden);
+        hidden = &args.hidden;
     }
-    sizes.push(train.n_classes);
     let init = match args.init {
         InitKind::He => Init::He,
         InitKind::Small => Init::Small,
     };
-    let mut model = Model::new(&sizes, init, args.seed.wrapping_add(0x1_0000))?;
-    model.feature_names = train.feature_names.clone();
-    model.class_names = train.class_names.clone();
-    let mut train_std = train.clone();
-    if args.standardize {
-        let s = Standardizer::fit(&train.features, train.n_features);
-        s.apply(&mut train_std.features);
-        model.standardizer = Some(s);
-    }
-    Ok((model, train_std))
+    let seed = args.seed.wrapping_add(0x1_0000);
+    Ok(vnn::session::model_for(
+        train,
+        hidden,
+        init,
+        seed,
+        args.standardize,
+    )?)
 }
 
 /// Refuses settings that cannot run, naming their options.

@@ -521,6 +521,44 @@ impl<'d> Session<'d, '_> {
     }
 }
 
+/// A new model for `train`: `n_features`, the `hidden` widths (none: a
+/// linear classifier), `n_classes`, initialized with `init` and `seed`, with
+/// the data's feature and class names; with `standardize`, a standardizer
+/// fitted on `train`. Gives the model and `train` as the model sees it
+/// (standardized or a copy), to train on.
+///
+/// # Errors
+/// As [`Model::new`]: a zero width, or data without features or classes.
+///
+/// # Example
+/// ```
+/// let data = vnn::data::spiral(10, 3, 0);
+/// let (model, seen) = vnn::session::model_for(&data, &[8], vnn::model::Init::He, 0, true).unwrap();
+/// assert_eq!(model.layout.sizes, [2, 8, 3]);
+/// assert!(model.standardizer.is_some() && seen.features != data.features);
+/// ```
+pub fn model_for(
+    train: &Dataset,
+    hidden: &[usize],
+    init: crate::model::Init,
+    seed: u64,
+    standardize: bool,
+) -> Result<(Model, Dataset)> {
+    let mut sizes = vec![train.n_features];
+    sizes.extend_from_slice(hidden);
+    sizes.push(train.n_classes);
+    let mut model = Model::new(&sizes, init, seed)?;
+    model.feature_names = train.feature_names.clone();
+    model.class_names = train.class_names.clone();
+    let mut seen = train.clone();
+    if standardize {
+        let s = crate::data::Standardizer::fit(&train.features, train.n_features);
+        s.apply(&mut seen.features);
+        model.standardizer = Some(s);
+    }
+    Ok((model, seen))
+}
+
 /// UTC timestamp `YYYYmmdd-HHMMSS` of the system clock (for run folder
 /// names).
 ///
