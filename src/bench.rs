@@ -32,6 +32,35 @@ pub enum Workload {
     All,
 }
 
+impl Workload {
+    /// Every workload with its command-line name and a one-line
+    /// description.
+    pub const LIST: [(Workload, &'static str, &'static str); 6] = [
+        (
+            Workload::Spiral,
+            "spiral",
+            "One full-batch SGD step of MLP 2-100-3 on the spiral (300 rows)",
+        ),
+        (
+            Workload::Mnist,
+            "mnist",
+            "One full-batch SGD step of MLP 784-512-10 on 10,000 synthetic rows",
+        ),
+        (
+            Workload::InferSmall,
+            "infer-small",
+            "Batch-1 `predict_one` on 2-100-3",
+        ),
+        (
+            Workload::InferMnist,
+            "infer-mnist",
+            "Batch-1 `predict_one` on 784-512-10 (and split over two threads)",
+        ),
+        (Workload::Peak, "peak", "f32 FMA peak over all threads"),
+        (Workload::All, "all", "Everything above"),
+    ];
+}
+
 /// Per-call timings of one workload.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {

@@ -64,7 +64,7 @@ pub enum Error {
         epochs: u64,
     },
     /// Training diverged: the loss stopped being finite.
-    #[error("training diverged at step {step}: the loss is {loss}; lower the learning rate (--lr) or raise regularization")]
+    #[error("training diverged at step {step}: the loss is {loss}; lower the learning rate or raise regularization")]
     Diverged {
         /// The optimizer step whose loss was not finite (1-based).
         step: u64,

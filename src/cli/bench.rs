@@ -7,33 +7,42 @@
 
 use super::with_threads;
 use anyhow::{Context, Result};
+use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::process::ExitCode;
 use vnn::bench::{self, Report};
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Workload {
-    /// One full-batch SGD step of MLP 2-100-3 on the spiral (300 rows).
-    Spiral,
-    /// One full-batch SGD step of MLP 784-512-10 on 10,000 synthetic rows.
-    Mnist,
-    /// Batch-1 `predict_one` on 2-100-3.
-    InferSmall,
-    /// Batch-1 `predict_one` on 784-512-10 (and split over two threads).
-    InferMnist,
-    /// f32 FMA peak over all threads.
-    Peak,
-    /// Everything above.
-    All,
+/// A `--workload` value: one of [`bench::Workload::LIST`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WorkloadArg(bench::Workload);
+
+impl ValueEnum for WorkloadArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        use bench::Workload::*;
+        &[
+            Self(Spiral),
+            Self(Mnist),
+            Self(InferSmall),
+            Self(InferMnist),
+            Self(Peak),
+            Self(All),
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let list = bench::Workload::LIST.iter();
+        let (_, name, help) = list.into_iter().find(|(w, ..)| *w == self.0)?;
+        Some(PossibleValue::new(*name).help(*help))
+    }
 }
 
 /// Options of `vnn bench`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct BenchArgs {
     /// Which workload to time.
-    #[arg(long, value_enum, default_value_t = Workload::All)]
-    workload: Workload,
+    #[arg(long, value_enum, default_value_t = WorkloadArg(bench::Workload::All))]
+    workload: WorkloadArg,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -54,14 +63,7 @@ fn print(r: &Report, json: bool) -> std::io::Result<()> {
 
 /// Runs `vnn bench`.
 pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
-    let workload = match args.workload {
-        Workload::Spiral => bench::Workload::Spiral,
-        Workload::Mnist => bench::Workload::Mnist,
-        Workload::InferSmall => bench::Workload::InferSmall,
-        Workload::InferMnist => bench::Workload::InferMnist,
-        Workload::Peak => bench::Workload::Peak,
-        Workload::All => bench::Workload::All,
-    };
+    let workload = args.workload.0;
     with_threads(args.threads, || {
         bench::run(workload, |r: Report| -> Result<()> {
             print(&r, args.json).context("writing the report")

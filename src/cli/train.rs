@@ -357,12 +357,14 @@ fn check_settings(args: &TrainArgs, config: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
-/// The library's error, with the CLI's option where the message asks for
-/// more epochs.
+/// The library's error, with the CLI's options where the message asks for
+/// more epochs or a lower learning rate.
 fn with_flags(e: vnn::Error) -> anyhow::Error {
+    let text = e.to_string();
     match e {
-        vnn::Error::RunEnded { .. } => {
-            anyhow!(e.to_string().replace("more epochs", "more --epochs"))
+        vnn::Error::RunEnded { .. } => anyhow!(text.replace("more epochs", "more --epochs")),
+        vnn::Error::Diverged { .. } => {
+            anyhow!(text.replace("learning rate", "learning rate (--lr)"))
         }
         e => e.into(),
     }

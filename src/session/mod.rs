@@ -472,7 +472,7 @@ impl<'d> Session<'d, '_> {
     /// observers.
     fn observe(&mut self, stats: &StepStats, total: u64) -> Result<()> {
         let s = stats.step;
-        if s % self.log_every == 0 || s == total || s == 1 {
+        if s.is_multiple_of(self.log_every) || s == total || s == 1 {
             let test_accuracy = match self.test {
                 Some(t) => Some(evaluate(self.trainer.model(), t)?.accuracy),
                 None => None,

@@ -55,7 +55,7 @@ impl Observer for Progress {
     fn on_step(&mut self, stats: &StepStats, total: u64) -> Result<()> {
         let s = stats.step;
         let Some(bar) = &self.bar else { return Ok(()) };
-        if (s - 1) % self.print_every == 0 || s == total {
+        if (s - 1).is_multiple_of(self.print_every) || s == total {
             let line = format!(
                 "EPOCH {}: Training loss: {:.3}, Accuracy: {:.3}",
                 stats.epoch, stats.loss, stats.accuracy
