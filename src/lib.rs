@@ -41,7 +41,7 @@
 //!   event files; [`plot`]: PNG pictures; [`fsutil`]: atomic writes.
 //! - [`session`]: training runs with checkpoints, resume, interruption and
 //!   observers; [`predict`]: predictions and evaluations as `vnn predict`
-//!   and `vnn eval` print them; [`bench`]: the workloads of `vnn bench`.
+//!   and `vnn eval` print them; [`bench`](mod@bench): the workloads of `vnn bench`.
 #![warn(missing_docs)]
 
 pub mod bench;

@@ -50,7 +50,7 @@
 //!     .run()?;
 //! assert_eq!((done.steps, done.interrupted), (40, false));
 //! std::fs::remove_dir_all(&dir)?;
-//! # Ok::<(), vnn::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod checkpoints;
