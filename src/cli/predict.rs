@@ -9,6 +9,17 @@ use std::process::ExitCode;
 use vnn::model::Model;
 use vnn::predict;
 
+/// How `vnn predict` and `vnn eval` read and compute.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Input {
+    /// CSV field delimiter (one character, or `tab`).
+    #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
+    pub(crate) delimiter: u8,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+}
+
 /// Options of `vnn predict`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct PredictArgs {
@@ -24,12 +35,8 @@ pub(crate) struct PredictArgs {
     /// Print one JSON object {"predictions": [...]} instead of CSV.
     #[arg(long)]
     json: bool,
-    /// CSV field delimiter (one character, or `tab`).
-    #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
-    delimiter: u8,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    input: Input,
 }
 
 /// Options of `vnn eval`.
@@ -47,12 +54,8 @@ pub(crate) struct EvalArgs {
     /// Print one JSON object with accuracy, loss, n and confusion.
     #[arg(long)]
     json: bool,
-    /// CSV field delimiter (one character, or `tab`).
-    #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
-    delimiter: u8,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    input: Input,
 }
 
 fn load(model_path: &Path) -> Result<(Model, std::collections::BTreeMap<String, String>)> {
@@ -66,18 +69,21 @@ pub(crate) fn run_predict(args: &PredictArgs) -> Result<ExitCode> {
         &model.feature_names,
         &model.class_names,
         None,
-        args.delimiter,
+        args.input.delimiter,
     )?;
     let rows = data.rows;
-    let (pred, proba) = with_threads(args.threads, || -> Result<(Vec<u32>, Option<Vec<f32>>)> {
-        let pred = model.predict(&data.features, rows)?;
-        let proba = if args.proba {
-            Some(model.predict_proba(&data.features, rows)?)
-        } else {
-            None
-        };
-        Ok((pred, proba))
-    })??;
+    let (pred, proba) = with_threads(
+        args.input.threads,
+        || -> Result<(Vec<u32>, Option<Vec<f32>>)> {
+            let pred = model.predict(&data.features, rows)?;
+            let proba = if args.proba {
+                Some(model.predict_proba(&data.features, rows)?)
+            } else {
+                None
+            };
+            Ok((pred, proba))
+        },
+    )??;
     if args.json {
         println!(
             "{}",
@@ -104,7 +110,7 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
         &model.feature_names,
         &model.class_names,
         Some(&label),
-        args.delimiter,
+        args.input.delimiter,
     )?;
     let Some(labels) = data.labels else {
         let hint = if args.label.is_some() {
@@ -118,7 +124,7 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
         );
     };
     let ds = predict::labelled_dataset(&model, data.features, labels);
-    let eval = with_threads(args.threads, || vnn::train::evaluate(&model, &ds))??;
+    let eval = with_threads(args.input.threads, || vnn::train::evaluate(&model, &ds))??;
     if args.json {
         println!(
             "{}",

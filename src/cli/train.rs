@@ -231,29 +231,23 @@ const RESUME_OPTIONS: [&str; 9] = [
 fn refuse_inapplicable(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
     let spiral = args.data == "spiral";
+    let (no_csv, spiral_only) = (
+        "the built-in spiral has no CSV columns",
+        "it applies to --data spiral only",
+    );
+    let linear = args.model == ModelKind::Linear;
+    let no_momentum = args.optimizer != OptimizerKind::Momentum;
     let checks = [
-        (
-            "hidden",
-            args.model == ModelKind::Linear,
-            "--model linear has no hidden layers",
-        ),
+        ("hidden", linear, "--model linear has no hidden layers"),
         (
             "momentum",
-            args.optimizer != OptimizerKind::Momentum,
+            no_momentum,
             "it applies to --optimizer momentum only",
         ),
-        ("label", spiral, "the built-in spiral has no CSV columns"),
-        (
-            "delimiter",
-            spiral,
-            "the built-in spiral has no CSV columns",
-        ),
-        ("spiral_points", !spiral, "it applies to --data spiral only"),
-        (
-            "spiral_classes",
-            !spiral,
-            "it applies to --data spiral only",
-        ),
+        ("label", spiral, no_csv),
+        ("delimiter", spiral, no_csv),
+        ("spiral_points", !spiral, spiral_only),
+        ("spiral_classes", !spiral, spiral_only),
     ];
     for (id, inapplicable, why) in checks {
         if inapplicable && given(id) {
