@@ -53,14 +53,37 @@ pub enum Error {
     /// A setting is out of range or settings contradict each other.
     #[error("invalid setting: {0}")]
     Config(String),
+    /// A run cannot go on as asked: a checkpoint that does not belong to
+    /// this run, or a final state that cannot be saved.
+    #[error("{0}")]
+    Run(String),
+    /// A resumed run would start at or past its last step.
+    #[error("{}", run_ended(*step, *total, *epochs))]
+    RunEnded {
+        /// The checkpoint's step.
+        step: u64,
+        /// The steps of the whole run.
+        total: u64,
+        /// The run's epochs.
+        epochs: u64,
+    },
     /// Training diverged: the loss stopped being finite.
-    #[error("training diverged at step {step}: the loss is {loss}; lower the learning rate (--lr) or raise regularization")]
+    #[error("training diverged at step {step}: the loss is {loss}; lower the learning rate or raise regularization")]
     Diverged {
         /// The optimizer step whose loss was not finite (1-based).
         step: u64,
         /// The loss value.
         loss: f64,
     },
+}
+
+/// The text of [`Error::RunEnded`].
+fn run_ended(step: u64, total: u64, epochs: u64) -> String {
+    if step == total {
+        format!("the run in this checkpoint is complete (step {step} of {total}); give more epochs to continue it")
+    } else {
+        format!("the checkpoint is at step {step}, past the end of a run of {epochs} epochs ({total} steps); give more epochs")
+    }
 }
 
 /// Result with the library's [`Error`].

@@ -39,9 +39,14 @@
 //!   same bits for any thread count; [`train::evaluate`].
 //! - [`modelfile`] and [`checkpoint`]: safetensors files; [`tensorboard`]:
 //!   event files; [`plot`]: PNG pictures; [`fsutil`]: atomic writes.
-//! - [`onnx`]: export a model as an ONNX graph for other runtimes.
+//! - [`onnx`]: export a model as an ONNX graph for other runtimes;
+//!   [`proto`]: the protobuf messages of event files and ONNX models.
+//! - [`session`]: training runs with checkpoints, resume, interruption and
+//!   observers; [`predict`]: predictions and evaluations as `vnn predict`
+//!   and `vnn eval` print them; [`bench`](mod@bench): the workloads of `vnn bench`.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod checkpoint;
 pub mod csv;
 pub mod data;
@@ -51,7 +56,9 @@ pub mod model;
 pub mod modelfile;
 pub mod onnx;
 pub mod plot;
+pub mod predict;
 pub mod proto;
+pub mod session;
 pub mod tensorboard;
 pub mod train;
 

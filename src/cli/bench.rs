@@ -7,39 +7,42 @@
 
 use super::with_threads;
 use anyhow::{Context, Result};
+use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
-use serde_json::json;
-use std::hint::black_box;
+use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
-use vnn::data::{self, Dataset};
-use vnn::model::{Init, Model};
-use vnn::train::{TrainConfig, Trainer};
-use vnn_kernels::gemm;
-use wide::{f32x16, f32x8};
+use vnn::bench::{self, Report};
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Workload {
-    /// One full-batch SGD step of MLP 2-100-3 on the spiral (300 rows).
-    Spiral,
-    /// One full-batch SGD step of MLP 784-512-10 on 10,000 synthetic rows.
-    Mnist,
-    /// Batch-1 `predict_one` on 2-100-3.
-    InferSmall,
-    /// Batch-1 `predict_one` on 784-512-10 (and split over two threads).
-    InferMnist,
-    /// f32 FMA peak over all threads.
-    Peak,
-    /// Everything above.
-    All,
+/// A `--workload` value: one of [`bench::Workload::LIST`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WorkloadArg(bench::Workload);
+
+impl ValueEnum for WorkloadArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        use bench::Workload::*;
+        &[
+            Self(Spiral),
+            Self(Mnist),
+            Self(InferSmall),
+            Self(InferMnist),
+            Self(Peak),
+            Self(All),
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let list = bench::Workload::LIST.iter();
+        let (_, name, help) = list.into_iter().find(|(w, ..)| *w == self.0)?;
+        Some(PossibleValue::new(*name).help(*help))
+    }
 }
 
 /// Options of `vnn bench`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct BenchArgs {
     /// Which workload to time.
-    #[arg(long, value_enum, default_value_t = Workload::All)]
-    workload: Workload,
+    #[arg(long, value_enum, default_value_t = WorkloadArg(bench::Workload::All))]
+    workload: WorkloadArg,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -48,416 +51,23 @@ pub(crate) struct BenchArgs {
     json: bool,
 }
 
-/// Per-call timings of one workload.
-struct Report {
-    workload: &'static str,
-    threads: usize,
-    /// Per-call times in nanoseconds, sorted.
-    ns: Vec<f64>,
-    /// Floating-point operations of one call, where they are meaningful.
-    flop: Option<f64>,
-    /// Calls per sample.
-    inner: usize,
-}
-
-impl Report {
-    fn median(&self) -> f64 {
-        let n = self.ns.len();
-        if n % 2 == 1 {
-            self.ns[n / 2]
-        } else {
-            0.5 * (self.ns[n / 2 - 1] + self.ns[n / 2])
-        }
+/// Writes the report to stdout (an error when stdout is closed).
+fn print(r: &Report, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match json {
+        true => writeln!(out, "{}", r.to_json())?,
+        false => writeln!(out, "{r}")?,
     }
-
-    fn gflops(&self) -> Option<f64> {
-        self.flop.map(|f| f / self.median())
-    }
-
-    /// Writes the report to stdout (an error when stdout is closed).
-    fn print(&self, json: bool) -> std::io::Result<()> {
-        use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let (med, min, max) = (self.median(), self.ns[0], self.ns[self.ns.len() - 1]);
-        if json {
-            let mut o = json!({
-                "workload": self.workload,
-                "threads": self.threads,
-                "median_ns": med,
-                "min_ns": min,
-                "max_ns": max,
-                "samples": self.ns.len(),
-                "calls_per_sample": self.inner,
-            });
-            if let Some(g) = self.gflops() {
-                o["gflops"] = json!(g);
-            }
-            writeln!(out, "{o}")?;
-        } else {
-            let g = self
-                .gflops()
-                .map_or(String::new(), |g| format!("  {g:7.1} GFLOP/s"));
-            writeln!(
-                out,
-                "{:<18} threads {:>2}  median {:>12}  min {:>12}  max {:>12}{g}  ({} samples x {} calls)",
-                self.workload,
-                self.threads,
-                fmt_ns(med),
-                fmt_ns(min),
-                fmt_ns(max),
-                self.ns.len(),
-                self.inner
-            )?;
-        }
-        out.flush()
-    }
-}
-
-/// `1.23 us`-style text of a duration in nanoseconds.
-fn fmt_ns(ns: f64) -> String {
-    if ns < 1e3 {
-        format!("{ns:.1} ns")
-    } else if ns < 1e6 {
-        format!("{:.2} us", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.2} ms", ns / 1e6)
-    } else {
-        format!("{:.3} s", ns / 1e9)
-    }
-}
-
-/// How long to measure one workload.
-struct Budget {
-    /// Warm-up time (at least one call).
-    warmup: Duration,
-    /// Measuring time (at least `min_samples` samples).
-    measure: Duration,
-    min_samples: usize,
-    max_samples: usize,
-    /// Target duration of one sample (calls are batched up to this).
-    sample: Duration,
-}
-
-/// Warms `f` up, then times it in samples of several calls each.
-fn measure(budget: &Budget, mut f: impl FnMut()) -> (Vec<f64>, usize) {
-    // Warm-up, which also estimates the time of one call.
-    let start = Instant::now();
-    let mut calls = 0u64;
-    while calls == 0 || start.elapsed() < budget.warmup {
-        f();
-        calls += 1;
-    }
-    let per_call = start.elapsed().as_secs_f64() / calls as f64;
-    let inner = ((budget.sample.as_secs_f64() / per_call).ceil() as usize).max(1);
-    let samples = ((budget.measure.as_secs_f64() / (per_call * inner as f64)) as usize)
-        .clamp(budget.min_samples, budget.max_samples);
-    let mut ns = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let t = Instant::now();
-        for _ in 0..inner {
-            f();
-        }
-        ns.push(t.elapsed().as_nanos() as f64 / inner as f64);
-    }
-    ns.sort_by(f64::total_cmp);
-    (ns, inner)
-}
-
-/// Flops of one full-batch training step of an `n_in-h-k` MLP on `n` rows:
-/// forward `2N(DH + HK)`, backward `2N(DH + 2HK)` (no input gradient).
-fn step_flop(n: usize, d: usize, h: usize, k: usize) -> f64 {
-    2.0 * n as f64 * (2.0 * (d * h) as f64 + 3.0 * (h * k) as f64)
-}
-
-/// Times full-batch SGD steps of `sizes` on `data`.
-fn bench_step(
-    name: &'static str,
-    data: &Dataset,
-    sizes: &[usize],
-    lr: f32,
-    budget: &Budget,
-) -> Result<Report> {
-    let model = Model::new(sizes, Init::He, 1)?;
-    let config = TrainConfig {
-        epochs: u64::MAX,
-        lr,
-        ..TrainConfig::default()
-    };
-    let mut trainer = Trainer::new(model, data, config)?;
-    let mut failed = None;
-    let (ns, inner) = measure(budget, || {
-        if let Err(e) = trainer.step() {
-            failed.get_or_insert(e);
-        }
-    });
-    if let Some(e) = failed {
-        return Err(e).context(format!("{name}: a training step failed"));
-    }
-    let (d, h, k) = (sizes[0], sizes[1], sizes[2]);
-    Ok(Report {
-        workload: name,
-        threads: rayon::current_num_threads(),
-        ns,
-        flop: Some(step_flop(data.n_rows(), d, h, k)),
-        inner,
-    })
-}
-
-/// Times `predict_one` on a model of `sizes`.
-fn bench_infer(name: &'static str, sizes: &[usize], budget: &Budget) -> Result<Report> {
-    let model = Model::new(sizes, Init::He, 2)?;
-    let mut scratch = model.scratch();
-    let x = vnn::data::synthetic(1, sizes[0], 2, 3).features;
-    let mut failed = false;
-    let (ns, inner) = measure(budget, || {
-        failed |= black_box(model.predict_one(black_box(&x), &mut scratch)).is_err();
-    });
-    anyhow::ensure!(!failed, "{name}: predict_one failed");
-    Ok(Report {
-        workload: name,
-        threads: 1,
-        ns,
-        flop: Some(infer_flop(sizes)),
-        inner,
-    })
-}
-
-fn infer_flop(sizes: &[usize]) -> f64 {
-    sizes.windows(2).map(|w| 2.0 * (w[0] * w[1]) as f64).sum()
-}
-
-/// A one-hidden-layer model whose hidden units are cut in two halves, each
-/// half with its own contiguous copy of its weights, so that two threads
-/// each read only their half.
-struct SplitMlp {
-    halves: [Half; 2],
-    b2: Vec<f32>,
-    k: usize,
-}
-
-struct Half {
-    /// `d x h_half` first-layer weights and biases.
-    w1: Vec<f32>,
-    b1: Vec<f32>,
-    /// `h_half x k` rows of the second layer.
-    w2: Vec<f32>,
-}
-
-impl SplitMlp {
-    fn new(model: &Model) -> SplitMlp {
-        let (w1, b1) = model.layer(0);
-        let (w2, b2) = model.layer(1);
-        let (d, h, k) = (
-            model.layout.sizes[0],
-            model.layout.sizes[1],
-            model.layout.sizes[2],
-        );
-        let cut = (h / 2).next_multiple_of(8).min(h);
-        let half = |lo: usize, hi: usize| Half {
-            w1: (0..d)
-                .flat_map(|i| w1[i * h + lo..i * h + hi].iter().copied())
-                .collect(),
-            b1: b1[lo..hi].to_vec(),
-            w2: w2[lo * k..hi * k].to_vec(),
-        };
-        SplitMlp {
-            halves: [half(0, cut), half(cut, h)],
-            b2: b2.to_vec(),
-            k,
-        }
-    }
-
-    /// Partial logits of one half (`k` values, no output bias).
-    fn half_logits(half: &Half, x: &[f32], hidden: &mut [f32], out: &mut [f32]) {
-        let hh = half.b1.len();
-        gemm::matvec_bias(x, &half.w1, &half.b1, x.len(), hh, hidden);
-        for v in hidden.iter_mut() {
-            *v = v.max(0.0);
-        }
-        out.fill(0.0);
-        for (&a, row) in hidden.iter().zip(half.w2.chunks_exact(out.len())) {
-            for (o, &w) in out.iter_mut().zip(row) {
-                *o += a * w;
-            }
-        }
-    }
-
-    /// The predicted class, the halves run with `rayon::join`.
-    fn predict_one(&self, x: &[f32], scratch: &mut [Vec<f32>; 4]) -> usize {
-        let [h0, h1, o0, o1] = scratch;
-        rayon::join(
-            || Self::half_logits(&self.halves[0], x, h0, o0),
-            || Self::half_logits(&self.halves[1], x, h1, o1),
-        );
-        let mut best = 0;
-        let mut best_v = f32::NEG_INFINITY;
-        for j in 0..self.k {
-            let v = self.b2[j] + o0[j] + o1[j];
-            if v > best_v {
-                best_v = v;
-                best = j;
-            }
-        }
-        best
-    }
-}
-
-/// Times batch-1 inference of 784-512-10 with each of two threads holding
-/// half of the hidden units.
-fn bench_infer_split(sizes: &[usize], budget: &Budget) -> Result<Report> {
-    let model = Model::new(sizes, Init::He, 2)?;
-    let split = SplitMlp::new(&model);
-    let x = vnn::data::synthetic(1, sizes[0], 2, 3).features;
-    let mut scratch = [
-        vec![0f32; split.halves[0].b1.len()],
-        vec![0f32; split.halves[1].b1.len()],
-        vec![0f32; split.k],
-        vec![0f32; split.k],
-    ];
-    // The split agrees with the plain path on the class.
-    let mut s = model.scratch();
-    anyhow::ensure!(
-        split.predict_one(&x, &mut scratch) == model.predict_one(&x, &mut s)?,
-        "infer-mnist-split disagrees with predict_one"
-    );
-    let (ns, inner) = measure(budget, || {
-        black_box(split.predict_one(black_box(&x), &mut scratch));
-    });
-    Ok(Report {
-        workload: "infer-mnist-split",
-        threads: 2,
-        ns,
-        flop: Some(infer_flop(sizes)),
-        inner,
-    })
-}
-
-/// Independent FMA chains per thread: enough accumulators to cover the FMA
-/// latency times the number of FMA pipes.
-const PEAK_CHAINS: usize = 12;
-const PEAK_ITERS: usize = 200_000;
-
-/// `iters` rounds of [`PEAK_CHAINS`] independent `f32x8` multiply-adds.
-#[inline(never)]
-fn fma_chains(iters: usize, m: f32, a: f32) -> f32 {
-    let m = f32x8::splat(m);
-    let a = f32x8::splat(a);
-    let mut acc: [f32x8; PEAK_CHAINS] = std::array::from_fn(|i| f32x8::splat(i as f32 * 1e-3));
-    for _ in 0..iters {
-        for s in acc.iter_mut() {
-            *s = s.mul_add(m, a);
-        }
-    }
-    acc.iter().fold(f32x8::ZERO, |x, &y| x + y).reduce_add()
-}
-
-/// [`fma_chains`] on 16-lane vectors (AVX-512 where the build enables it).
-#[inline(never)]
-fn fma_chains_16(iters: usize, m: f32, a: f32) -> f32 {
-    let m = f32x16::splat(m);
-    let a = f32x16::splat(a);
-    let mut acc: [f32x16; PEAK_CHAINS] = std::array::from_fn(|i| f32x16::splat(i as f32 * 1e-3));
-    for _ in 0..iters {
-        for s in acc.iter_mut() {
-            *s = s.mul_add(m, a);
-        }
-    }
-    acc.iter().fold(f32x16::ZERO, |x, &y| x + y).reduce_add()
-}
-
-/// Times [`fma_chains_16`] on every thread of the pool at once.
-fn bench_peak_16(budget: &Budget) -> Report {
-    let threads = rayon::current_num_threads();
-    let (ns, inner) = measure(budget, || {
-        rayon::broadcast(|_| {
-            black_box(fma_chains_16(
-                PEAK_ITERS,
-                black_box(0.999_999),
-                black_box(1e-7),
-            ))
-        });
-    });
-    Report {
-        workload: "peak-f32x16",
-        threads,
-        ns,
-        flop: Some((threads * PEAK_ITERS * PEAK_CHAINS * 16 * 2) as f64),
-        inner,
-    }
-}
-
-/// Times [`fma_chains`] on every thread of the pool at once.
-fn bench_peak(budget: &Budget) -> Report {
-    let threads = rayon::current_num_threads();
-    let (ns, inner) = measure(budget, || {
-        rayon::broadcast(|_| {
-            black_box(fma_chains(
-                PEAK_ITERS,
-                black_box(0.999_999),
-                black_box(1e-7),
-            ))
-        });
-    });
-    Report {
-        workload: "peak",
-        threads,
-        ns,
-        flop: Some((threads * PEAK_ITERS * PEAK_CHAINS * 8 * 2) as f64),
-        inner,
-    }
-}
-
-fn run_in_pool(args: &BenchArgs) -> Result<()> {
-    let threads = rayon::current_num_threads();
-    let w = args.workload;
-    let all = w == Workload::All;
-    let emit = |r: Report| r.print(args.json).context("writing the report");
-    let fast = Budget {
-        warmup: Duration::from_millis(300),
-        measure: Duration::from_millis(2000),
-        min_samples: 20,
-        max_samples: 2000,
-        sample: Duration::from_millis(1),
-    };
-    if all || w == Workload::Spiral {
-        let data = data::spiral(100, 3, 0);
-        emit(bench_step("spiral", &data, &[2, 100, 3], 1.0, &fast)?)?;
-    }
-    if all || w == Workload::Mnist {
-        let data = vnn::data::synthetic(10_000, 784, 10, 7);
-        let slow = Budget {
-            warmup: Duration::from_millis(500),
-            measure: Duration::from_secs(5),
-            min_samples: 15,
-            max_samples: 60,
-            sample: Duration::ZERO,
-        };
-        emit(bench_step("mnist", &data, &[784, 512, 10], 1e-3, &slow)?)?;
-    }
-    if all || w == Workload::InferSmall {
-        emit(bench_infer("infer-small", &[2, 100, 3], &fast)?)?;
-    }
-    if all || w == Workload::InferMnist {
-        emit(bench_infer("infer-mnist", &[784, 512, 10], &fast)?)?;
-        if threads >= 2 {
-            emit(bench_infer_split(&[784, 512, 10], &fast)?)?;
-        }
-    }
-    if all || w == Workload::Peak {
-        let peak = Budget {
-            sample: Duration::ZERO,
-            min_samples: 30,
-            max_samples: 200,
-            ..fast
-        };
-        emit(bench_peak(&peak))?;
-        emit(bench_peak_16(&peak))?;
-    }
-    Ok(())
+    out.flush()
 }
 
 /// Runs `vnn bench`.
 pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
-    with_threads(args.threads, || run_in_pool(args))??;
+    let workload = args.workload.0;
+    with_threads(args.threads, || {
+        bench::run(workload, |r: Report| -> Result<()> {
+            print(&r, args.json).context("writing the report")
+        })
+    })??;
     Ok(ExitCode::SUCCESS)
 }

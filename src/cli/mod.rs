@@ -65,7 +65,7 @@ pub fn run() -> Result<ExitCode> {
 /// stdout.
 #[derive(Clone, Copy)]
 pub(crate) struct Out {
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl Out {

@@ -3,12 +3,22 @@
 use super::{with_threads, Out};
 use anyhow::{bail, Result};
 use clap::Args;
-use serde_json::{json, Value};
-use std::io::Write;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use vnn::data::Dataset;
 use vnn::model::Model;
+use vnn::predict;
+
+/// How `vnn predict` and `vnn eval` read and compute.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Input {
+    /// CSV field delimiter (one character, or `tab`).
+    #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
+    pub(crate) delimiter: u8,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+}
 
 /// Options of `vnn predict`.
 #[derive(Args, Debug, Clone)]
@@ -25,12 +35,8 @@ pub(crate) struct PredictArgs {
     /// Print one JSON object {"predictions": [...]} instead of CSV.
     #[arg(long)]
     json: bool,
-    /// CSV field delimiter (one character, or `tab`).
-    #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
-    delimiter: u8,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    input: Input,
 }
 
 /// Options of `vnn eval`.
@@ -48,31 +54,8 @@ pub(crate) struct EvalArgs {
     /// Print one JSON object with accuracy, loss, n and confusion.
     #[arg(long)]
     json: bool,
-    /// CSV field delimiter (one character, or `tab`).
-    #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
-    delimiter: u8,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-}
-
-/// A class name as JSON: a number when every class name is an integer.
-fn class_value(model: &Model, class: usize) -> Value {
-    let numeric = model.class_names.iter().all(|c| c.parse::<i64>().is_ok());
-    let name = &model.class_names[class];
-    match name.parse::<i64>() {
-        Ok(v) if numeric => json!(v),
-        _ => json!(name),
-    }
-}
-
-/// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+    #[command(flatten)]
+    input: Input,
 }
 
 fn load(model_path: &Path) -> Result<(Model, std::collections::BTreeMap<String, String>)> {
@@ -86,50 +69,31 @@ pub(crate) fn run_predict(args: &PredictArgs) -> Result<ExitCode> {
         &model.feature_names,
         &model.class_names,
         None,
-        args.delimiter,
+        args.input.delimiter,
     )?;
     let rows = data.rows;
-    let (pred, proba) = with_threads(args.threads, || -> Result<(Vec<u32>, Option<Vec<f32>>)> {
-        let pred = model.predict(&data.features, rows)?;
-        let proba = if args.proba {
-            Some(model.predict_proba(&data.features, rows)?)
-        } else {
-            None
-        };
-        Ok((pred, proba))
-    })??;
-    let k = model.n_classes();
+    let (pred, proba) = with_threads(
+        args.input.threads,
+        || -> Result<(Vec<u32>, Option<Vec<f32>>)> {
+            let pred = model.predict(&data.features, rows)?;
+            let proba = if args.proba {
+                Some(model.predict_proba(&data.features, rows)?)
+            } else {
+                None
+            };
+            Ok((pred, proba))
+        },
+    )??;
     if args.json {
-        let mut obj = json!({ "predictions": pred.iter().map(|&c| class_value(&model, c as usize)).collect::<Vec<_>>() });
-        if let Some(p) = &proba {
-            obj["probabilities"] = json!(p.chunks_exact(k).collect::<Vec<_>>());
-            obj["classes"] = json!((0..k).map(|c| class_value(&model, c)).collect::<Vec<_>>());
-        }
-        println!("{obj}");
+        println!(
+            "{}",
+            predict::predictions_json(&model, &pred, proba.as_deref())
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::new(stdout.lock());
-    let mut header = vec!["prediction".to_string()];
-    if proba.is_some() {
-        header.extend(
-            model
-                .class_names
-                .iter()
-                .map(|c| csv_field(&format!("p_{c}"))),
-        );
-    }
-    writeln!(w, "{}", header.join(","))?;
-    for (r, &c) in pred.iter().enumerate() {
-        write!(w, "{}", csv_field(&model.class_names[c as usize]))?;
-        if let Some(p) = &proba {
-            for v in &p[r * k..(r + 1) * k] {
-                write!(w, ",{v}")?;
-            }
-        }
-        writeln!(w)?;
-    }
-    w.flush()?;
+    let w = std::io::BufWriter::new(stdout.lock());
+    predict::write_predictions_csv(w, &model, &pred, proba.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -146,7 +110,7 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
         &model.feature_names,
         &model.class_names,
         Some(&label),
-        args.delimiter,
+        args.input.delimiter,
     )?;
     let Some(labels) = data.labels else {
         let hint = if args.label.is_some() {
@@ -159,15 +123,8 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
             args.data.display()
         );
     };
-    let ds = Dataset {
-        features: data.features,
-        labels,
-        n_features: model.n_features(),
-        n_classes: model.n_classes(),
-        feature_names: model.feature_names.clone(),
-        class_names: model.class_names.clone(),
-    };
-    let eval = with_threads(args.threads, || vnn::train::evaluate(&model, &ds))??;
+    let ds = predict::labelled_dataset(&model, data.features, labels);
+    let eval = with_threads(args.input.threads, || vnn::train::evaluate(&model, &ds))??;
     if args.json {
         println!(
             "{}",
@@ -179,24 +136,7 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
     out.line(&format!("accuracy: {:.4}", eval.accuracy));
     out.line(&format!("loss: {:.4}", eval.loss));
     out.line("confusion matrix (rows = true class, columns = predicted):");
-    let width = model
-        .class_names
-        .iter()
-        .map(|c| c.len())
-        .chain(eval.confusion.iter().flatten().map(|v| v.to_string().len()))
-        .max()
-        .unwrap_or(1)
-        .max(4);
-    let mut head = format!("{:>width$}", "");
-    for c in &model.class_names {
-        head.push_str(&format!(" {c:>width$}"));
-    }
-    out.line(&head);
-    for (c, row) in model.class_names.iter().zip(&eval.confusion) {
-        let mut line = format!("{c:>width$}");
-        for v in row {
-            line.push_str(&format!(" {v:>width$}"));
-        }
+    for line in predict::confusion_table(&model.class_names, &eval.confusion) {
         out.line(&line);
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,140 @@
+//! Predictions and evaluations of a model on CSV rows, as `vnn predict`
+//! and `vnn eval` give them: JSON and CSV forms of predictions, and the
+//! confusion matrix as a text table.
+
+use crate::data::Dataset;
+use crate::model::Model;
+use serde_json::{json, Value};
+use std::io::Write;
+
+/// Class `class` of `model` as JSON: a number when every class name is an
+/// integer, else the name.
+///
+/// # Example
+/// ```
+/// let mut model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
+/// model.class_names = vec!["0".into(), "7".into()];
+/// assert_eq!(vnn::predict::class_value(&model, 1), serde_json::json!(7));
+/// model.class_names = vec!["a".into(), "7".into()];
+/// assert_eq!(vnn::predict::class_value(&model, 1), serde_json::json!("7"));
+/// ```
+pub fn class_value(model: &Model, class: usize) -> Value {
+    let numeric = model.class_names.iter().all(|c| c.parse::<i64>().is_ok());
+    let name = &model.class_names[class];
+    match name.parse::<i64>() {
+        Ok(v) if numeric => json!(v),
+        _ => json!(name),
+    }
+}
+
+/// `{"predictions": [...]}` of the predicted classes, with
+/// `"probabilities"` (one list per row) and `"classes"` when `proba` (`rows
+/// x classes`, row-major) is given.
+pub fn predictions_json(model: &Model, pred: &[u32], proba: Option<&[f32]>) -> Value {
+    let k = model.n_classes();
+    let classes: Vec<_> = pred
+        .iter()
+        .map(|&c| class_value(model, c as usize))
+        .collect();
+    let mut obj = json!({ "predictions": classes });
+    if let Some(p) = proba {
+        obj["probabilities"] = json!(p.chunks_exact(k).collect::<Vec<_>>());
+        obj["classes"] = json!((0..k).map(|c| class_value(model, c)).collect::<Vec<_>>());
+    }
+    obj
+}
+
+/// Quotes a CSV field when it needs it.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Writes the predictions as CSV: a `prediction` column of class names,
+/// and with `proba` (`rows x classes`) one `p_<class>` column per class.
+///
+/// # Errors
+/// The writer's error.
+///
+/// # Example
+/// ```
+/// let mut model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
+/// model.class_names = vec!["no".into(), "yes, sure".into()];
+/// let mut out = Vec::new();
+/// vnn::predict::write_predictions_csv(&mut out, &model, &[1, 0], Some(&[0.25, 0.75, 1.0, 0.0])).unwrap();
+/// let text = String::from_utf8(out).unwrap();
+/// assert_eq!(text, "prediction,p_no,\"p_yes, sure\"\n\"yes, sure\",0.25,0.75\nno,1,0\n");
+/// ```
+pub fn write_predictions_csv(
+    mut w: impl Write,
+    model: &Model,
+    pred: &[u32],
+    proba: Option<&[f32]>,
+) -> std::io::Result<()> {
+    let k = model.n_classes();
+    let mut header = vec!["prediction".to_string()];
+    if proba.is_some() {
+        let names = model.class_names.iter();
+        header.extend(names.map(|c| csv_field(&format!("p_{c}"))));
+    }
+    writeln!(w, "{}", header.join(","))?;
+    for (r, &c) in pred.iter().enumerate() {
+        write!(w, "{}", csv_field(&model.class_names[c as usize]))?;
+        if let Some(p) = proba {
+            for v in &p[r * k..(r + 1) * k] {
+                write!(w, ",{v}")?;
+            }
+        }
+        writeln!(w)?;
+    }
+    w.flush()
+}
+
+/// The confusion matrix (`confusion[true][predicted]`) as text lines: a
+/// header of class names, then one line per true class, right-aligned in
+/// columns at least 4 wide.
+///
+/// # Example
+/// ```
+/// let names = ["a".to_string(), "b".to_string()];
+/// let lines = vnn::predict::confusion_table(&names, &[vec![3, 1], vec![0, 12]]);
+/// assert_eq!(lines, ["        a    b", "   a    3    1", "   b    0   12"]);
+/// ```
+pub fn confusion_table(class_names: &[String], confusion: &[Vec<u64>]) -> Vec<String> {
+    let width = class_names
+        .iter()
+        .map(|c| c.len())
+        .chain(confusion.iter().flatten().map(|v| v.to_string().len()))
+        .max()
+        .unwrap_or(1)
+        .max(4);
+    let mut head = format!("{:>width$}", "");
+    for c in class_names {
+        head.push_str(&format!(" {c:>width$}"));
+    }
+    let mut lines = vec![head];
+    for (c, row) in class_names.iter().zip(confusion) {
+        let mut line = format!("{c:>width$}");
+        for v in row {
+            line.push_str(&format!(" {v:>width$}"));
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+/// The labelled rows `features` (`labels.len() x n_features`) as a
+/// [`Dataset`] with `model`'s features and classes.
+pub fn labelled_dataset(model: &Model, features: Vec<f32>, labels: Vec<u32>) -> Dataset {
+    Dataset {
+        features,
+        labels,
+        n_features: model.n_features(),
+        n_classes: model.n_classes(),
+        feature_names: model.feature_names.clone(),
+        class_names: model.class_names.clone(),
+    }
+}

@@ -1,0 +1,591 @@
+//! Training runs: checkpoints, resuming, interruption, divergence and
+//! observers around [`Trainer::step`].
+//!
+//! A [`Session`] trains a model in a run folder. Built by a
+//! [`SessionBuilder`], it
+//! - writes `checkpoint.safetensors` ([`checkpoint::FILE_NAME`]) every N
+//!   optimizer steps and at the end, atomically, and never replaces a good
+//!   checkpoint with non-finite weights;
+//! - resumes from a checkpoint after checking it: the data fingerprint it
+//!   recorded ([`fingerprint`]), the model's layout, names and
+//!   standardization, the optimizer state, and that steps remain; the
+//!   resumed run ends with the same weights, bit for bit, as the run left
+//!   uninterrupted (the mini-batch order and masks depend on the seed and
+//!   the step only);
+//! - stops after the current step when its [`Interrupter`] is set (a
+//!   Ctrl-C handler sets it), and then saves the model and a checkpoint;
+//! - stops with [`Error::Diverged`] when the loss stops being finite, the
+//!   checkpoint keeping the last good state;
+//! - tells its [`Observer`]s about each step and each log point.
+//!
+//! At the end (interrupted or not) it saves the model to
+//! `model.safetensors` in the run folder.
+//!
+//! # Example: train with checkpoints, stop, resume
+//! ```
+//! use vnn::data::spiral;
+//! use vnn::model::{Init, Model};
+//! use vnn::session::{Interrupter, SessionBuilder};
+//! use vnn::train::TrainConfig;
+//!
+//! let dir = std::env::temp_dir().join(format!("vnn-doc-session-{}", std::process::id()));
+//! let data = spiral(50, 3, 0);
+//! let model = || Model::new(&[2, 16, 3], Init::He, 1).unwrap();
+//! let config = TrainConfig { epochs: 40, ..TrainConfig::default() };
+//!
+//! // Stop after the first step, as Ctrl-C would.
+//! let stop = Interrupter::new();
+//! stop.interrupt();
+//! let first = SessionBuilder::new(model(), config.clone(), &dir)
+//!     .checkpoint_every(10)
+//!     .interrupter(stop)
+//!     .build(&data, None)?
+//!     .run()?;
+//! assert!(first.interrupted && first.steps == 1);
+//!
+//! // Continue from the checkpoint to the end.
+//! let done = SessionBuilder::new(model(), config, &dir)
+//!     .resume_from(&dir.join(vnn::checkpoint::FILE_NAME))?
+//!     .build(&data, None)?
+//!     .run()?;
+//! assert_eq!((done.steps, done.interrupted), (40, false));
+//! std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod checkpoints;
+mod observers;
+mod progress;
+
+pub use checkpoints::fingerprint;
+pub use observers::{MetricsFile, Plots, TensorBoard};
+pub use progress::Progress;
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::plot::CurvePoint;
+use crate::train::{evaluate, Evaluation, StepStats, TrainConfig, Trainer};
+use checkpoints::CheckpointWriter;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A shared stop request: set it (from a signal handler, another thread or
+/// an observer) and the session stops after the current step.
+#[derive(Clone, Debug, Default)]
+pub struct Interrupter(Arc<AtomicBool>);
+
+impl Interrupter {
+    /// A flag that is not set.
+    pub fn new() -> Interrupter {
+        Interrupter::default()
+    }
+
+    /// Asks the session to stop; returns whether it had been asked before.
+    pub fn interrupt(&self) -> bool {
+        self.0.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether a stop was asked.
+    pub fn is_interrupted(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Sees a session's events. Every method does nothing by default; an error
+/// stops the run.
+pub trait Observer {
+    /// Before the first step: the run is at step `start` of `total`.
+    fn on_start(&mut self, _start: u64, _total: u64) -> Result<()> {
+        Ok(())
+    }
+    /// A log point (every `log_every` steps, the first and the last step),
+    /// before [`Observer::on_step`] of the same step.
+    fn on_log(&mut self, _trainer: &Trainer<'_>, _point: &CurvePoint) -> Result<()> {
+        Ok(())
+    }
+    /// Each optimizer step of a run of `total` steps.
+    fn on_step(&mut self, _stats: &StepStats, _total: u64) -> Result<()> {
+        Ok(())
+    }
+    /// The training loop ended (completed, interrupted or diverged), before
+    /// the last checkpoint is written.
+    fn on_end(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// A line for the user (which checkpoint a diverged run kept).
+    fn on_note(&mut self, _text: &str) -> Result<()> {
+        Ok(())
+    }
+    /// The run completed (not interrupted): the model is saved and the
+    /// final evaluations are in `outcome`.
+    fn on_finish(&mut self, _outcome: &Outcome) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What a finished (or interrupted) run gives back.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The trained model (also saved to [`Outcome::model_path`]).
+    pub model: Model,
+    /// The log points of the whole run (resumed runs included).
+    pub curve: Vec<CurvePoint>,
+    /// Optimizer steps done of the whole run.
+    pub steps: u64,
+    /// Steps of the whole run.
+    pub total: u64,
+    /// Stopped by the [`Interrupter`] before the end.
+    pub interrupted: bool,
+    /// Loss of the last step.
+    pub final_loss: f64,
+    /// Loss of the first step of this session.
+    pub first_loss: f64,
+    /// Seconds the training loop took.
+    pub seconds: f64,
+    /// Threads of the rayon pool the run used.
+    pub threads: usize,
+    /// `model.safetensors` in the run folder.
+    pub model_path: PathBuf,
+    /// `checkpoint.safetensors` in the run folder.
+    pub checkpoint_path: PathBuf,
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The run's epochs.
+    pub epochs: u64,
+    /// The final model on the data given to [`Session::evaluate_at_end`]
+    /// (completed runs only).
+    pub train_eval: Option<Evaluation>,
+    /// The final model on the test data (completed runs only).
+    pub test_eval: Option<Evaluation>,
+}
+
+impl Outcome {
+    /// The run's results as JSON: `train_accuracy`, `test_accuracy`,
+    /// `final_loss`, `epochs`, `seconds` and `out` (the run folder).
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "train_accuracy": self.train_eval.as_ref().map(|e| e.accuracy),
+            "test_accuracy": self.test_eval.as_ref().map(|e| e.accuracy),
+            "final_loss": self.final_loss,
+            "epochs": self.epochs,
+            "seconds": self.seconds,
+            "out": self.dir.display().to_string(),
+        })
+    }
+}
+
+/// Builds a [`Session`].
+pub struct SessionBuilder<'o> {
+    model: Model,
+    config: TrainConfig,
+    dir: PathBuf,
+    checkpoint_every: Option<u64>,
+    log_every: u64,
+    settings: String,
+    extra: BTreeMap<String, String>,
+    data: Option<(String, String)>,
+    resume: Option<(Checkpoint, PathBuf)>,
+    interrupter: Interrupter,
+    observers: Vec<Box<dyn Observer + Send + 'o>>,
+}
+
+impl<'o> SessionBuilder<'o> {
+    /// A run of `model` with `config` in the run folder `dir` (created when
+    /// the session is built), logging every 100 steps, checkpointing only
+    /// when interrupted.
+    pub fn new(model: Model, config: TrainConfig, dir: impl Into<PathBuf>) -> SessionBuilder<'o> {
+        let mut extra = BTreeMap::new();
+        extra.insert(
+            "vnn_version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        );
+        SessionBuilder {
+            model,
+            config,
+            dir: dir.into(),
+            checkpoint_every: None,
+            log_every: 100,
+            settings: "{}".into(),
+            extra,
+            data: None,
+            resume: None,
+            interrupter: Interrupter::new(),
+            observers: Vec::new(),
+        }
+    }
+
+    /// Writes a checkpoint every `n` optimizer steps and at the end.
+    pub fn checkpoint_every(mut self, n: u64) -> Self {
+        self.checkpoint_every = Some(n);
+        self
+    }
+
+    /// Makes a log point every `n` optimizer steps (and at the first and
+    /// the last step).
+    pub fn log_every(mut self, n: u64) -> Self {
+        self.log_every = n;
+        self
+    }
+
+    /// The run's settings as JSON object text, recorded in checkpoints.
+    pub fn settings(mut self, json: impl Into<String>) -> Self {
+        self.settings = json.into();
+        self
+    }
+
+    /// A metadata entry of the model file and the checkpoints.
+    pub fn extra(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.insert(key.into(), value.into());
+        self
+    }
+
+    /// Records the [`fingerprint`] of `data` (named `name` in errors) in
+    /// checkpoints; a resumed run refuses a checkpoint of other data.
+    pub fn data_fingerprint(mut self, name: impl Into<String>, data: &Dataset) -> Self {
+        self.data = Some((name.into(), fingerprint(data)));
+        self
+    }
+
+    /// Continues the run of `ckpt`, read from `path`.
+    pub fn resume(mut self, ckpt: Checkpoint, path: impl Into<PathBuf>) -> Self {
+        self.resume = Some((ckpt, path.into()));
+        self
+    }
+
+    /// Continues the run of the checkpoint file at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Model`] when the file is not a checkpoint.
+    pub fn resume_from(self, path: &Path) -> Result<Self> {
+        let ckpt = Checkpoint::load(path)?;
+        Ok(self.resume(ckpt, path))
+    }
+
+    /// Stops the run after the step during which `interrupter` is set.
+    pub fn interrupter(mut self, interrupter: Interrupter) -> Self {
+        self.interrupter = interrupter;
+        self
+    }
+
+    /// Adds an observer (observers are `Send`, so that a builder can move
+    /// into a thread pool).
+    pub fn observer(mut self, observer: impl Observer + Send + 'o) -> Self {
+        self.observers.push(Box::new(observer));
+        self
+    }
+
+    /// The session training on `train` (already standardized as the model
+    /// expects), measuring test accuracy on `test` (raw) at log points.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid settings; [`Error::Run`] or
+    /// [`Error::RunEnded`] when the checkpoint to resume from does not
+    /// belong to this run or has no steps left; [`Error::Io`] when the run
+    /// folder cannot be created.
+    pub fn build<'d>(
+        self,
+        train: &'d Dataset,
+        test: Option<&'d Dataset>,
+    ) -> Result<Session<'d, 'o>> {
+        if self.log_every == 0 || self.checkpoint_every == Some(0) {
+            return Err(Error::Config(
+                "log and checkpoint intervals must be at least 1".into(),
+            ));
+        }
+        let mut model = self.model;
+        let mut curve = Vec::new();
+        let mut restore = None;
+        if let Some((ckpt, path)) = &self.resume {
+            checkpoints::check_resume(ckpt, path, &model, self.data.as_ref())?;
+            model = ckpt.model.clone();
+            curve = checkpoints::curve_of(ckpt, path)?;
+            restore = Some((ckpt.step, ckpt.optimizer.clone(), path));
+        }
+        let mut trainer = Trainer::new(model, train, self.config)?;
+        if let Some((step, state, path)) = restore {
+            trainer.restore(step, state).map_err(|e| Error::Run(format!(
+                "{}: the checkpoint's optimizer state does not fit the {} optimizer of its settings: {e}",
+                path.display(),
+                trainer.config().optimizer.name()
+            )))?;
+        }
+        let (start, total) = (trainer.steps_done(), trainer.total_steps());
+        if start >= total {
+            let epochs = trainer.config().epochs;
+            return Err(Error::RunEnded {
+                step: start,
+                total,
+                epochs,
+            });
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|source| Error::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let mut ckpt_extra = self.extra.clone();
+        if let Some((_, f)) = self.data {
+            ckpt_extra.insert("data_fingerprint".into(), f);
+        }
+        Ok(Session {
+            trainer,
+            test,
+            checkpoints: CheckpointWriter {
+                path: self.dir.join(checkpoint::FILE_NAME),
+                every: self.checkpoint_every,
+                settings: self.settings,
+                extra: ckpt_extra,
+                last_step: None,
+            },
+            model_path: self.dir.join("model.safetensors"),
+            dir: self.dir,
+            eval_data: None,
+            extra: self.extra,
+            log_every: self.log_every,
+            curve,
+            interrupter: self.interrupter,
+            observers: self.observers,
+        })
+    }
+}
+
+/// A training run ready to go; see the [module docs](self).
+pub struct Session<'d, 'o> {
+    trainer: Trainer<'d>,
+    test: Option<&'d Dataset>,
+    /// The data of [`Outcome::train_eval`].
+    eval_data: Option<&'d Dataset>,
+    dir: PathBuf,
+    checkpoints: CheckpointWriter,
+    model_path: PathBuf,
+    extra: BTreeMap<String, String>,
+    log_every: u64,
+    curve: Vec<CurvePoint>,
+    interrupter: Interrupter,
+    observers: Vec<Box<dyn Observer + Send + 'o>>,
+}
+
+impl<'d> Session<'d, '_> {
+    /// Evaluates the final model of a completed run on `data` (raw, as the
+    /// model's inputs) into [`Outcome::train_eval`].
+    pub fn evaluate_at_end(mut self, data: &'d Dataset) -> Self {
+        self.eval_data = Some(data);
+        self
+    }
+
+    /// The step the run starts at (0, or the checkpoint's step).
+    pub fn start_step(&self) -> u64 {
+        self.trainer.steps_done()
+    }
+
+    /// Steps of the whole run.
+    pub fn total_steps(&self) -> u64 {
+        self.trainer.total_steps()
+    }
+
+    /// Trains to the end or until interrupted, then saves the model (and
+    /// the checkpoint, when checkpointing or interrupted).
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] when a loss is not finite (the checkpoint keeps
+    /// the last good state); [`Error::Run`] when the final weights are not
+    /// finite; an observer's error; [`Error::Io`] on writes.
+    pub fn run(mut self) -> Result<Outcome> {
+        let (start, total) = (self.start_step(), self.total_steps());
+        for o in &mut self.observers {
+            o.on_start(start, total)?;
+        }
+        let started = Instant::now();
+        let (mut first_loss, mut final_loss) = (f64::NAN, f64::NAN);
+        let mut interrupted = false;
+        while self.trainer.steps_done() < total {
+            let stats = match self.trainer.step() {
+                Ok(stats) => stats,
+                Err(e) => return Err(self.diverged(e)),
+            };
+            final_loss = stats.loss;
+            if first_loss.is_nan() {
+                first_loss = stats.loss;
+            }
+            self.observe(&stats, total)?;
+            let s = stats.step;
+            if self.checkpoints.every.is_some_and(|n| s % n == 0) {
+                self.checkpoints.write(&self.trainer, &self.curve)?;
+            }
+            if self.interrupter.is_interrupted() && s < total {
+                interrupted = true;
+                break;
+            }
+        }
+        for o in &mut self.observers {
+            o.on_end()?;
+        }
+        let done = self.trainer.steps_done();
+        let cp = &mut self.checkpoints;
+        if (interrupted || cp.every.is_some())
+            && cp.last_step != Some(done)
+            && !cp.write(&self.trainer, &self.curve)?
+        {
+            return Err(Error::Run(cp.not_finite(done)));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let epochs = self.trainer.config().epochs;
+        let model = self.trainer.into_model();
+        crate::modelfile::save_model(&model, &self.extra, &self.model_path)?;
+        let evals = match interrupted {
+            true => (None, None),
+            false => (
+                self.eval_data.map(|d| evaluate(&model, d)).transpose()?,
+                self.test.map(|d| evaluate(&model, d)).transpose()?,
+            ),
+        };
+        let outcome = Outcome {
+            model,
+            curve: self.curve,
+            steps: done,
+            total,
+            interrupted,
+            final_loss,
+            first_loss,
+            seconds,
+            threads: rayon::current_num_threads(),
+            model_path: self.model_path,
+            checkpoint_path: self.checkpoints.path,
+            dir: self.dir,
+            epochs,
+            train_eval: evals.0,
+            test_eval: evals.1,
+        };
+        if !interrupted {
+            for o in &mut self.observers {
+                o.on_finish(&outcome)?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Makes the log point of `stats`' step when one is due, and tells the
+    /// observers.
+    fn observe(&mut self, stats: &StepStats, total: u64) -> Result<()> {
+        let s = stats.step;
+        if s.is_multiple_of(self.log_every) || s == total || s == 1 {
+            let test_accuracy = match self.test {
+                Some(t) => Some(evaluate(self.trainer.model(), t)?.accuracy),
+                None => None,
+            };
+            let point = CurvePoint {
+                step: s,
+                loss: stats.loss,
+                train_accuracy: stats.accuracy,
+                test_accuracy,
+            };
+            for o in &mut self.observers {
+                o.on_log(&self.trainer, &point)?;
+            }
+            self.curve.push(point);
+        }
+        for o in &mut self.observers {
+            o.on_step(stats, total)?;
+        }
+        Ok(())
+    }
+
+    /// After a failed step: ends the observers and keeps the last good
+    /// state in the checkpoint; gives back `e`, or the error that stopped
+    /// the checkpoint.
+    fn diverged(&mut self, e: Error) -> Error {
+        for o in &mut self.observers {
+            let _ = o.on_end();
+        }
+        let done = self.trainer.steps_done();
+        let cp = &mut self.checkpoints;
+        if cp.every.is_none() || cp.last_step == Some(done) {
+            return e;
+        }
+        let note = match cp.write(&self.trainer, &self.curve) {
+            Ok(true) => format!(
+                "checkpoint of step {done} (the last good state): {}",
+                cp.path.display()
+            ),
+            Ok(false) => cp.not_finite(done),
+            Err(write_error) => return write_error,
+        };
+        for o in &mut self.observers {
+            let _ = o.on_note(&note);
+        }
+        e
+    }
+}
+
+/// A new model for `train`: `n_features`, the `hidden` widths (none: a
+/// linear classifier), `n_classes`, initialized with `init` and `seed`, with
+/// the data's feature and class names; with `standardize`, a standardizer
+/// fitted on `train`. Gives the model and `train` as the model sees it
+/// (standardized or a copy), to train on.
+///
+/// # Errors
+/// As [`Model::new`]: a zero width, or data without features or classes.
+///
+/// # Example
+/// ```
+/// let data = vnn::data::spiral(10, 3, 0);
+/// let (model, seen) = vnn::session::model_for(&data, &[8], vnn::model::Init::He, 0, true).unwrap();
+/// assert_eq!(model.layout.sizes, [2, 8, 3]);
+/// assert!(model.standardizer.is_some() && seen.features != data.features);
+/// ```
+pub fn model_for(
+    train: &Dataset,
+    hidden: &[usize],
+    init: crate::model::Init,
+    seed: u64,
+    standardize: bool,
+) -> Result<(Model, Dataset)> {
+    let mut sizes = vec![train.n_features];
+    sizes.extend_from_slice(hidden);
+    sizes.push(train.n_classes);
+    let mut model = Model::new(&sizes, init, seed)?;
+    model.feature_names = train.feature_names.clone();
+    model.class_names = train.class_names.clone();
+    let mut seen = train.clone();
+    if standardize {
+        let s = crate::data::Standardizer::fit(&train.features, train.n_features);
+        s.apply(&mut seen.features);
+        model.standardizer = Some(s);
+    }
+    Ok((model, seen))
+}
+
+/// UTC timestamp `YYYYmmdd-HHMMSS` of the system clock (for run folder
+/// names).
+///
+/// # Example
+/// ```
+/// let t = vnn::session::utc_timestamp();
+/// assert_eq!((t.len(), &t[8..9]), (15, "-"));
+/// ```
+pub fn utc_timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,133 @@
+//! Observers the library provides.
+
+use super::{Observer, Outcome};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::plot::{self, CurvePoint};
+use crate::tensorboard::EventWriter;
+use crate::train::Trainer;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Writes a TensorBoard event file into a folder: at each log point the
+/// scalars `loss`, `accuracy/train`, `accuracy/test` (with a test set) and
+/// `lr`, and a histogram `weights/layers.{i}` per layer. The file is created
+/// when the run starts.
+pub struct TensorBoard {
+    dir: PathBuf,
+    writer: Option<EventWriter>,
+}
+
+impl TensorBoard {
+    /// An observer writing into `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> TensorBoard {
+        TensorBoard {
+            dir: dir.into(),
+            writer: None,
+        }
+    }
+}
+
+impl Observer for TensorBoard {
+    fn on_start(&mut self, _start: u64, _total: u64) -> Result<()> {
+        self.writer = Some(EventWriter::create(&self.dir)?);
+        Ok(())
+    }
+
+    fn on_log(&mut self, trainer: &Trainer<'_>, point: &CurvePoint) -> Result<()> {
+        let Some(events) = &mut self.writer else {
+            return Ok(());
+        };
+        let step = point.step as i64;
+        events.add_scalar("loss", step, point.loss as f32)?;
+        events.add_scalar("accuracy/train", step, point.train_accuracy as f32)?;
+        if let Some(a) = point.test_accuracy {
+            events.add_scalar("accuracy/test", step, a as f32)?;
+        }
+        events.add_scalar("lr", step, trainer.config().lr)?;
+        let model = trainer.model();
+        for (i, slot) in model.layout.layers.iter().enumerate() {
+            events.add_histogram(
+                &format!("weights/layers.{i}"),
+                step,
+                &model.params[slot.weight_range()],
+            )?;
+        }
+        events.flush()
+    }
+
+    fn on_end(&mut self) -> Result<()> {
+        match &mut self.writer {
+            Some(events) => events.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Draws `curves.png` (the learning curves) into the run folder of a
+/// completed run, and `boundary.png` (the decision regions over the
+/// points) when given 2-D data.
+pub struct Plots {
+    title: String,
+    points: Option<Dataset>,
+}
+
+impl Plots {
+    /// Plots titled `title`; `points` (all rows, raw) for the boundary
+    /// picture, drawn only when they have 2 features.
+    pub fn new(title: impl Into<String>, points: Option<Dataset>) -> Plots {
+        Plots {
+            title: title.into(),
+            points: points.filter(|d| d.n_features == 2),
+        }
+    }
+}
+
+impl Observer for Plots {
+    fn on_finish(&mut self, outcome: &Outcome) -> Result<()> {
+        let curves = outcome.dir.join("curves.png");
+        plot::plot_curves(&curves, &self.title, &outcome.curve)?;
+        if let Some(points) = &self.points {
+            let title = format!("Decision boundary: {}", self.title);
+            let path = outcome.dir.join("boundary.png");
+            plot::plot_boundary(&path, &title, &outcome.model, points)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `metrics.json` into the run folder of a completed run: the
+/// [`Outcome::summary`], `steps`, `train_loss`, `test_loss`, the given
+/// `config` object and the `curve` points.
+pub struct MetricsFile {
+    config: serde_json::Value,
+}
+
+impl MetricsFile {
+    /// A metrics file recording `config` (the run's settings as the writer
+    /// names them).
+    pub fn new(config: serde_json::Value) -> MetricsFile {
+        MetricsFile { config }
+    }
+}
+
+impl Observer for MetricsFile {
+    fn on_finish(&mut self, outcome: &Outcome) -> Result<()> {
+        let curve: Vec<_> = outcome
+            .curve
+            .iter()
+            .map(|p| json!({"step": p.step, "loss": p.loss, "train_accuracy": p.train_accuracy, "test_accuracy": p.test_accuracy}))
+            .collect();
+        let metrics = json!({
+            "summary": outcome.summary(),
+            "steps": outcome.steps,
+            "train_loss": outcome.train_eval.as_ref().map(|e| e.loss),
+            "test_loss": outcome.test_eval.as_ref().map(|e| e.loss),
+            "config": self.config,
+            "curve": curve,
+        });
+        let text = serde_json::to_string_pretty(&metrics).map_err(|e| Error::Run(e.to_string()))?;
+        fsutil::write_atomic(&outcome.dir.join("metrics.json"), text.as_bytes())
+    }
+}
