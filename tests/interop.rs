@@ -551,6 +551,24 @@ fn onnxruntime_matches_predict(
     serde_json::from_value(v["ops"].clone()).unwrap()
 }
 
+/// The `vnn train` arguments of a standardized digits MLP (Adam, 50 epochs,
+/// one hidden layer of 32) trained on the CSV file `digits`.
+fn digits_train_args(digits: &str) -> [&str; 11] {
+    [
+        "--data",
+        digits,
+        "--standardize",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "50",
+        "--hidden",
+        "32",
+    ]
+}
+
 /// A standardized digits MLP (64 features, 10 constant columns among them):
 /// `vnn export` gives a graph that `onnx.checker` accepts and that
 /// onnxruntime runs to the probabilities and classes of `vnn predict`.
@@ -561,19 +579,7 @@ fn onnx_export_of_a_standardized_digits_model_runs_in_onnxruntime() {
     };
     let dir = scratch("onnx-digits");
     let digits = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/digits.csv");
-    let train = [
-        "--data",
-        digits.to_str().unwrap(),
-        "--standardize",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.01",
-        "--epochs",
-        "50",
-        "--hidden",
-        "32",
-    ];
+    let train = digits_train_args(digits.to_str().unwrap());
     let ops = onnxruntime_matches_predict(&py, &dir, &train, &digits);
     assert_eq!(
         ops,
@@ -689,19 +695,7 @@ fn readme_numpy_loader_matches_predict() {
     };
     let dir = scratch("load-numpy-digits");
     let digits = root.join("tests/data/digits.csv");
-    let train = [
-        "--data",
-        digits.to_str().unwrap(),
-        "--standardize",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.01",
-        "--epochs",
-        "30",
-        "--hidden",
-        "32",
-    ];
+    let train = digits_train_args(digits.to_str().unwrap());
     numpy_loader_matches_predict(&py, &dir, &train, &digits);
     std::fs::remove_dir_all(&dir).unwrap();
 
