@@ -551,6 +551,24 @@ fn onnxruntime_matches_predict(
     serde_json::from_value(v["ops"].clone()).unwrap()
 }
 
+/// The `vnn train` arguments of a standardized digits MLP (Adam, 50 epochs,
+/// one hidden layer of 32) trained on the CSV file `digits`.
+fn digits_train_args(digits: &str) -> [&str; 11] {
+    [
+        "--data",
+        digits,
+        "--standardize",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "50",
+        "--hidden",
+        "32",
+    ]
+}
+
 /// A standardized digits MLP (64 features, 10 constant columns among them):
 /// `vnn export` gives a graph that `onnx.checker` accepts and that
 /// onnxruntime runs to the probabilities and classes of `vnn predict`.
@@ -561,19 +579,7 @@ fn onnx_export_of_a_standardized_digits_model_runs_in_onnxruntime() {
     };
     let dir = scratch("onnx-digits");
     let digits = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/digits.csv");
-    let train = [
-        "--data",
-        digits.to_str().unwrap(),
-        "--standardize",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.01",
-        "--epochs",
-        "50",
-        "--hidden",
-        "32",
-    ];
+    let train = digits_train_args(digits.to_str().unwrap());
     let ops = onnxruntime_matches_predict(&py, &dir, &train, &digits);
     assert_eq!(
         ops,
@@ -597,5 +603,105 @@ fn onnx_export_of_the_spiral_model_runs_in_onnxruntime() {
         ops,
         ["Gemm", "Relu", "Gemm", "Relu", "Gemm", "Softmax", "ArgMax"]
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs the README's numpy loader, `examples/load_numpy.py` itself, on the
+/// rows of a CSV file, whose columns it picks by the model's feature names.
+const LOAD_NUMPY_RUN: &str = r#"
+import csv, json, runpy, sys
+import numpy as np
+
+loader_path, model_path, csv_path = sys.argv[1], sys.argv[2], sys.argv[3]
+predict, features = runpy.run_path(loader_path)["load_vnn"](model_path)
+with open(csv_path, newline="") as f:
+    rows = list(csv.DictReader(f))
+proba, classes = predict([[float(r[name]) for name in features] for r in rows])
+assert proba.dtype == np.float32, proba.dtype
+print(json.dumps({
+    "probabilities": proba.astype(np.float64).tolist(),
+    "classes": classes.tolist(),
+}))
+"#;
+
+/// Trains with `train_args` into `dir/run`, then checks the numpy loader on
+/// `csv` against `vnn predict --proba` on the same rows: the probabilities
+/// within 1e-5 and the classes equal.
+fn numpy_loader_matches_predict(py: &Path, dir: &Path, train_args: &[&str], csv: &Path) {
+    let run = dir.join("run");
+    let mut args = vec![
+        "train",
+        "--no-plots",
+        "--json",
+        "--out",
+        run.to_str().unwrap(),
+    ];
+    args.extend_from_slice(train_args);
+    vnn(&args);
+    let model = run.join("model.safetensors");
+    let (model_arg, csv_arg) = (model.to_str().unwrap(), csv.to_str().unwrap());
+    let predicted = vnn(&[
+        "predict", "--json", "--proba", "--model", model_arg, "--data", csv_arg,
+    ]);
+    let p: serde_json::Value = serde_json::from_str(predicted.lines().last().unwrap()).unwrap();
+    let loader = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/load_numpy.py");
+    let v: serde_json::Value =
+        serde_json::from_str(&run_python(py, LOAD_NUMPY_RUN, &[&loader, &model, csv])).unwrap();
+
+    let ours: Vec<Vec<f64>> = serde_json::from_value(p["probabilities"].clone()).unwrap();
+    let theirs: Vec<Vec<f64>> = serde_json::from_value(v["probabilities"].clone()).unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    let mut worst = 0f64;
+    for (r, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a.len(), b.len(), "row {r}");
+        for (c, (&x, &y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-5,
+                "row {r} class {c}: vnn {x}, numpy {y}"
+            );
+            worst = worst.max((x - y).abs());
+        }
+    }
+    // Both give class names; `vnn predict` may print a numeric one bare.
+    let name = |n: &serde_json::Value| n.as_str().map_or_else(|| n.to_string(), str::to_string);
+    let cli: Vec<String> = p["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(name)
+        .collect();
+    let numpy: Vec<String> = v["classes"].as_array().unwrap().iter().map(name).collect();
+    assert_eq!(cli, numpy);
+    eprintln!(
+        "numpy loader: {} rows, largest probability difference {worst:e}",
+        ours.len()
+    );
+}
+
+/// The README's numpy loader, run from its file, gives the probabilities and
+/// classes of `vnn predict` for a standardized digits model and for a spiral
+/// model with two hidden layers; the README quotes the file verbatim.
+#[test]
+fn readme_numpy_loader_matches_predict() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let loader = std::fs::read_to_string(root.join("examples/load_numpy.py")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```python\n{loader}```\n")),
+        "README.md must quote examples/load_numpy.py verbatim in a python block"
+    );
+    let Some(py) = python("readme_numpy_loader_matches_predict") else {
+        return;
+    };
+    let dir = scratch("load-numpy-digits");
+    let digits = root.join("tests/data/digits.csv");
+    let train = digits_train_args(digits.to_str().unwrap());
+    numpy_loader_matches_predict(&py, &dir, &train, &digits);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let dir = scratch("load-numpy-spiral");
+    let (_, csv_path) = spiral_csv(&dir);
+    let train = ["--hidden", "16,8", "--epochs", "300"];
+    numpy_loader_matches_predict(&py, &dir, &train, &csv_path);
     std::fs::remove_dir_all(&dir).unwrap();
 }
