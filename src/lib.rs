@@ -59,6 +59,7 @@ pub mod plot;
 pub mod predict;
 pub mod proto;
 pub mod session;
+pub mod settings;
 pub mod tensorboard;
 pub mod train;
 

@@ -9,22 +9,21 @@
 //! (a second Ctrl-C exits at once).
 
 use super::{with_threads, Out};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use std::path::{Path, PathBuf};
+use serde::Serialize;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use vnn::checkpoint::Checkpoint;
 use vnn::data::{self, Dataset};
-use vnn::model::{Init, Model};
+use vnn::model::Model;
 use vnn::session::{
     utc_timestamp, Interrupter, MetricsFile, Outcome, Plots, Progress, SessionBuilder, TensorBoard,
 };
-use vnn::train::{Optimizer, TrainConfig};
+use vnn::settings::{refuse_with_resume, RunSettings};
 
-#[derive(ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum ModelKind {
     /// Softmax classifier on the raw features (no hidden layer).
@@ -33,7 +32,7 @@ pub(crate) enum ModelKind {
     Mlp,
 }
 
-#[derive(ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum OptimizerKind {
     /// Plain gradient descent.
@@ -44,7 +43,7 @@ pub(crate) enum OptimizerKind {
     Adam,
 }
 
-#[derive(ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum InitKind {
     /// He: normal * sqrt(2 / fan_in).
@@ -53,9 +52,8 @@ pub(crate) enum InitKind {
     Small,
 }
 
-/// Options of `vnn train`. A checkpoint records them (as JSON) to continue
-/// the run.
-#[derive(Args, Serialize, Deserialize, Debug, Clone)]
+/// Options of `vnn train`: the [`RunSettings`] of the run, field for field.
+#[derive(Args, Serialize, Debug, Clone)]
 pub(crate) struct TrainArgs {
     /// Training data: `spiral` (built in) or a CSV file with a header row.
     #[arg(long, default_value = "spiral")]
@@ -135,7 +133,6 @@ pub(crate) struct TrainArgs {
     /// Write checkpoint.safetensors (model, optimizer state, settings) into
     /// the run folder every N optimizer steps and at the end.
     #[arg(long, value_name = "N")]
-    #[serde(default)]
     pub checkpoint_every: Option<u64>,
     /// Continue the run of this checkpoint with its recorded settings
     /// (allowed with it: --epochs, --out, --threads, --json, --no-plots,
@@ -146,209 +143,12 @@ pub(crate) struct TrainArgs {
 }
 
 impl TrainArgs {
-    fn config(&self) -> TrainConfig {
-        TrainConfig {
-            epochs: self.epochs,
-            lr: self.lr,
-            reg: self.reg,
-            optimizer: match self.optimizer {
-                OptimizerKind::Sgd => Optimizer::Sgd,
-                OptimizerKind::Momentum => Optimizer::Momentum { mu: self.momentum },
-                OptimizerKind::Adam => Optimizer::Adam,
-            },
-            batch_size: self.batch_size,
-            dropout: self.dropout,
-            dropconnect: self.dropconnect,
-            seed: self.seed,
-        }
+    /// The run settings of these options (the same fields, by name).
+    fn settings(&self) -> Result<RunSettings> {
+        let mut s: RunSettings = serde_json::from_value(serde_json::to_value(self)?)?;
+        s.resume = self.resume.clone();
+        Ok(s)
     }
-
-    fn data_name(&self) -> String {
-        if self.data == "spiral" {
-            "spiral".into()
-        } else {
-            Path::new(&self.data)
-                .file_stem()
-                .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned())
-        }
-    }
-}
-
-fn load_data(args: &TrainArgs) -> Result<Dataset> {
-    if args.data == "spiral" {
-        if args.spiral_points == 0 || args.spiral_classes < 2 {
-            bail!("the spiral needs at least 1 point per class and 2 classes");
-        }
-        return Ok(data::spiral(
-            args.spiral_points,
-            args.spiral_classes,
-            args.seed,
-        ));
-    }
-    let opts = vnn::csv::CsvOptions {
-        label: args.label.clone(),
-        delimiter: args.delimiter,
-    };
-    Ok(vnn::csv::load_training_csv(Path::new(&args.data), &opts)?)
-}
-
-fn label_column(args: &TrainArgs) -> Result<String> {
-    if args.data == "spiral" {
-        return Ok("label".into());
-    }
-    if let Some(l) = &args.label {
-        return Ok(l.clone());
-    }
-    // The last header field names the label column.
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(args.delimiter)
-        .from_path(&args.data)?;
-    let headers = reader.headers()?;
-    Ok(headers
-        .iter()
-        .next_back()
-        .unwrap_or("label")
-        .trim_start_matches('\u{feff}')
-        .to_string())
-}
-
-/// Options `--resume` accepts besides itself: they leave the run's
-/// settings alone (`--epochs` only sets where it ends).
-const RESUME_OPTIONS: [&str; 9] = [
-    "resume",
-    "epochs",
-    "out",
-    "threads",
-    "json",
-    "no_plots",
-    "log_every",
-    "print_every",
-    "checkpoint_every",
-];
-
-/// Refuses options that the other settings make meaningless (they would
-/// otherwise be ignored without a word).
-fn refuse_inapplicable(args: &TrainArgs, matches: &ArgMatches) -> Result<()> {
-    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    let spiral = args.data == "spiral";
-    let (no_csv, spiral_only) = (
-        "the built-in spiral has no CSV columns",
-        "it applies to --data spiral only",
-    );
-    let linear = args.model == ModelKind::Linear;
-    let no_momentum = args.optimizer != OptimizerKind::Momentum;
-    let checks = [
-        ("hidden", linear, "--model linear has no hidden layers"),
-        (
-            "momentum",
-            no_momentum,
-            "it applies to --optimizer momentum only",
-        ),
-        ("label", spiral, no_csv),
-        ("delimiter", spiral, no_csv),
-        ("spiral_points", !spiral, spiral_only),
-        ("spiral_classes", !spiral, spiral_only),
-    ];
-    for (id, inapplicable, why) in checks {
-        if inapplicable && given(id) {
-            bail!("--{} does not apply here: {why}", id.replace('_', "-"));
-        }
-    }
-    Ok(())
-}
-
-/// The settings of a resumed run: the ones recorded in the checkpoint at
-/// `path`, with the options of this invocation that `--resume` accepts.
-fn resume_settings(
-    cli: &TrainArgs,
-    matches: &ArgMatches,
-    path: &Path,
-) -> Result<(TrainArgs, Checkpoint)> {
-    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    // The options of `vnn train`, in declaration order (the matches also
-    // hold argument groups).
-    let options = TrainArgs::augment_args(clap::Command::new("train"));
-    if let Some(id) = options
-        .get_arguments()
-        .map(|a| a.get_id().as_str())
-        .find(|id| !RESUME_OPTIONS.contains(id) && given(id))
-    {
-        bail!(
-            "--{} cannot be combined with --resume: a resumed run keeps the settings recorded in its checkpoint (only --epochs, --out, --threads, --json, --no-plots, --log-every, --print-every and --checkpoint-every may be given)",
-            id.replace('_', "-")
-        );
-    }
-    let ckpt = Checkpoint::load(path)?;
-    let mut args: TrainArgs = serde_json::from_str(&ckpt.settings).map_err(|e| {
-        anyhow!(
-            "{}: the checkpoint's settings are not those of a vnn train run: {e}",
-            path.display()
-        )
-    })?;
-    args.threads = cli.threads;
-    args.json = cli.json;
-    args.no_plots = cli.no_plots;
-    // How often to log, print and checkpoint does not change the weights.
-    if given("log_every") {
-        args.log_every = cli.log_every;
-    }
-    if given("print_every") {
-        args.print_every = cli.print_every;
-    }
-    if given("checkpoint_every") {
-        args.checkpoint_every = cli.checkpoint_every;
-    }
-    if given("epochs") {
-        args.epochs = cli.epochs;
-    }
-    args.out = Some(match &cli.out {
-        Some(out) => out.clone(),
-        None => path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf(),
-    });
-    args.resume = Some(path.to_path_buf());
-    Ok((args, ckpt))
-}
-
-/// The model of the settings for `train`, and `train` as the model sees it.
-fn build_model(args: &TrainArgs, train: &Dataset) -> Result<(Model, Dataset)> {
-    let mut hidden: &[usize] = &[];
-    if args.model == ModelKind::Mlp {
-        if args.hidden.is_empty() || args.hidden.contains(&0) {
-            bail!("--hidden needs one or more positive widths, e.g. 100 or 128,64");
-        }
-        hidden = &args.hidden;
-    }
-    let init = match args.init {
-        InitKind::He => Init::He,
-        InitKind::Small => Init::Small,
-    };
-    let seed = args.seed.wrapping_add(0x1_0000);
-    Ok(vnn::session::model_for(
-        train,
-        hidden,
-        init,
-        seed,
-        args.standardize,
-    )?)
-}
-
-/// Refuses settings that cannot run, naming their options.
-fn check_settings(args: &TrainArgs, config: &TrainConfig) -> Result<()> {
-    config.validate()?;
-    if args.epochs == 0 {
-        bail!("--epochs must be at least 1");
-    }
-    if args.log_every == 0 || args.print_every == 0 {
-        bail!("--log-every and --print-every must be at least 1");
-    }
-    if args.checkpoint_every == Some(0) {
-        bail!("--checkpoint-every must be at least 1");
-    }
-    Ok(())
 }
 
 /// The library's error, with the CLI's options where the message asks for
@@ -364,22 +164,32 @@ fn with_flags(e: vnn::Error) -> anyhow::Error {
     }
 }
 
-pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode> {
-    let (args, resume) = match &cli_args.resume {
-        Some(path) => {
-            let (args, ckpt) = resume_settings(cli_args, matches, path)?;
-            (args, Some(ckpt))
-        }
-        None => {
-            refuse_inapplicable(cli_args, matches)?;
-            (cli_args.clone(), None)
-        }
+/// The settings of the run: those of the options, or with `--resume` the
+/// ones recorded in its checkpoint with the options it accepts.
+fn settings(cli: &TrainArgs, matches: &ArgMatches) -> Result<(RunSettings, Option<Checkpoint>)> {
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let own = cli.settings()?;
+    let Some(path) = &cli.resume else {
+        own.refuse_inapplicable(given)?;
+        return Ok((own, None));
     };
+    // The options of `vnn train`, in declaration order (the matches also
+    // hold argument groups).
+    for arg in TrainArgs::augment_args(clap::Command::new("train")).get_arguments() {
+        let id = arg.get_id().as_str();
+        refuse_with_resume(id, given(id))?;
+    }
+    let (s, ckpt) = own.resumed(path, given)?;
+    Ok((s, Some(ckpt)))
+}
+
+pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode> {
+    let (args, resume) = settings(cli_args, matches)?;
     let args = &args;
     let config = args.config();
-    check_settings(args, &config)?;
-    let full = load_data(args)?;
-    let label_col = label_column(args)?;
+    args.check()?;
+    let full = args.load_data()?;
+    let label_col = args.label_column()?;
     let (train_raw, test_raw) = match args.test_split {
         Some(f) => {
             let (a, b) = data::stratified_split(&full, f, args.seed)?;
@@ -387,16 +197,24 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         }
         None => (full.clone(), None),
     };
-    let (model, train_std) = build_model(args, &train_raw)?;
-    let model_name = format!("{:?}", args.model).to_lowercase();
+    let (model, train_std) = args.build_model(&train_raw)?;
     let dir = args.out.clone().unwrap_or_else(|| {
-        let name = format!("{}-{model_name}-{}", args.data_name(), utc_timestamp());
+        let name = format!(
+            "{}-{}-{}",
+            args.data_name(),
+            args.model_name(),
+            utc_timestamp()
+        );
         PathBuf::from("runs").join(name)
     });
-    let (settings, command) = recorded(args, &dir, resume.as_ref())?;
+    let settings = args.recorded(&dir)?;
+    let command = resume
+        .as_ref()
+        .and_then(|c| c.extra.get("training_command").cloned())
+        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
     let stop = interrupter()?;
     header(args, &train_raw, test_raw.as_ref(), &model, resume.as_ref());
-    let title = format!("{model_name} on {}", args.data_name());
+    let title = format!("{} on {}", args.model_name(), args.data_name());
     let points = (!args.no_plots && train_raw.n_features == 2).then(|| {
         let mut all = train_raw.clone();
         if let Some(t) = &test_raw {
@@ -427,31 +245,13 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
     let test = test_raw.as_ref();
     let outcome = with_threads(args.threads, || {
         // The metrics record the threads of the pool.
-        let metrics = MetricsFile::new(config_json(args, &config, &sizes));
+        let metrics = MetricsFile::new(args.metrics_json(&sizes));
         let session = builder.observer(metrics).build(&train_std, test)?;
         session.evaluate_at_end(&train_raw).run()
     })?
     .map_err(with_flags)?;
     report(&outcome, args.json);
     Ok(ExitCode::from(if outcome.interrupted { 130 } else { 0 }))
-}
-
-/// The settings a checkpoint records to continue the run (JSON: every
-/// setting, with the data file's absolute path so it resumes from any
-/// folder), and the command that started the run.
-fn recorded(args: &TrainArgs, dir: &Path, resume: Option<&Checkpoint>) -> Result<(String, String)> {
-    let mut recorded = args.clone();
-    recorded.resume = None;
-    recorded.out = Some(dir.to_path_buf());
-    if recorded.data != "spiral" && resume.is_none() {
-        if let Ok(abs) = std::fs::canonicalize(&recorded.data) {
-            recorded.data = abs.to_string_lossy().into_owned();
-        }
-    }
-    let command = resume
-        .and_then(|c| c.extra.get("training_command").cloned())
-        .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
-    Ok((serde_json::to_string(&recorded)?, command))
 }
 
 /// Connects Ctrl-C to a session's interrupter: the run stops after the
@@ -472,7 +272,7 @@ fn interrupter() -> Result<Interrupter> {
 /// The first lines: the data, the model and the settings; where a resumed
 /// run starts.
 fn header(
-    args: &TrainArgs,
+    args: &RunSettings,
     train_raw: &Dataset,
     test_raw: Option<&Dataset>,
     model: &Model,
@@ -480,13 +280,13 @@ fn header(
 ) {
     let out = Out { json: args.json };
     let config = args.config();
-    let model_name = format!("{:?}", args.model).to_lowercase();
+    let test = test_raw.map_or(String::new(), |t| format!(" (+{} test rows)", t.n_rows()));
     out.line(&format!(
-        "vnn train: {} rows x {} features, {} classes{}; {model_name} {:?}; {} epochs, {} lr {}, reg {}",
+        "vnn train: {} rows x {} features, {} classes{test}; {} {:?}; {} epochs, {} lr {}, reg {}",
         train_raw.n_rows(),
         train_raw.n_features,
         train_raw.n_classes,
-        test_raw.map_or(String::new(), |t| format!(" (+{} test rows)", t.n_rows())),
+        args.model_name(),
         model.layout.sizes,
         config.epochs,
         config.optimizer.name(),
@@ -494,23 +294,9 @@ fn header(
         config.reg
     ));
     if let (Some(ckpt), Some(path)) = (resume, &args.resume) {
-        out.line(&format!(
-            "resuming from {} at step {}",
-            path.display(),
-            ckpt.step
-        ));
+        let (path, step) = (path.display(), ckpt.step);
+        out.line(&format!("resuming from {path} at step {step}"));
     }
-}
-
-/// The settings as `metrics.json` records them.
-fn config_json(args: &TrainArgs, config: &TrainConfig, sizes: &[usize]) -> serde_json::Value {
-    json!({
-        "data": args.data, "model": format!("{:?}", args.model).to_lowercase(), "sizes": sizes, "epochs": config.epochs,
-        "lr": f32_json(config.lr), "reg": f32_json(config.reg), "optimizer": config.optimizer.name(),
-        "momentum": f32_json(args.momentum), "batch_size": config.batch_size, "dropout": f32_json(config.dropout),
-        "dropconnect": f32_json(config.dropconnect), "test_split": args.test_split, "standardize": args.standardize,
-        "seed": config.seed, "threads": rayon::current_num_threads(), "init": format!("{:?}", args.init).to_lowercase(),
-    })
 }
 
 /// The last lines of a run: where an interrupted run was saved, or the
@@ -518,15 +304,12 @@ fn config_json(args: &TrainArgs, config: &TrainConfig, sizes: &[usize]) -> serde
 fn report(outcome: &Outcome, json: bool) {
     let out = Out { json };
     if outcome.interrupted {
-        let ckpt = &outcome.checkpoint_path;
-        eprintln!(
-            "interrupted at step {} of {}: model saved to {}, checkpoint to {} (continue with: vnn train --resume {})",
-            outcome.steps,
-            outcome.total,
+        let (ckpt, model) = (
+            outcome.checkpoint_path.display(),
             outcome.model_path.display(),
-            ckpt.display(),
-            ckpt.display()
         );
+        let (steps, total) = (outcome.steps, outcome.total);
+        eprintln!("interrupted at step {steps} of {total}: model saved to {model}, checkpoint to {ckpt} (continue with: vnn train --resume {ckpt})");
         return;
     }
     let (final_loss, first_loss, steps) = (outcome.final_loss, outcome.first_loss, outcome.steps);
@@ -547,11 +330,4 @@ fn report(outcome: &Outcome, json: bool) {
     if json {
         println!("{}", outcome.summary());
     }
-}
-
-/// An `f32` setting as JSON, printed as typed (`0.9`, not `0.8999999761581421`).
-fn f32_json(v: f32) -> serde_json::Value {
-    v.to_string()
-        .parse::<f64>()
-        .map_or(serde_json::Value::Null, serde_json::Value::from)
 }

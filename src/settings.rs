@@ -1,0 +1,354 @@
+//! The settings of a training run as a checkpoint records them, and the
+//! rules around them: which settings can run, which options a resumed run
+//! may change, where its data comes from and how its model is built.
+//!
+//! The recorded form is JSON object text with one entry per setting (the
+//! field names below); `vnn train --resume` reads it back.
+
+use crate::checkpoint::Checkpoint;
+use crate::data::{self, Dataset};
+use crate::model::{Init, Model};
+use crate::train::{Optimizer, TrainConfig};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// The model family of a run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Softmax classifier on the raw features (no hidden layer).
+    Linear,
+    /// ReLU MLP with the hidden layers of [`RunSettings::hidden`].
+    Mlp,
+}
+
+/// The update rule of a run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Plain gradient descent.
+    Sgd,
+    /// Gradient descent with momentum ([`RunSettings::momentum`]).
+    Momentum,
+    /// Adam (beta1 0.9, beta2 0.999, eps 1e-8).
+    Adam,
+}
+
+/// The weight initialization of a run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum InitKind {
+    /// He: normal * sqrt(2 / fan_in).
+    He,
+    /// 0.01 * normal.
+    Small,
+}
+
+/// Every setting of a training run, named as the `vnn train` options
+/// (`log_every` is `--log-every`). Error messages name the options.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RunSettings {
+    /// `spiral` (built in) or the path of a CSV file with a header row.
+    pub data: String,
+    /// Label column of the CSV (`None`: the last column).
+    pub label: Option<String>,
+    /// CSV field delimiter.
+    pub delimiter: u8,
+    /// Model family.
+    pub model: ModelKind,
+    /// Hidden layer widths of the MLP.
+    pub hidden: Vec<usize>,
+    /// Passes over the training rows.
+    pub epochs: u64,
+    /// Learning rate.
+    pub lr: f32,
+    /// L2 regularization strength.
+    pub reg: f32,
+    /// Update rule.
+    pub optimizer: OptimizerKind,
+    /// Momentum coefficient for [`OptimizerKind::Momentum`].
+    pub momentum: f32,
+    /// Rows per step (`None`: the full batch).
+    pub batch_size: Option<usize>,
+    /// Dropout probability on hidden units.
+    pub dropout: f32,
+    /// Dropconnect probability on weights.
+    pub dropconnect: f32,
+    /// Fraction of rows held out as a stratified test set.
+    pub test_split: Option<f64>,
+    /// Standardize the features (stored in the model).
+    pub standardize: bool,
+    /// Seed of the data (spiral), split, initialization, shuffles and masks.
+    pub seed: u64,
+    /// Worker threads (`None`: all cores).
+    pub threads: Option<usize>,
+    /// Log every N optimizer steps.
+    pub log_every: u64,
+    /// Print a progress line every N optimizer steps.
+    pub print_every: u64,
+    /// Run folder (`None`: chosen from the data, model and time).
+    pub out: Option<PathBuf>,
+    /// Results as JSON on stdout.
+    pub json: bool,
+    /// Weight initialization.
+    pub init: InitKind,
+    /// Points per class of the built-in spiral.
+    pub spiral_points: usize,
+    /// Classes of the built-in spiral.
+    pub spiral_classes: usize,
+    /// Skip the plots.
+    pub no_plots: bool,
+    /// Write a checkpoint every N optimizer steps and at the end.
+    #[serde(default)]
+    pub checkpoint_every: Option<u64>,
+    /// The checkpoint this run continues (never recorded).
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
+}
+
+/// Options a resumed run accepts besides `resume` itself: they leave the
+/// run's settings alone (`epochs` only sets where it ends).
+pub const RESUME_OPTIONS: [&str; 9] = [
+    "resume",
+    "epochs",
+    "out",
+    "threads",
+    "json",
+    "no_plots",
+    "log_every",
+    "print_every",
+    "checkpoint_every",
+];
+
+/// Refuses `option` (an id such as `log_every`) if `given` and not one of
+/// [`RESUME_OPTIONS`]: a resumed run keeps its recorded settings.
+///
+/// ```
+/// use vnn::settings::refuse_with_resume;
+/// assert!(refuse_with_resume("epochs", true).is_ok());
+/// assert!(refuse_with_resume("lr", false).is_ok());
+/// let e = refuse_with_resume("lr", true).unwrap_err().to_string();
+/// assert!(e.starts_with("--lr cannot be combined with --resume"));
+/// ```
+pub fn refuse_with_resume(option: &str, given: bool) -> Result<()> {
+    if given && !RESUME_OPTIONS.contains(&option) {
+        return Err(Error::Run(format!(
+            "--{} cannot be combined with --resume: a resumed run keeps the settings recorded in its checkpoint (only --epochs, --out, --threads, --json, --no-plots, --log-every, --print-every and --checkpoint-every may be given)",
+            option.replace('_', "-")
+        )));
+    }
+    Ok(())
+}
+
+impl RunSettings {
+    /// The training configuration of these settings.
+    pub fn config(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            lr: self.lr,
+            reg: self.reg,
+            optimizer: match self.optimizer {
+                OptimizerKind::Sgd => Optimizer::Sgd,
+                OptimizerKind::Momentum => Optimizer::Momentum { mu: self.momentum },
+                OptimizerKind::Adam => Optimizer::Adam,
+            },
+            batch_size: self.batch_size,
+            dropout: self.dropout,
+            dropconnect: self.dropconnect,
+            seed: self.seed,
+        }
+    }
+
+    /// The model family in lowercase (`mlp`).
+    pub fn model_name(&self) -> String {
+        format!("{:?}", self.model).to_lowercase()
+    }
+
+    /// The data's short name: `spiral`, or the CSV file's stem.
+    pub fn data_name(&self) -> String {
+        if self.data == "spiral" {
+            "spiral".into()
+        } else {
+            Path::new(&self.data)
+                .file_stem()
+                .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned())
+        }
+    }
+
+    /// Refuses options that the other settings make meaningless (they would
+    /// otherwise be ignored without a word); `given` tells whether an
+    /// option (by id, such as `spiral_points`) was given explicitly.
+    pub fn refuse_inapplicable(&self, given: impl Fn(&str) -> bool) -> Result<()> {
+        let spiral = self.data == "spiral";
+        let no_csv = "the built-in spiral has no CSV columns";
+        let spiral_only = "it applies to --data spiral only";
+        let checks = [
+            (
+                "hidden",
+                self.model == ModelKind::Linear,
+                "--model linear has no hidden layers",
+            ),
+            (
+                "momentum",
+                self.optimizer != OptimizerKind::Momentum,
+                "it applies to --optimizer momentum only",
+            ),
+            ("label", spiral, no_csv),
+            ("delimiter", spiral, no_csv),
+            ("spiral_points", !spiral, spiral_only),
+            ("spiral_classes", !spiral, spiral_only),
+        ];
+        for (id, inapplicable, why) in checks {
+            if inapplicable && given(id) {
+                let flag = id.replace('_', "-");
+                return Err(Error::Run(format!("--{flag} does not apply here: {why}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings recorded in the checkpoint at `path`, with the options
+    /// of `self` that a resumed run accepts: threads, json and no_plots
+    /// always, the others when `given`. The run folder is `self.out`, by
+    /// default the checkpoint's folder.
+    pub fn resumed(&self, path: &Path, given: impl Fn(&str) -> bool) -> Result<(Self, Checkpoint)> {
+        let ckpt = Checkpoint::load(path)?;
+        let mut s: RunSettings = serde_json::from_str(&ckpt.settings).map_err(|e| {
+            Error::Run(format!(
+                "{}: the checkpoint's settings are not those of a vnn train run: {e}",
+                path.display()
+            ))
+        })?;
+        (s.threads, s.json, s.no_plots) = (self.threads, self.json, self.no_plots);
+        // How often to log, print and checkpoint does not change the weights.
+        if given("log_every") {
+            s.log_every = self.log_every;
+        }
+        if given("print_every") {
+            s.print_every = self.print_every;
+        }
+        if given("checkpoint_every") {
+            s.checkpoint_every = self.checkpoint_every;
+        }
+        if given("epochs") {
+            s.epochs = self.epochs;
+        }
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let default_out = parent.unwrap_or(Path::new(".")).to_path_buf();
+        s.out = Some(self.out.clone().unwrap_or(default_out));
+        s.resume = Some(path.to_path_buf());
+        Ok((s, ckpt))
+    }
+
+    /// Refuses settings that cannot run, naming their options.
+    pub fn check(&self) -> Result<()> {
+        self.config().validate()?;
+        let refuse = |msg: &str| Err(Error::Run(msg.into()));
+        if self.epochs == 0 {
+            return refuse("--epochs must be at least 1");
+        }
+        if self.log_every == 0 || self.print_every == 0 {
+            return refuse("--log-every and --print-every must be at least 1");
+        }
+        if self.checkpoint_every == Some(0) {
+            return refuse("--checkpoint-every must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The whole data set: the built-in spiral or the CSV file.
+    pub fn load_data(&self) -> Result<Dataset> {
+        if self.data == "spiral" {
+            if self.spiral_points == 0 || self.spiral_classes < 2 {
+                return Err(Error::Run(
+                    "the spiral needs at least 1 point per class and 2 classes".into(),
+                ));
+            }
+            return Ok(data::spiral(
+                self.spiral_points,
+                self.spiral_classes,
+                self.seed,
+            ));
+        }
+        let opts = crate::csv::CsvOptions {
+            label: self.label.clone(),
+            delimiter: self.delimiter,
+        };
+        crate::csv::load_training_csv(Path::new(&self.data), &opts)
+    }
+
+    /// The name of the label column: `label` for the spiral, else the
+    /// `label` setting or the CSV's last header field.
+    pub fn label_column(&self) -> Result<String> {
+        if self.data == "spiral" {
+            return Ok("label".into());
+        }
+        if let Some(l) = &self.label {
+            return Ok(l.clone());
+        }
+        let csv_error = |e: ::csv::Error| Error::Run(e.to_string());
+        let mut reader = ::csv::ReaderBuilder::new()
+            .delimiter(self.delimiter)
+            .from_path(&self.data)
+            .map_err(csv_error)?;
+        let headers = reader.headers().map_err(csv_error)?;
+        let last = headers.iter().next_back().unwrap_or("label");
+        Ok(last.trim_start_matches('\u{feff}').to_string())
+    }
+
+    /// The model of these settings for `train`, and `train` as the model
+    /// sees it (standardized when asked).
+    pub fn build_model(&self, train: &Dataset) -> Result<(Model, Dataset)> {
+        let mut hidden: &[usize] = &[];
+        if self.model == ModelKind::Mlp {
+            if self.hidden.is_empty() || self.hidden.contains(&0) {
+                return Err(Error::Run(
+                    "--hidden needs one or more positive widths, e.g. 100 or 128,64".into(),
+                ));
+            }
+            hidden = &self.hidden;
+        }
+        let init = match self.init {
+            InitKind::He => Init::He,
+            InitKind::Small => Init::Small,
+        };
+        let seed = self.seed.wrapping_add(0x1_0000);
+        crate::session::model_for(train, hidden, init, seed, self.standardize)
+    }
+
+    /// The settings a checkpoint records to continue the run (JSON: every
+    /// setting but `resume`, the run folder `dir`, and for a new run the
+    /// data file's absolute path so it resumes from any folder).
+    pub fn recorded(&self, dir: &Path) -> Result<String> {
+        let mut recorded = self.clone();
+        recorded.out = Some(dir.to_path_buf());
+        if recorded.data != "spiral" && self.resume.is_none() {
+            if let Ok(abs) = std::fs::canonicalize(&recorded.data) {
+                recorded.data = abs.to_string_lossy().into_owned();
+            }
+        }
+        serde_json::to_string(&recorded).map_err(|e| Error::Run(e.to_string()))
+    }
+
+    /// The settings as `metrics.json` records them, with the model's layer
+    /// `sizes` and the threads of the current rayon pool.
+    pub fn metrics_json(&self, sizes: &[usize]) -> serde_json::Value {
+        let c = self.config();
+        json!({
+            "data": self.data, "model": self.model_name(), "sizes": sizes, "epochs": c.epochs,
+            "lr": f32_json(c.lr), "reg": f32_json(c.reg), "optimizer": c.optimizer.name(),
+            "momentum": f32_json(self.momentum), "batch_size": c.batch_size, "dropout": f32_json(c.dropout),
+            "dropconnect": f32_json(c.dropconnect), "test_split": self.test_split, "standardize": self.standardize,
+            "seed": c.seed, "threads": rayon::current_num_threads(), "init": format!("{:?}", self.init).to_lowercase(),
+        })
+    }
+}
+
+/// An `f32` setting as JSON, printed as typed (`0.9`, not `0.8999999761581421`).
+fn f32_json(v: f32) -> serde_json::Value {
+    v.to_string()
+        .parse::<f64>()
+        .map_or(serde_json::Value::Null, serde_json::Value::from)
+}
