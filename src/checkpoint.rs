@@ -109,7 +109,7 @@ fn tensor_names(state: &OptimizerState) -> Vec<(&'static str, &[f32])> {
 
 fn ckpt_err(name: &str, tensor: Option<&str>, msg: impl Into<String>) -> Error {
     Error::Model {
-        path: name.to_string(),
+        path: name.into(),
         tensor: tensor.map(str::to_string),
         msg: msg.into(),
     }

@@ -37,7 +37,7 @@ impl Dataset {
     /// finite features, at least two classes present is *not* required here).
     pub fn validate(&self, name: &str) -> Result<()> {
         let err = |msg: String| Error::Data {
-            path: name.to_string(),
+            path: name.into(),
             line: None,
             column: None,
             msg,
@@ -191,9 +191,7 @@ pub fn stratified_split(
     seed: u64,
 ) -> Result<(Dataset, Dataset)> {
     if !(test_fraction > 0.0 && test_fraction < 1.0) {
-        return Err(Error::Config(format!(
-            "test split must be in (0, 1), got {test_fraction}"
-        )));
+        return Err(Error::setting("test split", "in (0, 1)", test_fraction));
     }
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x5851_F42D_4C95_7F2D);
     let mut train_idx = Vec::new();
@@ -214,12 +212,16 @@ pub fn stratified_split(
     train_idx.sort_unstable();
     test_idx.sort_unstable();
     if train_idx.is_empty() || test_idx.is_empty() {
-        return Err(Error::Config(format!(
-            "test split {test_fraction} of {} rows leaves {} training and {} test rows",
-            data.n_rows(),
-            train_idx.len(),
-            test_idx.len()
-        )));
+        return Err(Error::setting(
+            "test split",
+            "a fraction that leaves both training and test rows",
+            format!(
+                "{test_fraction} of {} rows ({} training and {} test rows)",
+                data.n_rows(),
+                train_idx.len(),
+                test_idx.len()
+            ),
+        ));
     }
     Ok((data.subset(&train_idx), data.subset(&test_idx)))
 }

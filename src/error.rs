@@ -1,4 +1,10 @@
 //! The one error type of the library.
+//!
+//! Every variant carries the parts a program needs to act on it (the file,
+//! line, tensor or setting at fault, what was expected and what was found),
+//! and its message is one sentence built from them. The messages name
+//! settings by their library names (`epochs`, `log_every`); a front end such
+//! as the `vnn` command line renders them with its own option syntax.
 
 use std::path::PathBuf;
 
@@ -7,11 +13,23 @@ use std::path::PathBuf;
 ///
 /// The enum is `#[non_exhaustive]`: later versions may add variants, so a
 /// `match` on it outside this crate needs a wildcard arm.
+///
+/// ```
+/// use vnn::train::TrainConfig;
+///
+/// let bad = TrainConfig { lr: -1.0, ..TrainConfig::default() };
+/// match bad.validate() {
+///     Err(vnn::Error::Setting { what, expected, got }) => {
+///         assert_eq!((what.as_str(), expected.as_str(), got.as_str()), ("learning rate", "a positive number", "-1"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -19,10 +37,10 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A data file (CSV) is malformed. `line` is 1-based, counting the header.
-    #[error("{path}{}{}: {msg}", line.map(|l| format!(", line {l}")).unwrap_or_default(), column.as_ref().map(|c| format!(", column '{c}'")).unwrap_or_default())]
+    #[error("{}{}{}: {msg}", path.display(), line.map(|l| format!(", line {l}")).unwrap_or_default(), column.as_ref().map(|c| format!(", column '{c}'")).unwrap_or_default())]
     Data {
         /// The file (or a name for in-memory data).
-        path: String,
+        path: PathBuf,
         /// 1-based line number, when one line is at fault.
         line: Option<u64>,
         /// The column at fault, when one is.
@@ -30,11 +48,11 @@ pub enum Error {
         /// What was expected.
         msg: String,
     },
-    /// A model file is not a valid vnn model.
-    #[error("{path}{}: {msg}", tensor.as_ref().map(|t| format!(", tensor '{t}'")).unwrap_or_default())]
+    /// A model or checkpoint file is not a valid vnn model or checkpoint.
+    #[error("{}{}: {msg}", path.display(), tensor.as_ref().map(|t| format!(", tensor '{t}'")).unwrap_or_default())]
     Model {
-        /// The model file.
-        path: String,
+        /// The file.
+        path: PathBuf,
         /// The tensor at fault, when one is.
         tensor: Option<String>,
         /// What was expected.
@@ -50,13 +68,92 @@ pub enum Error {
         /// The length given.
         got: usize,
     },
-    /// A setting is out of range or settings contradict each other.
-    #[error("invalid setting: {0}")]
-    Config(String),
-    /// A run cannot go on as asked: a checkpoint that does not belong to
-    /// this run, or a final state that cannot be saved.
-    #[error("{0}")]
-    Run(String),
+    /// A value of the library's API (a training setting, a layer width, a
+    /// split fraction, a label) is out of range.
+    #[error("invalid setting: {what} must be {expected}, got {got}")]
+    Setting {
+        /// The setting, in words (`learning rate`).
+        what: String,
+        /// The range it must be in (`a positive number`).
+        expected: String,
+        /// The value given.
+        got: String,
+    },
+    /// A setting of a recorded run ([`RunSettings`](crate::settings::RunSettings)),
+    /// named by its field, is out of range.
+    #[error("invalid setting: {option} must be {expected}, got {got}")]
+    Option {
+        /// The field (`epochs`, `log_every`).
+        option: String,
+        /// The range it must be in.
+        expected: String,
+        /// The value given.
+        got: String,
+    },
+    /// A setting of a recorded run that its other settings make
+    /// meaningless: it applies only when `needs` is `value`.
+    #[error("{option} does not apply here: it applies to {needs} {value} only")]
+    Inapplicable {
+        /// The field given (`momentum`).
+        option: String,
+        /// The field it depends on (`optimizer`).
+        needs: String,
+        /// The value of `needs` it applies to (`momentum`).
+        value: String,
+    },
+    /// A setting that a resumed run cannot change: it keeps the settings
+    /// recorded in its checkpoint.
+    #[error("{option} cannot change when a run resumes: a resumed run keeps the settings recorded in its checkpoint (only {} may change)", allowed.join(", "))]
+    FixedOnResume {
+        /// The field given (`lr`).
+        option: String,
+        /// The fields a resumed run accepts.
+        allowed: Vec<String>,
+    },
+    /// The data of a resumed run is not the data its checkpoint was trained
+    /// on (their fingerprints, [`session::fingerprint`](crate::session::fingerprint), differ).
+    #[error("{data}: the data differs from the data the checkpoint {} was trained on ({got} now, {expected} then)", checkpoint.display())]
+    DataChanged {
+        /// The name of the data.
+        data: String,
+        /// The checkpoint.
+        checkpoint: PathBuf,
+        /// The fingerprint the checkpoint recorded.
+        expected: String,
+        /// The fingerprint of the data now.
+        got: String,
+    },
+    /// A checkpoint whose contents do not belong together or to this run:
+    /// its model does not match its settings, or its optimizer state does
+    /// not fit its optimizer.
+    #[error("{}: the checkpoint's {what} does not match {expected} ({got})", checkpoint.display())]
+    Mismatch {
+        /// The checkpoint.
+        checkpoint: PathBuf,
+        /// The part at fault (`model`, `optimizer state`).
+        what: String,
+        /// What it must match.
+        expected: String,
+        /// How it differs.
+        got: String,
+    },
+    /// The final weights of a run are not finite, so they were not saved;
+    /// the checkpoint keeps the last good state.
+    #[error("the weights after step {step} are not finite: {} keeps its last good state", checkpoint.display())]
+    NotFinite {
+        /// The step after which the weights stopped being finite.
+        step: u64,
+        /// The checkpoint that keeps the last good state.
+        checkpoint: PathBuf,
+    },
+    /// A picture could not be drawn.
+    #[error("{}: {msg}", path.display())]
+    Plot {
+        /// The picture file.
+        path: PathBuf,
+        /// Why.
+        msg: String,
+    },
     /// A resumed run would start at or past its last step.
     #[error("{}", run_ended(*step, *total, *epochs))]
     RunEnded {
@@ -75,6 +172,30 @@ pub enum Error {
         /// The loss value.
         loss: f64,
     },
+}
+
+impl Error {
+    /// An [`Error::Setting`].
+    pub(crate) fn setting(
+        what: impl Into<String>,
+        expected: impl Into<String>,
+        got: impl ToString,
+    ) -> Error {
+        Error::Setting {
+            what: what.into(),
+            expected: expected.into(),
+            got: got.to_string(),
+        }
+    }
+
+    /// An [`Error::Option`].
+    pub(crate) fn option(option: &str, expected: impl Into<String>, got: impl ToString) -> Error {
+        Error::Option {
+            option: option.into(),
+            expected: expected.into(),
+            got: got.to_string(),
+        }
+    }
 }
 
 /// The text of [`Error::RunEnded`].

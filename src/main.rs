@@ -20,7 +20,10 @@ fn main() -> ExitCode {
 fn one_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        let text = match cause.downcast_ref::<vnn::Error>() {
+            Some(e) => cli::with_flags(e),
+            None => cause.to_string(),
+        };
         if line.ends_with(&text) {
             continue;
         }

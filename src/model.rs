@@ -64,16 +64,28 @@ impl Layout {
     /// count overflows.
     pub fn new(sizes: &[usize]) -> Result<Layout> {
         if sizes.len() < 2 {
-            return Err(Error::Config(format!(
-                "a network needs an input and an output width, got {sizes:?}"
-            )));
+            return Err(Error::setting(
+                "a network's layer widths",
+                "at least two (an input and an output width)",
+                format!("{sizes:?}"),
+            ));
         }
         if let Some(i) = sizes.iter().position(|&s| s == 0) {
-            return Err(Error::Config(format!("layer width {i} is 0 in {sizes:?}")));
+            return Err(Error::setting(
+                format!("layer width {i}"),
+                "positive",
+                format!("0 in {sizes:?}"),
+            ));
         }
         let mut layers = Vec::with_capacity(sizes.len() - 1);
         let mut off = 0usize;
-        let too_big = || Error::Config(format!("network {sizes:?} has too many parameters"));
+        let too_big = || {
+            Error::setting(
+                "a network's parameter count",
+                "at most 2^34",
+                format!("more for {sizes:?}"),
+            )
+        };
         for w in sizes.windows(2) {
             let n_w = w[0].checked_mul(w[1]).ok_or_else(too_big)?;
             let weight = off;

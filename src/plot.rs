@@ -58,7 +58,7 @@ fn light(c: RGBColor) -> RGBColor {
     RGBColor(mix(c.0), mix(c.1), mix(c.2))
 }
 
-fn register_fonts() -> Result<()> {
+fn register_fonts(path: &Path) -> Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
@@ -68,9 +68,10 @@ fn register_fonts() -> Result<()> {
                 _ => dejavu::sans::regular(),
             };
             if plotters::style::register_font("sans-serif", style, bytes).is_err() {
-                result = Err(Error::Config(
-                    "the embedded font could not be loaded".into(),
-                ));
+                result = Err(Error::Plot {
+                    path: path.to_path_buf(),
+                    msg: "the embedded font could not be loaded".into(),
+                });
             }
         }
     });
@@ -78,9 +79,9 @@ fn register_fonts() -> Result<()> {
 }
 
 fn plot_err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
-    move |e| Error::Io {
+    move |e| Error::Plot {
         path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
+        msg: e.to_string(),
     }
 }
 
@@ -99,7 +100,7 @@ fn render_png(
     (width, height): (u32, u32),
     draw: impl FnOnce(&Area) -> Result<()>,
 ) -> Result<()> {
-    register_fonts()?;
+    register_fonts(path)?;
     let e = plot_err(path);
     let mut pixels = vec![0u8; 3 * width as usize * height as usize];
     {
@@ -178,7 +179,10 @@ fn draw_curve(
 /// If the file cannot be written or `points` is empty.
 pub fn plot_curves(path: &Path, title: &str, points: &[CurvePoint]) -> Result<()> {
     if points.is_empty() {
-        return Err(Error::Config("no points to plot".into()));
+        return Err(Error::Plot {
+            path: path.to_path_buf(),
+            msg: "no points to plot".into(),
+        });
     }
     render_png(path, (1200, 500), |root| {
         let root = root
@@ -250,7 +254,10 @@ const GRID: usize = 200;
 /// If the data or model is not 2-D, or the file cannot be written.
 pub fn plot_boundary(path: &Path, title: &str, model: &Model, data: &Dataset) -> Result<()> {
     if data.n_features != 2 || model.n_features() != 2 {
-        return Err(Error::Config("a decision boundary needs 2-D data".into()));
+        return Err(Error::Plot {
+            path: path.to_path_buf(),
+            msg: "a decision boundary needs 2-D data".into(),
+        });
     }
     let x = padded_range(data.features.iter().step_by(2).copied());
     let y = padded_range(data.features.iter().skip(1).step_by(2).copied());

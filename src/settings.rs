@@ -129,15 +129,15 @@ pub const RESUME_OPTIONS: [&str; 9] = [
 /// use vnn::settings::refuse_with_resume;
 /// assert!(refuse_with_resume("epochs", true).is_ok());
 /// assert!(refuse_with_resume("lr", false).is_ok());
-/// let e = refuse_with_resume("lr", true).unwrap_err().to_string();
-/// assert!(e.starts_with("--lr cannot be combined with --resume"));
+/// let e = refuse_with_resume("lr", true).unwrap_err();
+/// assert!(matches!(e, vnn::Error::FixedOnResume { option, .. } if option == "lr"));
 /// ```
 pub fn refuse_with_resume(option: &str, given: bool) -> Result<()> {
     if given && !RESUME_OPTIONS.contains(&option) {
-        return Err(Error::Run(format!(
-            "--{} cannot be combined with --resume: a resumed run keeps the settings recorded in its checkpoint (only --epochs, --out, --threads, --json, --no-plots, --log-every, --print-every and --checkpoint-every may be given)",
-            option.replace('_', "-")
-        )));
+        return Err(Error::FixedOnResume {
+            option: option.into(),
+            allowed: RESUME_OPTIONS[1..].iter().map(|o| o.to_string()).collect(),
+        });
     }
     Ok(())
 }
@@ -182,28 +182,26 @@ impl RunSettings {
     /// option (by id, such as `spiral_points`) was given explicitly.
     pub fn refuse_inapplicable(&self, given: impl Fn(&str) -> bool) -> Result<()> {
         let spiral = self.data == "spiral";
-        let no_csv = "the built-in spiral has no CSV columns";
-        let spiral_only = "it applies to --data spiral only";
+        // (option, whether it is meaningless here, the setting and value it needs)
         let checks = [
-            (
-                "hidden",
-                self.model == ModelKind::Linear,
-                "--model linear has no hidden layers",
-            ),
+            ("hidden", self.model == ModelKind::Linear, ("model", "mlp")),
             (
                 "momentum",
                 self.optimizer != OptimizerKind::Momentum,
-                "it applies to --optimizer momentum only",
+                ("optimizer", "momentum"),
             ),
-            ("label", spiral, no_csv),
-            ("delimiter", spiral, no_csv),
-            ("spiral_points", !spiral, spiral_only),
-            ("spiral_classes", !spiral, spiral_only),
+            ("label", spiral, ("data", "a CSV file")),
+            ("delimiter", spiral, ("data", "a CSV file")),
+            ("spiral_points", !spiral, ("data", "spiral")),
+            ("spiral_classes", !spiral, ("data", "spiral")),
         ];
-        for (id, inapplicable, why) in checks {
-            if inapplicable && given(id) {
-                let flag = id.replace('_', "-");
-                return Err(Error::Run(format!("--{flag} does not apply here: {why}")));
+        for (option, inapplicable, (needs, value)) in checks {
+            if inapplicable && given(option) {
+                return Err(Error::Inapplicable {
+                    option: option.into(),
+                    needs: needs.into(),
+                    value: value.into(),
+                });
             }
         }
         Ok(())
@@ -215,12 +213,12 @@ impl RunSettings {
     /// default the checkpoint's folder.
     pub fn resumed(&self, path: &Path, given: impl Fn(&str) -> bool) -> Result<(Self, Checkpoint)> {
         let ckpt = Checkpoint::load(path)?;
-        let mut s: RunSettings = serde_json::from_str(&ckpt.settings).map_err(|e| {
-            Error::Run(format!(
-                "{}: the checkpoint's settings are not those of a vnn train run: {e}",
-                path.display()
-            ))
-        })?;
+        let mut s: RunSettings =
+            serde_json::from_str(&ckpt.settings).map_err(|e| Error::Model {
+                path: path.to_path_buf(),
+                tensor: None,
+                msg: format!("the checkpoint's settings are not those of a vnn train run: {e}"),
+            })?;
         (s.threads, s.json, s.no_plots) = (self.threads, self.json, self.no_plots);
         // How often to log, print and checkpoint does not change the weights.
         if given("log_every") {
@@ -245,15 +243,14 @@ impl RunSettings {
     /// Refuses settings that cannot run, naming their options.
     pub fn check(&self) -> Result<()> {
         self.config().validate()?;
-        let refuse = |msg: &str| Err(Error::Run(msg.into()));
-        if self.epochs == 0 {
-            return refuse("--epochs must be at least 1");
-        }
-        if self.log_every == 0 || self.print_every == 0 {
-            return refuse("--log-every and --print-every must be at least 1");
-        }
-        if self.checkpoint_every == Some(0) {
-            return refuse("--checkpoint-every must be at least 1");
+        let positive = [
+            ("epochs", Some(self.epochs)),
+            ("log_every", Some(self.log_every)),
+            ("print_every", Some(self.print_every)),
+            ("checkpoint_every", self.checkpoint_every),
+        ];
+        if let Some((option, _)) = positive.iter().find(|(_, n)| *n == Some(0)) {
+            return Err(Error::option(option, "at least 1", 0));
         }
         Ok(())
     }
@@ -261,9 +258,14 @@ impl RunSettings {
     /// The whole data set: the built-in spiral or the CSV file.
     pub fn load_data(&self) -> Result<Dataset> {
         if self.data == "spiral" {
-            if self.spiral_points == 0 || self.spiral_classes < 2 {
-                return Err(Error::Run(
-                    "the spiral needs at least 1 point per class and 2 classes".into(),
+            if self.spiral_points == 0 {
+                return Err(Error::option("spiral_points", "at least 1", 0));
+            }
+            if self.spiral_classes < 2 {
+                return Err(Error::option(
+                    "spiral_classes",
+                    "at least 2",
+                    self.spiral_classes,
                 ));
             }
             return Ok(data::spiral(
@@ -288,7 +290,12 @@ impl RunSettings {
         if let Some(l) = &self.label {
             return Ok(l.clone());
         }
-        let csv_error = |e: ::csv::Error| Error::Run(e.to_string());
+        let csv_error = |e: ::csv::Error| Error::Data {
+            path: PathBuf::from(&self.data),
+            line: None,
+            column: None,
+            msg: e.to_string(),
+        };
         let mut reader = ::csv::ReaderBuilder::new()
             .delimiter(self.delimiter)
             .from_path(&self.data)
@@ -304,8 +311,10 @@ impl RunSettings {
         let mut hidden: &[usize] = &[];
         if self.model == ModelKind::Mlp {
             if self.hidden.is_empty() || self.hidden.contains(&0) {
-                return Err(Error::Run(
-                    "--hidden needs one or more positive widths, e.g. 100 or 128,64".into(),
+                return Err(Error::option(
+                    "hidden",
+                    "one or more positive widths, e.g. 100 or 128,64",
+                    format!("{:?}", self.hidden),
                 ));
             }
             hidden = &self.hidden;
@@ -329,7 +338,10 @@ impl RunSettings {
                 recorded.data = abs.to_string_lossy().into_owned();
             }
         }
-        serde_json::to_string(&recorded).map_err(|e| Error::Run(e.to_string()))
+        serde_json::to_string(&recorded).map_err(|e| Error::Io {
+            path: dir.to_path_buf(),
+            source: e.into(),
+        })
     }
 
     /// The settings as `metrics.json` records them, with the model's layer

@@ -55,7 +55,7 @@ fn write_record(out: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
 #[doc(hidden)]
 pub fn read_records<'a>(bytes: &'a [u8], name: &str) -> Result<Vec<&'a [u8]>> {
     let err = |i: usize, msg: &str| Error::Data {
-        path: name.to_string(),
+        path: name.into(),
         line: None,
         column: None,
         msg: format!("record {i}: {msg}"),

@@ -87,7 +87,7 @@ fn csv_semicolon_delimiter() {
     assert_eq!(
         msg,
         "no feature columns: the header has only the label column 'a;b;species' \
-         (the header contains ';': use --delimiter ';')"
+         (the header contains ';': set the delimiter to ';')"
     );
 }
 
@@ -368,7 +368,10 @@ fn csv_huge_record_is_refused_before_it_is_buffered() {
 #[test]
 fn csv_bad_delimiter_is_a_setting_error() {
     match load_training_csv_from_reader(&b"a,b\n"[..], "mem", &opts(b'"')) {
-        Err(Error::Config(msg)) => assert_eq!(msg, "the CSV delimiter cannot be '\"'"),
+        Err(e @ Error::Setting { .. }) => assert_eq!(
+            e.to_string(),
+            "invalid setting: the CSV delimiter must be neither a quote nor a line end, got '\"'"
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -629,7 +632,7 @@ impl Parts {
 fn model_err<T: std::fmt::Debug>(r: vnn::Result<T>) -> (Option<String>, String) {
     match r {
         Err(Error::Model { path, tensor, msg }) => {
-            assert_eq!(path, "bad.safetensors");
+            assert_eq!(path, std::path::Path::new("bad.safetensors"));
             (tensor, msg)
         }
         other => panic!("expected a model error, got {other:?}"),
@@ -919,12 +922,12 @@ fn model_bad_metadata() {
         (
             "sizes",
             "[2, 0, 3]",
-            "metadata sizes: layer width 1 is 0 in [2, 0, 3]",
+            "metadata sizes: layer width 1 must be positive, got 0 in [2, 0, 3]",
         ),
         (
             "sizes",
             "[2]",
-            "metadata sizes: a network needs an input and an output width, got [2]",
+            "metadata sizes: a network's layer widths must be at least two (an input and an output width), got [2]",
         ),
         (
             "architecture",

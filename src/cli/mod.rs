@@ -42,6 +42,42 @@ enum Command {
     Export(export::ExportArgs),
 }
 
+/// A library error in the command line's words: settings by their options.
+pub(crate) fn with_flags(e: &vnn::Error) -> String {
+    use vnn::Error::*;
+    let flag = |o: &str| format!("--{}", o.replace('_', "-"));
+    match e {
+        Option {
+            option, expected, ..
+        } => format!("{} must be {expected}", flag(option)),
+        Inapplicable {
+            option,
+            needs,
+            value,
+        } => {
+            let why = match (needs.as_str(), value.as_str()) {
+                ("model", _) => "--model linear has no hidden layers".to_string(),
+                ("data", "a CSV file") => "the built-in spiral has no CSV columns".to_string(),
+                _ => format!("it applies to {} {value} only", flag(needs)),
+            };
+            format!("{} does not apply here: {why}", flag(option))
+        }
+        FixedOnResume { option, allowed } => {
+            let allowed: Vec<String> = allowed.iter().map(|o| flag(o)).collect();
+            let (last, rest) = allowed.split_last().expect("a resumed run accepts options");
+            format!("{} cannot be combined with --resume: a resumed run keeps the settings recorded in its checkpoint (only {} and {last} may be given)", flag(option), rest.join(", "))
+        }
+        Data { .. } => e
+            .to_string()
+            .replace("set the delimiter to", "use --delimiter"),
+        RunEnded { .. } => e.to_string().replace("more epochs", "more --epochs"),
+        Diverged { .. } => e
+            .to_string()
+            .replace("learning rate", "learning rate (--lr)"),
+        _ => e.to_string(),
+    }
+}
+
 /// Parses the arguments and runs the command.
 pub fn run() -> Result<ExitCode> {
     // The matches tell which options were given on the command line

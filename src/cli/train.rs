@@ -9,7 +9,7 @@
 //! (a second Ctrl-C exits at once).
 
 use super::{with_threads, Out};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
 use serde::Serialize;
@@ -151,19 +151,6 @@ impl TrainArgs {
     }
 }
 
-/// The library's error, with the CLI's options where the message asks for
-/// more epochs or a lower learning rate.
-fn with_flags(e: vnn::Error) -> anyhow::Error {
-    let text = e.to_string();
-    match e {
-        vnn::Error::RunEnded { .. } => anyhow!(text.replace("more epochs", "more --epochs")),
-        vnn::Error::Diverged { .. } => {
-            anyhow!(text.replace("learning rate", "learning rate (--lr)"))
-        }
-        e => e.into(),
-    }
-}
-
 /// The settings of the run: those of the options, or with `--resume` the
 /// ones recorded in its checkpoint with the options it accepts.
 fn settings(cli: &TrainArgs, matches: &ArgMatches) -> Result<(RunSettings, Option<Checkpoint>)> {
@@ -248,8 +235,7 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         let metrics = MetricsFile::new(args.metrics_json(&sizes));
         let session = builder.observer(metrics).build(&train_std, test)?;
         session.evaluate_at_end(&train_raw).run()
-    })?
-    .map_err(with_flags)?;
+    })??;
     report(&outcome, args.json);
     Ok(ExitCode::from(if outcome.interrupted { 130 } else { 0 }))
 }

@@ -375,6 +375,6 @@ fn delimiter_hint(header: &[String], delimiter: u8) -> String {
             } else {
                 (d as char).to_string()
             };
-            format!(" (the header contains '{shown}': use --delimiter '{shown}')")
+            format!(" (the header contains '{shown}': set the delimiter to '{shown}')")
         })
 }

@@ -20,7 +20,7 @@ pub(super) fn open_input(path: &Path, name: &str) -> Result<std::fs::File> {
     };
     let meta = std::fs::metadata(path).map_err(io)?;
     let data_err = |msg: String| Error::Data {
-        path: name.to_string(),
+        path: name.into(),
         line: None,
         column: None,
         msg,
@@ -105,10 +105,11 @@ impl<R: Read> Source<R> {
     /// line end); `name` stands for the file in errors.
     pub(super) fn new(reader: R, name: &str, delimiter: u8) -> Result<Source<R>> {
         if matches!(delimiter, b'"' | b'\n' | b'\r') {
-            return Err(Error::Config(format!(
-                "the CSV delimiter cannot be {:?}",
-                delimiter as char
-            )));
+            return Err(Error::setting(
+                "the CSV delimiter",
+                "neither a quote nor a line end",
+                format!("{:?}", delimiter as char),
+            ));
         }
         let limited = Limited {
             inner: reader,
@@ -134,7 +135,7 @@ impl<R: Read> Source<R> {
     /// An [`Error::Data`] about this file.
     pub(super) fn err(&self, line: Option<u64>, column: Option<&str>, msg: String) -> Error {
         Error::Data {
-            path: self.name.clone(),
+            path: self.name.clone().into(),
             line,
             column: column.map(str::to_string),
             msg,

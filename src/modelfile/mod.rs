@@ -79,7 +79,7 @@ struct StandardizeJson {
 
 fn model_err(path: &str, tensor: Option<&str>, msg: impl Into<String>) -> Error {
     Error::Model {
-        path: path.to_string(),
+        path: path.into(),
         tensor: tensor.map(str::to_string),
         msg: msg.into(),
     }

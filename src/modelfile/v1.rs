@@ -62,7 +62,11 @@ pub(super) fn read_v1(file: &FileView) -> Result<Model> {
 fn layout_of(file: &FileView, sizes: &[usize]) -> Result<Layout> {
     Layout::new(sizes).map_err(|e| {
         let msg = match e {
-            Error::Config(m) => m,
+            Error::Setting {
+                what,
+                expected,
+                got,
+            } => format!("{what} must be {expected}, got {got}"),
             other => other.to_string(),
         };
         file.err(None, format!("metadata sizes: {msg}"))

@@ -49,12 +49,12 @@ pub(super) fn curve_of(ckpt: &Checkpoint, path: &Path) -> Result<Vec<CurvePoint>
     let Some(text) = ckpt.extra.get("curve") else {
         return Ok(Vec::new());
     };
-    let points: Vec<(u64, f64, f64, Option<f64>)> = serde_json::from_str(text).map_err(|e| {
-        Error::Run(format!(
-            "{}: metadata entry \"curve\" is not a list of curve points: {e}",
-            path.display()
-        ))
-    })?;
+    let points: Vec<(u64, f64, f64, Option<f64>)> =
+        serde_json::from_str(text).map_err(|e| Error::Model {
+            path: path.to_path_buf(),
+            tensor: None,
+            msg: format!("metadata entry \"curve\" is not a list of curve points: {e}"),
+        })?;
     Ok(points
         .into_iter()
         .filter(|p| p.0 <= ckpt.step)
@@ -77,10 +77,12 @@ pub(super) fn check_resume(
 ) -> Result<()> {
     if let (Some(recorded), Some((name, now))) = (ckpt.extra.get("data_fingerprint"), data) {
         if recorded != now {
-            return Err(Error::Run(format!(
-                "{name}: the data differs from the data the checkpoint {} was trained on ({now} now, {recorded} then)",
-                path.display()
-            )));
+            return Err(Error::DataChanged {
+                data: name.clone(),
+                checkpoint: path.to_path_buf(),
+                expected: recorded.clone(),
+                got: now.clone(),
+            });
         }
     }
     let c = &ckpt.model;
@@ -89,10 +91,12 @@ pub(super) fn check_resume(
         || c.class_names != model.class_names
         || c.standardizer != model.standardizer
     {
-        return Err(Error::Run(format!(
-            "{}: the checkpoint's model does not match its recorded settings (layer sizes, feature or class names, or standardization differ)",
-            path.display()
-        )));
+        return Err(Error::Mismatch {
+            checkpoint: path.to_path_buf(),
+            what: "model".into(),
+            expected: "its recorded settings".into(),
+            got: "layer sizes, feature or class names, or standardization differ".into(),
+        });
     }
     Ok(())
 }
@@ -121,7 +125,10 @@ impl CheckpointWriter {
             .iter()
             .map(|p| (p.step, p.loss, p.train_accuracy, p.test_accuracy))
             .collect();
-        let text = serde_json::to_string(&points).map_err(|e| Error::Run(e.to_string()))?;
+        let text = serde_json::to_string(&points).map_err(|e| Error::Io {
+            path: self.path.clone(),
+            source: e.into(),
+        })?;
         extra.insert("curve".to_string(), text);
         let ckpt = Checkpoint {
             step: trainer.steps_done(),
@@ -136,13 +143,5 @@ impl CheckpointWriter {
         ckpt.save(&self.path)?;
         self.last_step = Some(ckpt.step);
         Ok(true)
-    }
-
-    /// The note when the state after `step` is not finite.
-    pub(super) fn not_finite(&self, step: u64) -> String {
-        format!(
-            "the weights after step {step} are not finite: {} keeps its last good state",
-            self.path.display()
-        )
     }
 }

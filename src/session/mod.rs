@@ -283,7 +283,8 @@ impl<'o> SessionBuilder<'o> {
     /// expects), measuring test accuracy on `test` (raw) at log points.
     ///
     /// # Errors
-    /// [`Error::Config`] for invalid settings; [`Error::Run`] or
+    /// [`Error::Setting`] for invalid settings; [`Error::Mismatch`],
+    /// [`Error::DataChanged`] or
     /// [`Error::RunEnded`] when the checkpoint to resume from does not
     /// belong to this run or has no steps left; [`Error::Io`] when the run
     /// folder cannot be created.
@@ -293,8 +294,10 @@ impl<'o> SessionBuilder<'o> {
         test: Option<&'d Dataset>,
     ) -> Result<Session<'d, 'o>> {
         if self.log_every == 0 || self.checkpoint_every == Some(0) {
-            return Err(Error::Config(
-                "log and checkpoint intervals must be at least 1".into(),
+            return Err(Error::setting(
+                "the log and checkpoint intervals",
+                "at least 1",
+                0,
             ));
         }
         let mut model = self.model;
@@ -308,11 +311,13 @@ impl<'o> SessionBuilder<'o> {
         }
         let mut trainer = Trainer::new(model, train, self.config)?;
         if let Some((step, state, path)) = restore {
-            trainer.restore(step, state).map_err(|e| Error::Run(format!(
-                "{}: the checkpoint's optimizer state does not fit the {} optimizer of its settings: {e}",
-                path.display(),
-                trainer.config().optimizer.name()
-            )))?;
+            let optimizer = trainer.config().optimizer.name();
+            trainer.restore(step, state).map_err(|e| Error::Mismatch {
+                checkpoint: path.clone(),
+                what: "optimizer state".into(),
+                expected: format!("the {optimizer} optimizer of its settings"),
+                got: e.to_string(),
+            })?;
         }
         let (start, total) = (trainer.steps_done(), trainer.total_steps());
         if start >= total {
@@ -392,7 +397,7 @@ impl<'d> Session<'d, '_> {
     ///
     /// # Errors
     /// [`Error::Diverged`] when a loss is not finite (the checkpoint keeps
-    /// the last good state); [`Error::Run`] when the final weights are not
+    /// the last good state); [`Error::NotFinite`] when the final weights are not
     /// finite; an observer's error; [`Error::Io`] on writes.
     pub fn run(mut self) -> Result<Outcome> {
         let (start, total) = (self.start_step(), self.total_steps());
@@ -430,7 +435,10 @@ impl<'d> Session<'d, '_> {
             && cp.last_step != Some(done)
             && !cp.write(&self.trainer, &self.curve)?
         {
-            return Err(Error::Run(cp.not_finite(done)));
+            return Err(Error::NotFinite {
+                step: done,
+                checkpoint: cp.path.clone(),
+            });
         }
         let seconds = started.elapsed().as_secs_f64();
         let epochs = self.trainer.config().epochs;
@@ -511,7 +519,11 @@ impl<'d> Session<'d, '_> {
                 "checkpoint of step {done} (the last good state): {}",
                 cp.path.display()
             ),
-            Ok(false) => cp.not_finite(done),
+            Ok(false) => Error::NotFinite {
+                step: done,
+                checkpoint: cp.path.clone(),
+            }
+            .to_string(),
             Err(write_error) => return write_error,
         };
         for o in &mut self.observers {

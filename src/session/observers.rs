@@ -127,7 +127,11 @@ impl Observer for MetricsFile {
             "config": self.config,
             "curve": curve,
         });
-        let text = serde_json::to_string_pretty(&metrics).map_err(|e| Error::Run(e.to_string()))?;
-        fsutil::write_atomic(&outcome.dir.join("metrics.json"), text.as_bytes())
+        let path = outcome.dir.join("metrics.json");
+        let text = serde_json::to_string_pretty(&metrics).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        fsutil::write_atomic(&path, text.as_bytes())
     }
 }

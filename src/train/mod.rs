@@ -130,32 +130,30 @@ impl TrainConfig {
     /// probability outside `[0, 1)`, or a zero batch size.
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::Config(format!(
-                "learning rate must be a positive number, got {}",
-                self.lr
-            )));
+            return Err(Error::setting(
+                "learning rate",
+                "a positive number",
+                self.lr,
+            ));
         }
         if !(self.reg.is_finite() && self.reg >= 0.0) {
-            return Err(Error::Config(format!(
-                "regularization must be >= 0, got {}",
-                self.reg
-            )));
+            return Err(Error::setting("regularization", ">= 0", self.reg));
         }
         for (name, p) in [("dropout", self.dropout), ("dropconnect", self.dropconnect)] {
             if !(0.0..1.0).contains(&p) {
-                return Err(Error::Config(format!(
-                    "{name} probability must be in [0, 1), got {p}"
-                )));
+                return Err(Error::setting(
+                    format!("{name} probability"),
+                    "in [0, 1)",
+                    p,
+                ));
             }
         }
         if self.batch_size == Some(0) {
-            return Err(Error::Config("batch size must be at least 1".into()));
+            return Err(Error::setting("batch size", "at least 1", 0));
         }
         if let Optimizer::Momentum { mu } = self.optimizer {
             if !(0.0..1.0).contains(&mu) {
-                return Err(Error::Config(format!(
-                    "momentum must be in [0, 1), got {mu}"
-                )));
+                return Err(Error::setting("momentum", "in [0, 1)", mu));
             }
         }
         Ok(())
@@ -218,7 +216,11 @@ pub struct Trainer<'d> {
 fn check_data(model: &Model, data: &Dataset) -> Result<()> {
     let n = data.n_rows();
     if n == 0 {
-        return Err(Error::Config("no training rows".into()));
+        return Err(Error::setting(
+            "the number of training rows",
+            "at least 1",
+            0,
+        ));
     }
     let shape = |what: &str, expected, got| Error::Shape {
         what: what.into(),
@@ -236,7 +238,12 @@ fn check_data(model: &Model, data: &Dataset) -> Result<()> {
         return Err(shape("data features buffer", expected, data.features.len()));
     }
     if model.layout.layers.len() > 255 {
-        return Err(Error::Config("at most 254 hidden layers".into()));
+        let hidden = model.layout.layers.len() - 1;
+        return Err(Error::setting(
+            "the number of hidden layers",
+            "at most 254",
+            hidden,
+        ));
     }
     Ok(())
 }
@@ -466,9 +473,11 @@ pub fn evaluate(model: &Model, data: &Dataset) -> Result<Evaluation> {
         });
     }
     if let Some(&y) = data.labels.iter().find(|&&y| y as usize >= k) {
-        return Err(Error::Config(format!(
-            "label {y} out of range for a model of {k} classes"
-        )));
+        return Err(Error::setting(
+            "a label",
+            format!("below the model's {k} classes"),
+            y,
+        ));
     }
     let mut logits = model.logits(&data.features, n)?;
     let mut pred = vec![0u32; n];
