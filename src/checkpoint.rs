@@ -299,7 +299,7 @@ impl Checkpoint {
     ///
     /// # Errors
     /// [`Error::Model`] for everything a model file can get wrong (see
-    /// [`modelfile::model_and_metadata_from_bytes`]), a file that is not a
+    /// [`modelfile::ModelFile::from_bytes`]), a file that is not a
     /// checkpoint, a checkpoint version this crate does not know, a missing
     /// or malformed `step` or `settings` entry, and optimizer tensors that
     /// are not one F32 value per parameter, hold a non-finite value, do not

@@ -39,8 +39,8 @@ fn ok(args: &[&str]) -> Output {
 }
 
 fn weight_bits(dir: &Path) -> Vec<u32> {
-    let model = vnn::modelfile::load_model(&dir.join("model.safetensors")).unwrap();
-    model.params.iter().map(|v| v.to_bits()).collect()
+    let model = vnn::model::Model::load(&dir.join("model.safetensors")).unwrap();
+    model.params().iter().map(|v| v.to_bits()).collect()
 }
 
 /// Runs `vnn train` with `args`, then `--epochs epochs --no-plots --out
@@ -99,7 +99,7 @@ fn resume_matches_uninterrupted(
     let stored_bits: Vec<u32> = Checkpoint::load(&path)
         .unwrap()
         .model
-        .params
+        .params()
         .iter()
         .map(|v| v.to_bits())
         .collect();
@@ -119,7 +119,7 @@ fn resume_matches_uninterrupted(
 fn version_1_adam_checkpoint_loads_as_adam_and_resumes_bit_exactly() {
     let ckpt = Checkpoint::load(&stored("v1-adam.safetensors")).unwrap();
     assert_eq!(ckpt.step, 30);
-    let n = ckpt.model.params.len();
+    let n = ckpt.model.params().len();
     assert_eq!(n, 2 * 8 + 8 + 8 * 3 + 3);
     match &ckpt.optimizer {
         OptimizerState::Adam { m, v } => {
@@ -158,7 +158,7 @@ fn version_1_adam_checkpoint_loads_as_adam_and_resumes_bit_exactly() {
 fn version_1_momentum_checkpoint_loads_the_velocity_and_resumes_bit_exactly() {
     let ckpt = Checkpoint::load(&stored("v1-momentum-minibatch.safetensors")).unwrap();
     assert_eq!(ckpt.step, 20);
-    let n = ckpt.model.params.len();
+    let n = ckpt.model.params().len();
     match &ckpt.optimizer {
         OptimizerState::Momentum { velocity } => assert_eq!(velocity.len(), n),
         other => panic!("expected momentum, got {}", other.name()),

@@ -435,7 +435,7 @@ impl<'d> Session<'d, '_> {
         let seconds = started.elapsed().as_secs_f64();
         let epochs = self.trainer.config().epochs;
         let model = self.trainer.into_model();
-        crate::modelfile::save_model(&model, &self.extra, &self.model_path)?;
+        crate::modelfile::save_with(&model, &self.extra, &self.model_path)?;
         let evals = match interrupted {
             true => (None, None),
             false => (
