@@ -331,7 +331,8 @@ impl Checkpoint {
     /// # Errors
     /// As [`Checkpoint::to_bytes`], plus [`Error::Io`] if the file cannot
     /// be written; the file at `path` is then left as it was.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
         let bytes = self.to_bytes(&path.display().to_string())?;
         crate::fsutil::write_atomic(path, &bytes)
     }
@@ -342,7 +343,8 @@ impl Checkpoint {
     /// [`Error::Io`] if the file cannot be read; [`Error::Model`] if it is a
     /// directory, larger than [`modelfile::MAX_MODEL_BYTES`], or not a valid
     /// checkpoint (see [`Checkpoint::from_bytes`]).
-    pub fn load(path: &Path) -> Result<Checkpoint> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
+        let path = path.as_ref();
         let bytes = modelfile::read_bounded(path)?;
         Checkpoint::from_bytes(&bytes, &path.display().to_string())
     }

@@ -339,7 +339,11 @@ pub fn spiral(points_per_class: usize, classes: usize, seed: u64) -> Dataset {
 /// assert_eq!((d.n_rows(), d.features().len()), (100, 78_400));
 /// assert!(d.labels().iter().all(|&y| y < 10));
 /// ```
+///
+/// # Panics
+/// If `rows > 0` and `n_classes == 0` (no label could be drawn).
 pub fn synthetic(rows: usize, n_features: usize, n_classes: usize, seed: u64) -> Dataset {
+    assert!(rows == 0 || n_classes > 0, "synthetic data needs a class");
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let features = (0..rows * n_features)
         .map(|_| {

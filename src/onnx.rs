@@ -279,7 +279,8 @@ pub fn to_onnx_bytes(model: &Model) -> Result<Vec<u8>> {
 ///
 /// # Errors
 /// As [`to_onnx`]; [`Error::Io`] naming `path` if it cannot be written.
-pub fn save_onnx(model: &Model, path: &Path) -> Result<()> {
+pub fn save_onnx(model: &Model, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
     crate::fsutil::write_atomic(path, &to_onnx_bytes(model)?)
 }
 

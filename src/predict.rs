@@ -3,6 +3,7 @@
 //! confusion matrix as a text table.
 
 use crate::data::Dataset;
+use crate::error::Result;
 use crate::model::Model;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -128,13 +129,11 @@ pub fn confusion_table(class_names: &[String], confusion: &[Vec<u64>]) -> Vec<St
 
 /// The labelled rows `features` (`labels.len() x n_features`) as a
 /// [`Dataset`] with `model`'s features and classes.
-pub fn labelled_dataset(model: &Model, features: Vec<f32>, labels: Vec<u32>) -> Dataset {
-    Dataset {
-        features,
-        labels,
-        n_features: model.n_features(),
-        n_classes: model.n_classes(),
-        feature_names: model.feature_names.clone(),
-        class_names: model.class_names.clone(),
-    }
+///
+/// # Errors
+/// As [`Dataset::new`]: lengths that disagree, a label out of range, a
+/// feature that is not finite.
+pub fn labelled_dataset(model: &Model, features: Vec<f32>, labels: Vec<u32>) -> Result<Dataset> {
+    Dataset::new(features, labels, model.n_features(), model.n_classes())?
+        .with_names(model.feature_names.clone(), model.class_names.clone())
 }

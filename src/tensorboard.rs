@@ -117,7 +117,8 @@ impl EventWriter {
     /// assert!(std::fs::metadata(w.path()).unwrap().len() > 0);
     /// std::fs::remove_dir_all(&dir).unwrap();
     /// ```
-    pub fn create(dir: &Path) -> Result<EventWriter> {
+    pub fn create(dir: impl AsRef<Path>) -> Result<EventWriter> {
+        let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.to_path_buf(),
             source,

@@ -124,7 +124,7 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
             args.data.display()
         );
     };
-    let ds = predict::labelled_dataset(&model, data.features, labels);
+    let ds = predict::labelled_dataset(&model, data.features, labels)?;
     let eval = with_threads(args.input.threads, || vnn::train::evaluate(&model, &ds))??;
     if args.json {
         println!(

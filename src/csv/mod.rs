@@ -79,7 +79,8 @@ pub struct CsvFeatures {
 ///
 /// [`Error::Io`]: crate::error::Error::Io
 /// [`Error::Data`]: crate::error::Error::Data
-pub fn load_training_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+pub fn load_training_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset> {
+    let path = path.as_ref();
     let name = path.display().to_string();
     let file = open_input(path, &name)?;
     load_training_csv_from_reader(file, &name, opts)
@@ -241,12 +242,13 @@ impl LabelIds {
 /// (the error names it) and a label value that is not one of `class_names`
 /// (the error names the line and the value).
 pub fn load_features_csv(
-    path: &Path,
+    path: impl AsRef<Path>,
     feature_names: &[String],
     class_names: &[String],
     label: Option<&str>,
     delimiter: u8,
 ) -> Result<CsvFeatures> {
+    let path = path.as_ref();
     let name = path.display().to_string();
     let file = open_input(path, &name)?;
     load_features_csv_from_reader(file, &name, feature_names, class_names, label, delimiter)

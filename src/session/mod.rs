@@ -261,7 +261,8 @@ impl<'o> SessionBuilder<'o> {
     ///
     /// # Errors
     /// [`Error::Io`] or [`Error::Model`] when the file is not a checkpoint.
-    pub fn resume_from(self, path: &Path) -> Result<Self> {
+    pub fn resume_from(self, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
         let ckpt = Checkpoint::load(path)?;
         Ok(self.resume(ckpt, path))
     }
