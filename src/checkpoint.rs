@@ -255,7 +255,7 @@ impl Checkpoint {
     /// use vnn::model::{Init, Model};
     /// use vnn::train::OptimizerState;
     /// let model = Model::new(&[2, 4, 3], Init::He, 1).unwrap();
-    /// let n = model.params.len();
+    /// let n = model.params().len();
     /// let ckpt = Checkpoint {
     ///     step: 42,
     ///     model,

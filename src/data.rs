@@ -62,16 +62,26 @@ impl Dataset {
         n_features: usize,
         n_classes: usize,
     ) -> Result<Dataset> {
-        let data = Dataset {
+        let data = Dataset::with_generic_names(features, labels, n_features, n_classes);
+        data.validate(DATASET)?;
+        Ok(data)
+    }
+
+    /// The dataset of [`Dataset::new`], unchecked: for data built right.
+    fn with_generic_names(
+        features: Vec<f32>,
+        labels: Vec<u32>,
+        n_features: usize,
+        n_classes: usize,
+    ) -> Dataset {
+        Dataset {
             features,
             labels,
             n_features,
             n_classes,
             feature_names: generic_feature_names(n_features),
             class_names: generic_class_names(n_classes),
-        };
-        data.validate(DATASET)?;
-        Ok(data)
+        }
     }
 
     /// This dataset with the given feature and class names.
@@ -319,14 +329,7 @@ pub fn spiral(points_per_class: usize, classes: usize, seed: u64) -> Dataset {
             labels.push(class as u32);
         }
     }
-    Dataset {
-        features,
-        labels,
-        n_features: 2,
-        n_classes: classes,
-        feature_names: generic_feature_names(2),
-        class_names: generic_class_names(classes),
-    }
+    Dataset::with_generic_names(features, labels, 2, classes)
 }
 
 /// `rows` rows of `n_features` standard normal features with labels drawn
@@ -354,14 +357,7 @@ pub fn synthetic(rows: usize, n_features: usize, n_classes: usize, seed: u64) ->
     let labels = (0..rows)
         .map(|_| rng.random_range(0..n_classes.max(1) as u32))
         .collect();
-    Dataset {
-        features,
-        labels,
-        n_features,
-        n_classes,
-        feature_names: generic_feature_names(n_features),
-        class_names: generic_class_names(n_classes),
-    }
+    Dataset::with_generic_names(features, labels, n_features, n_classes)
 }
 
 /// A stratified split: each class contributes `round(test_fraction * count)`

@@ -13,10 +13,11 @@ use std::io::Write;
 ///
 /// # Example
 /// ```
-/// let mut model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
-/// model.class_names = vec!["0".into(), "7".into()];
+/// let model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
+/// let x = vec!["x0".to_string(), "x1".to_string()];
+/// let model = model.with_names(x.clone(), vec!["0".into(), "7".into()]).unwrap();
 /// assert_eq!(vnn::predict::class_value(&model, 1), serde_json::json!(7));
-/// model.class_names = vec!["a".into(), "7".into()];
+/// let model = model.with_names(x, vec!["a".into(), "7".into()]).unwrap();
 /// assert_eq!(vnn::predict::class_value(&model, 1), serde_json::json!("7"));
 /// ```
 pub fn class_value(model: &Model, class: usize) -> Value {
@@ -62,8 +63,9 @@ fn csv_field(s: &str) -> String {
 ///
 /// # Example
 /// ```
-/// let mut model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
-/// model.class_names = vec!["no".into(), "yes, sure".into()];
+/// let model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
+/// let x = vec!["x0".to_string(), "x1".to_string()];
+/// let model = model.with_names(x, vec!["no".into(), "yes, sure".into()]).unwrap();
 /// let mut out = Vec::new();
 /// vnn::predict::write_predictions_csv(&mut out, &model, &[1, 0], Some(&[0.25, 0.75, 1.0, 0.0])).unwrap();
 /// let text = String::from_utf8(out).unwrap();

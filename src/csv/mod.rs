@@ -97,10 +97,10 @@ pub fn load_training_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Da
 /// use vnn::csv::{load_training_csv_from_reader, CsvOptions};
 /// let text = "a,b,species\n1,2,setosa\n3,4.5,virginica\n5,6,setosa\n";
 /// let d = load_training_csv_from_reader(text.as_bytes(), "iris", &CsvOptions::default()).unwrap();
-/// assert_eq!(d.feature_names, ["a", "b"]);
-/// assert_eq!(d.class_names, ["setosa", "virginica"]);
-/// assert_eq!(d.labels, [0, 1, 0]);
-/// assert_eq!(d.features, [1.0, 2.0, 3.0, 4.5, 5.0, 6.0]);
+/// assert_eq!(d.feature_names(), ["a", "b"]);
+/// assert_eq!(d.class_names(), ["setosa", "virginica"]);
+/// assert_eq!(d.labels(), [0, 1, 0]);
+/// assert_eq!(d.features(), [1.0, 2.0, 3.0, 4.5, 5.0, 6.0]);
 /// ```
 pub fn load_training_csv_from_reader<R: Read>(
     reader: R,

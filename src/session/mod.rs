@@ -535,8 +535,8 @@ impl<'d> Session<'d, '_> {
 /// ```
 /// let data = vnn::data::spiral(10, 3, 0);
 /// let (model, seen) = vnn::session::model_for(&data, &[8], vnn::model::Init::He, 0, true).unwrap();
-/// assert_eq!(model.layout.sizes, [2, 8, 3]);
-/// assert!(model.standardizer.is_some() && seen.features != data.features);
+/// assert_eq!(model.layout().sizes(), [2, 8, 3]);
+/// assert!(model.standardizer().is_some() && seen.features() != data.features());
 /// ```
 pub fn model_for(
     train: &Dataset,
