@@ -568,6 +568,9 @@ pub fn model_for(
 /// let t = vnn::session::utc_timestamp();
 /// assert_eq!((t.len(), &t[8..9]), (15, "-"));
 /// ```
+// Hidden from the docs: a helper of the `vnn` binary (`src/cli/train.rs`
+// names run folders with it), not a user API.
+#[doc(hidden)]
 pub fn utc_timestamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
