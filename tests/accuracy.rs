@@ -168,7 +168,7 @@ fn digits_accuracy(name: &str, sizes: &[usize]) -> f64 {
     let mut accs = Vec::new();
     for seed in 0..5 {
         let (train_raw, test) = stratified_split(&data, 0.2, seed).unwrap();
-        let standardizer = Standardizer::fit(&train_raw.features(), train_raw.n_features());
+        let standardizer = Standardizer::fit(train_raw.features(), train_raw.n_features());
         let train_std = train_raw.standardized(&standardizer).unwrap();
         let config = TrainConfig {
             epochs: 300,

@@ -125,7 +125,7 @@ fn train_predict_eval_on_the_spiral() {
     assert_eq!(preds.len(), 300);
     let loaded = vnn::model::Model::load(&model).unwrap();
     let lib: Vec<i64> = loaded
-        .predict(&data.features(), 300)
+        .predict(data.features(), 300)
         .unwrap()
         .into_iter()
         .map(i64::from)

@@ -50,11 +50,11 @@ fn inference_ignores_dropout_and_dropconnect() {
         }
         let model = trainer.into_model();
         let n = data.n_rows();
-        let logits = model.logits(&data.features(), n).unwrap();
-        let pred = model.predict(&data.features(), n).unwrap();
+        let logits = model.logits(data.features(), n).unwrap();
+        let pred = model.predict(data.features(), n).unwrap();
         // Deterministic: the same answer every time.
-        assert_eq!(model.logits(&data.features(), n).unwrap(), logits);
-        assert_eq!(model.predict(&data.features(), n).unwrap(), pred);
+        assert_eq!(model.logits(data.features(), n).unwrap(), logits);
+        assert_eq!(model.predict(data.features(), n).unwrap(), pred);
         assert_eq!(
             evaluate(&model, &data).unwrap(),
             evaluate(&model, &data).unwrap()

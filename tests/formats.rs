@@ -46,7 +46,7 @@ fn data_err<T: std::fmt::Debug>(r: vnn::Result<T>) -> (Option<u64>, Option<Strin
 }
 
 fn train_err(rel: &str) -> (Option<u64>, Option<String>, String) {
-    data_err(load_training_csv(&data(rel), &CsvOptions::default()))
+    data_err(load_training_csv(data(rel), &CsvOptions::default()))
 }
 
 fn col(c: &str) -> Option<String> {
@@ -61,7 +61,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn csv_comma_with_integer_labels() {
-    let d = load_training_csv(&data("csv/comma_int_labels.csv"), &opts(b',')).unwrap();
+    let d = load_training_csv(data("csv/comma_int_labels.csv"), &opts(b',')).unwrap();
     assert_eq!(d.feature_names(), ["x0", "x1"]);
     assert_eq!(d.class_names(), ["0", "1", "2"]);
     assert_eq!(d.labels(), [0, 1, 2]);
@@ -71,7 +71,7 @@ fn csv_comma_with_integer_labels() {
 
 #[test]
 fn csv_semicolon_delimiter() {
-    let d = load_training_csv(&data("csv/semicolon.csv"), &opts(b';')).unwrap();
+    let d = load_training_csv(data("csv/semicolon.csv"), &opts(b';')).unwrap();
     assert_eq!(d.feature_names(), ["a", "b"]);
     assert_eq!(d.class_names(), ["setosa", "versicolor", "virginica"]);
     assert_eq!(d.labels(), [0, 2, 1]);
@@ -90,13 +90,13 @@ fn csv_semicolon_delimiter() {
 #[test]
 fn csv_crlf_bom_and_quotes() {
     for file in ["csv/crlf.csv", "csv/bom.csv"] {
-        let d = load_training_csv(&data(file), &opts(b',')).unwrap();
+        let d = load_training_csv(data(file), &opts(b',')).unwrap();
         assert_eq!(d.feature_names(), ["x0", "x1"], "{file}");
         assert_eq!(d.class_names(), ["a", "b"], "{file}");
         assert_eq!(d.features(), [1.0, 2.0, 3.0, 4.0], "{file}");
         assert_eq!(d.labels(), [0, 1], "{file}");
     }
-    let d = load_training_csv(&data("csv/quoted.csv"), &opts(b',')).unwrap();
+    let d = load_training_csv(data("csv/quoted.csv"), &opts(b',')).unwrap();
     assert_eq!(d.feature_names(), ["first, col", "x1"]);
     assert_eq!(d.class_names(), ["Iris \"setosa\"", "plain, b"]);
     assert_eq!(d.features(), [1.5, 2.0, 3.0, 4.0]);
@@ -104,7 +104,7 @@ fn csv_crlf_bom_and_quotes() {
 
 #[test]
 fn csv_integer_labels_sort_numerically_and_keep_their_text() {
-    let d = load_training_csv(&data("csv/int_labels_numeric_order.csv"), &opts(b',')).unwrap();
+    let d = load_training_csv(data("csv/int_labels_numeric_order.csv"), &opts(b',')).unwrap();
     // Lexicographic order would be -3, 10, 100, 9.
     assert_eq!(d.class_names(), ["-3", "9", "10", "100"]);
     assert_eq!(d.labels(), [2, 1, 3, 0, 1]);
@@ -116,7 +116,7 @@ fn csv_label_column_by_name() {
         label: Some("label".into()),
         delimiter: b',',
     };
-    let d = load_training_csv(&data("csv/label_first_named.csv"), &o).unwrap();
+    let d = load_training_csv(data("csv/label_first_named.csv"), &o).unwrap();
     assert_eq!(d.feature_names(), ["f1", "f2"]);
     assert_eq!(d.class_names(), ["a", "b", "c"]);
     assert_eq!(d.labels(), [1, 0, 2]);
@@ -151,7 +151,7 @@ fn csv_features_picked_by_name() {
     let names = strings(&["x0", "x1"]);
     let classes = strings(&["a", "b"]);
     let f = load_features_csv(
-        &data("csv/predict_by_name.csv"),
+        data("csv/predict_by_name.csv"),
         &names,
         &classes,
         Some("y"),
@@ -163,7 +163,7 @@ fn csv_features_picked_by_name() {
     assert_eq!(f.labels, Some(vec![1, 0, 1]));
     // No label column in the file (or none asked for): no labels.
     let f = load_features_csv(
-        &data("csv/predict_by_name.csv"),
+        data("csv/predict_by_name.csv"),
         &names,
         &classes,
         Some("z"),
@@ -172,7 +172,7 @@ fn csv_features_picked_by_name() {
     .unwrap();
     assert_eq!(f.labels, None);
     let f = load_features_csv(
-        &data("csv/predict_by_name.csv"),
+        data("csv/predict_by_name.csv"),
         &names,
         &classes,
         None,
@@ -186,14 +186,14 @@ fn csv_features_picked_by_name() {
 
 #[test]
 fn csv_missing_file_and_directory() {
-    match load_training_csv(&data("no_such_file.csv"), &CsvOptions::default()) {
+    match load_training_csv(data("no_such_file.csv"), &CsvOptions::default()) {
         Err(Error::Io { path, source }) => {
             assert_eq!(path, data("no_such_file.csv"));
             assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
         }
         other => panic!("{other:?}"),
     }
-    let (line, column, msg) = data_err(load_training_csv(&data("bad"), &CsvOptions::default()));
+    let (line, column, msg) = data_err(load_training_csv(data("bad"), &CsvOptions::default()));
     assert_eq!((line, column), (None, None));
     assert_eq!(msg, "is a directory, not a CSV file");
 }
@@ -273,7 +273,7 @@ fn csv_every_bad_file_gives_its_message() {
         );
     }
     // The full message names the file, the line and the column.
-    let err = load_training_csv(&data("bad/non_numeric.csv"), &CsvOptions::default()).unwrap_err();
+    let err = load_training_csv(data("bad/non_numeric.csv"), &CsvOptions::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -289,7 +289,7 @@ fn csv_unknown_label_column() {
         label: Some("species".into()),
         delimiter: b',',
     };
-    let got = data_err(load_training_csv(&data("bad/ragged.csv"), &o));
+    let got = data_err(load_training_csv(data("bad/ragged.csv"), &o));
     assert_eq!(
         got,
         (
@@ -374,7 +374,7 @@ fn csv_features_errors() {
     let names = strings(&["x0", "x1"]);
     let classes = strings(&["a", "b"]);
     let got = data_err(load_features_csv(
-        &data("bad/unknown_class.csv"),
+        data("bad/unknown_class.csv"),
         &names,
         &classes,
         Some("y"),
@@ -389,7 +389,7 @@ fn csv_features_errors() {
         )
     );
     let got = data_err(load_features_csv(
-        &data("csv/predict_by_name.csv"),
+        data("csv/predict_by_name.csv"),
         &strings(&["x0", "x2"]),
         &classes,
         Some("y"),
@@ -404,7 +404,7 @@ fn csv_features_errors() {
         )
     );
     let got = data_err(load_features_csv(
-        &data("bad/missing_label.csv"),
+        data("bad/missing_label.csv"),
         &names,
         &classes,
         Some("y"),
@@ -415,7 +415,7 @@ fn csv_features_errors() {
         (Some(3), col("y"), "missing label (empty field)".into())
     );
     let got = data_err(load_features_csv(
-        &data("bad/header_only.csv"),
+        data("bad/header_only.csv"),
         &names,
         &classes,
         Some("y"),
@@ -423,7 +423,7 @@ fn csv_features_errors() {
     ));
     assert_eq!(got, (None, None, "no data rows after the header".into()));
     let got = data_err(load_features_csv(
-        &data("bad/ragged.csv"),
+        data("bad/ragged.csv"),
         &names,
         &classes,
         None,
@@ -488,10 +488,10 @@ fn model_round_trip_is_bit_exact_with_metadata() {
     let (back, meta) = ModelFile::load(&path)
         .map(|f| (f.model, f.metadata))
         .unwrap();
-    assert_eq!(bits(&back.params()), bits(&model.params()));
+    assert_eq!(bits(back.params()), bits(model.params()));
     let (s, t) = (model.standardizer().unwrap(), back.standardizer().unwrap());
-    assert_eq!(bits(&s.mean()), bits(&t.mean()));
-    assert_eq!(bits(&s.scale()), bits(&t.scale()));
+    assert_eq!(bits(s.mean()), bits(t.mean()));
+    assert_eq!(bits(s.scale()), bits(t.scale()));
     assert_eq!(back, model);
     assert_eq!(meta, extra());
     assert_eq!(Model::load(&path).unwrap(), model);
@@ -1059,7 +1059,7 @@ fn model_bad_metadata() {
 #[test]
 fn model_file_errors() {
     let dir = scratch("model-files");
-    match Model::load(&dir.join("missing.safetensors")) {
+    match Model::load(dir.join("missing.safetensors")) {
         Err(Error::Io { source, .. }) => assert_eq!(source.kind(), std::io::ErrorKind::NotFound),
         other => panic!("{other:?}"),
     }
@@ -1091,7 +1091,7 @@ fn atomic_write_replaces_and_cleans_up() {
         .collect();
     assert_eq!(names, ["out.bin"]);
     // A missing directory: an I/O error naming the temporary file, no file left.
-    let err = vnn::fsutil::write_atomic(&dir.join("nope/out.bin"), b"x").unwrap_err();
+    let err = vnn::fsutil::write_atomic(dir.join("nope/out.bin"), b"x").unwrap_err();
     match err {
         Error::Io { path, .. } => assert_eq!(path, dir.join("nope/.out.bin.tmp")),
         other => panic!("{other:?}"),

@@ -232,7 +232,7 @@ fn check(case: Case) {
     let p: Vec<f64> = before.iter().map(|&v| v as f64).collect();
     let x: Vec<f64> = data.features().iter().map(|&v| v as f64).collect();
     let masks = masks_at(&sizes, data.n_rows(), &config, step);
-    let loss_ref = ref_loss(&sizes, &p, &x, &data.labels(), reg as f64, &masks);
+    let loss_ref = ref_loss(&sizes, &p, &x, data.labels(), reg as f64, &masks);
 
     let (stats, grad) = trainer.gradient().unwrap();
     let grad = grad.to_vec();
@@ -257,9 +257,9 @@ fn check(case: Case) {
         .map(|i| {
             let mut q = p.clone();
             q[i] = p[i] + H;
-            let up = ref_loss(&sizes, &q, &x, &data.labels(), reg as f64, &masks);
+            let up = ref_loss(&sizes, &q, &x, data.labels(), reg as f64, &masks);
             q[i] = p[i] - H;
-            let down = ref_loss(&sizes, &q, &x, &data.labels(), reg as f64, &masks);
+            let down = ref_loss(&sizes, &q, &x, data.labels(), reg as f64, &masks);
             (up - down) / (2.0 * H)
         })
         .collect();

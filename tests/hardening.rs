@@ -44,7 +44,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 fn weights(dir: &Path) -> Vec<u32> {
     bits(
-        &vnn::model::Model::load(&dir.join("model.safetensors"))
+        vnn::model::Model::load(dir.join("model.safetensors"))
             .unwrap()
             .params(),
     )
@@ -260,9 +260,9 @@ fn sigint_saves_and_resumes() {
     );
     let step = checkpoint_step(&b).unwrap();
     assert!((50..12_000).contains(&step), "interrupted at step {step}");
-    let saved = vnn::model::Model::load(&b.join("model.safetensors")).unwrap();
+    let saved = vnn::model::Model::load(b.join("model.safetensors")).unwrap();
     let ck = Checkpoint::load(&ckpt).unwrap();
-    assert_eq!(bits(&saved.params()), bits(&ck.model.params()));
+    assert_eq!(bits(saved.params()), bits(ck.model.params()));
 
     ok(&["--resume", ckpt.to_str().unwrap()]);
     assert_eq!(weights(&a), weights(&b));
@@ -437,7 +437,7 @@ fn divergence_stops_with_one_line_and_a_finite_checkpoint() {
             .unwrap()
             .parse()
             .unwrap();
-        let ckpt = Checkpoint::load(&dir.join(checkpoint::FILE_NAME)).unwrap();
+        let ckpt = Checkpoint::load(dir.join(checkpoint::FILE_NAME)).unwrap();
         assert!(ckpt.is_finite());
         assert!(ckpt.step < step, "checkpoint {} vs step {step}", ckpt.step);
         assert!(!dir.join("model.safetensors").exists());

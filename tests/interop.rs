@@ -74,7 +74,7 @@ fn spiral_csv(dir: &Path) -> (vnn::data::Dataset, PathBuf) {
 /// A small MLP trained on the spiral, with standardization.
 fn trained() -> (Model, vnn::data::Dataset) {
     let data = spiral(60, 3, 2);
-    let standardizer = Standardizer::fit(&data.features(), data.n_features());
+    let standardizer = Standardizer::fit(data.features(), data.n_features());
     let train = data.standardized(&standardizer).unwrap();
     let model = Model::new(&[2, 24, 12, 3], Init::He, 9).unwrap();
     let config = TrainConfig {
@@ -176,8 +176,8 @@ fn numpy_forward_pass_matches_predict() {
     let margin: Vec<f64> = serde_json::from_value(v["margin"].clone()).unwrap();
     let py_logits: Vec<Vec<f64>> = serde_json::from_value(v["logits"].clone()).unwrap();
 
-    let ours = model.predict(&data.features(), rows).unwrap();
-    let logits = model.logits(&data.features(), rows).unwrap();
+    let ours = model.predict(data.features(), rows).unwrap();
+    let logits = model.logits(data.features(), rows).unwrap();
     // The model learned something, so the comparison is not of constants.
     let correct = ours
         .iter()

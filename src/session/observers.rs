@@ -128,6 +128,6 @@ impl Observer for MetricsFile {
             "curve": curve,
         });
         let text = serde_json::to_string_pretty(&metrics).map_err(|e| Error::Run(e.to_string()))?;
-        fsutil::write_atomic(&outcome.dir.join("metrics.json"), text.as_bytes())
+        fsutil::write_atomic(outcome.dir.join("metrics.json"), text.as_bytes())
     }
 }
