@@ -9,11 +9,11 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 const DATASET: &str = "<dataset>";
 
 /// A classification dataset on flat buffers.
-#[derive(Clone, Debug, PartialEq)]
 ///
 /// Its fields are private so that every dataset holds together: build one
 /// with [`Dataset::new`] (and [`Dataset::with_names`]), read it through the
 /// accessors.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Dataset {
     /// `n_rows x n_features` features, row-major.
     pub(crate) features: Vec<f32>,

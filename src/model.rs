@@ -49,9 +49,9 @@ impl LayerSlot {
 /// The layout of all parameters of a network of layer widths
 /// `sizes = [n_in, hidden.., n_classes]` in one flat buffer:
 /// `W0, b0, W1, b1, ...`.
-#[derive(Clone, Debug, PartialEq, Eq)]
 ///
 /// Only [`Layout::new`] makes one, so the slots always tile the buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// Layer widths, input first, classes last.
     pub(crate) sizes: Vec<usize>,
