@@ -6,20 +6,20 @@
 //! then `cargo run --release --example embed [MODEL]`.
 
 use std::time::Instant;
-use vnn::modelfile::load_model;
+use vnn::model::Model;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let default =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/spiral-model.safetensors");
     let path = std::env::args().nth(1).map(Into::into).unwrap_or(default);
-    let model = load_model(&path)?;
+    let model = Model::load(&path)?;
     println!(
         "{}: {} {:?}, features {:?}, classes {:?}",
         path.display(),
         model.architecture(),
-        model.layout.sizes,
-        model.feature_names,
-        model.class_names
+        model.layout().sizes(),
+        model.feature_names(),
+        model.class_names()
     );
     let mut scratch = model.scratch();
     let d = model.n_features();

@@ -4,7 +4,6 @@
 //!
 //! `cargo run --release --example train_spiral`
 
-use std::collections::BTreeMap;
 use vnn::data::spiral;
 use vnn::model::{Init, Model};
 use vnn::train::{evaluate, TrainConfig, Trainer};
@@ -30,7 +29,7 @@ fn main() -> vnn::Result<()> {
     );
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/spiral-model.safetensors");
-    vnn::modelfile::save_model(&model, &BTreeMap::new(), &path)?;
+    model.save(&path)?;
     println!("saved {}", path.display());
     Ok(())
 }

@@ -255,7 +255,7 @@ impl Checkpoint {
     /// use vnn::model::{Init, Model};
     /// use vnn::train::OptimizerState;
     /// let model = Model::new(&[2, 4, 3], Init::He, 1).unwrap();
-    /// let n = model.params.len();
+    /// let n = model.params().len();
     /// let ckpt = Checkpoint {
     ///     step: 42,
     ///     model,
@@ -299,7 +299,7 @@ impl Checkpoint {
     ///
     /// # Errors
     /// [`Error::Model`] for everything a model file can get wrong (see
-    /// [`modelfile::model_and_metadata_from_bytes`]), a file that is not a
+    /// [`modelfile::ModelFile::from_bytes`]), a file that is not a
     /// checkpoint, a checkpoint version this crate does not know, a missing
     /// or malformed `step` or `settings` entry, and optimizer tensors that
     /// are not one F32 value per parameter, hold a non-finite value, do not
@@ -331,7 +331,8 @@ impl Checkpoint {
     /// # Errors
     /// As [`Checkpoint::to_bytes`], plus [`Error::Io`] if the file cannot
     /// be written; the file at `path` is then left as it was.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
         let bytes = self.to_bytes(&path.display().to_string())?;
         crate::fsutil::write_atomic(path, &bytes)
     }
@@ -342,7 +343,8 @@ impl Checkpoint {
     /// [`Error::Io`] if the file cannot be read; [`Error::Model`] if it is a
     /// directory, larger than [`modelfile::MAX_MODEL_BYTES`], or not a valid
     /// checkpoint (see [`Checkpoint::from_bytes`]).
-    pub fn load(path: &Path) -> Result<Checkpoint> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
+        let path = path.as_ref();
         let bytes = modelfile::read_bounded(path)?;
         Checkpoint::from_bytes(&bytes, &path.display().to_string())
     }

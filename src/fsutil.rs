@@ -41,7 +41,8 @@ fn temp_sibling(path: &Path) -> Result<PathBuf> {
 /// assert!(!dir.join(".out.txt.tmp").exists());
 /// std::fs::remove_dir_all(&dir).unwrap();
 /// ```
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    let path = path.as_ref();
     let tmp = temp_sibling(path)?;
     let io = |p: &Path| {
         let p = p.to_path_buf();

@@ -37,10 +37,11 @@
 //!   batch and batch-1 prediction.
 //! - [`train`]: [`train::Trainer`], row-block parallel training that gives the
 //!   same bits for any thread count; [`train::evaluate`].
-//! - [`modelfile`] and [`checkpoint`]: safetensors files; [`tensorboard`]:
-//!   event files; [`plot`]: PNG pictures; [`fsutil`]: atomic writes.
-//! - [`onnx`]: export a model as an ONNX graph for other runtimes;
-//!   [`proto`]: the protobuf messages of event files and ONNX models.
+//! - [`modelfile`] and [`checkpoint`]: safetensors files
+//!   ([`model::Model::save`] and [`model::Model::load`], or
+//!   [`modelfile::ModelFile`] with extra metadata); [`tensorboard`]: event
+//!   files; [`plot`]: PNG pictures; [`fsutil`]: atomic writes.
+//! - [`onnx`]: export a model as an ONNX graph for other runtimes.
 //! - [`session`]: training runs with checkpoints, resume, interruption and
 //!   observers; [`predict`]: predictions and evaluations as `vnn predict`
 //!   and `vnn eval` print them; [`bench`](mod@bench): the workloads of `vnn bench`.

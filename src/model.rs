@@ -10,6 +10,9 @@ use rayon::prelude::*;
 use vnn_kernels::layer::{self, DenseShape, Dropout};
 use vnn_kernels::{reduce, softmax};
 
+mod parts;
+pub(crate) use parts::names_problem;
+
 /// Where one layer's weight and bias sit in a flat parameter buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerSlot {
@@ -46,14 +49,16 @@ impl LayerSlot {
 /// The layout of all parameters of a network of layer widths
 /// `sizes = [n_in, hidden.., n_classes]` in one flat buffer:
 /// `W0, b0, W1, b1, ...`.
+///
+/// Only [`Layout::new`] makes one, so the slots always tile the buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// Layer widths, input first, classes last.
-    pub sizes: Vec<usize>,
+    pub(crate) sizes: Vec<usize>,
     /// One slot per layer (`sizes.len() - 1` of them).
-    pub layers: Vec<LayerSlot>,
+    pub(crate) layers: Vec<LayerSlot>,
     /// Total number of parameters.
-    pub len: usize,
+    pub(crate) len: usize,
 }
 
 impl Layout {
@@ -108,6 +113,25 @@ impl Layout {
         })
     }
 
+    /// Layer widths, input first, classes last.
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+    /// One slot per layer, in layer order.
+    pub fn layers(&self) -> &[LayerSlot] {
+        &self.layers
+    }
+    /// Total number of parameters (the length of the flat buffer).
+    ///
+    /// # Example
+    /// ```
+    /// let layout = vnn::model::Layout::new(&[2, 3, 4]).unwrap();
+    /// assert_eq!(layout.n_params(), 2 * 3 + 3 + 3 * 4 + 4);
+    /// assert_eq!(layout.layers()[1].weight, 9);
+    /// ```
+    pub fn n_params(&self) -> usize {
+        self.len
+    }
     /// Input width.
     pub fn n_in(&self) -> usize {
         self.sizes[0]
@@ -138,18 +162,24 @@ pub enum Init {
 
 /// A trained or freshly initialized classifier: a linear softmax model
 /// (no hidden layer) or a ReLU MLP, with everything prediction needs.
+///
+/// Its fields are private so that every model holds together (a parameter
+/// buffer of the layout's length, one name per feature and class, a
+/// standardizer of the feature count): build one with [`Model::new`] or
+/// [`Model::from_params`], then [`Model::with_names`] and
+/// [`Model::with_standardizer`], or load one with [`Model::load`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
     /// Parameter layout.
-    pub layout: Layout,
+    pub(crate) layout: Layout,
     /// All weights and biases, laid out by [`Model::layout`].
-    pub params: Vec<f32>,
+    pub(crate) params: Vec<f32>,
     /// Names of the input features, in input order.
-    pub feature_names: Vec<String>,
+    pub(crate) feature_names: Vec<String>,
     /// Names of the classes, in class-index order.
-    pub class_names: Vec<String>,
+    pub(crate) class_names: Vec<String>,
     /// Standardization applied to raw inputs before the first layer.
-    pub standardizer: Option<Standardizer>,
+    pub(crate) standardizer: Option<Standardizer>,
 }
 
 /// Scratch space for allocation-free [`Model::predict_one`]; make it once
@@ -261,13 +291,7 @@ impl Model {
                 *w = (z * std) as f32;
             }
         }
-        Ok(Model {
-            feature_names: (0..layout.n_in()).map(|i| format!("x{i}")).collect(),
-            class_names: (0..layout.n_out()).map(|i| i.to_string()).collect(),
-            layout,
-            params,
-            standardizer: None,
-        })
+        Ok(Model::with_layout(layout, params))
     }
 
     /// Number of input features.
@@ -290,6 +314,9 @@ impl Model {
     }
 
     /// Layer `i`'s weight (`n_in x n_out`, row-major) and bias.
+    ///
+    /// # Panics
+    /// If `i` is not below the number of layers (`layout().layers().len()`).
     pub fn layer(&self, i: usize) -> (&[f32], &[f32]) {
         let s = self.layout.layers[i];
         (&self.params[s.weight_range()], &self.params[s.bias_range()])

@@ -43,7 +43,10 @@ pub const PROBABILITIES: &str = "probabilities";
 /// The name of the predicted-class output.
 pub const CLASS: &str = "class";
 
-/// The protobuf messages of an ONNX model (defined in [`crate::proto`]).
+/// The protobuf messages of an ONNX model (defined in `crate::proto`).
+// Hidden with `crate::proto`: public for `tests/cli.rs`, which decodes an
+// exported model.
+#[doc(hidden)]
 pub use crate::proto::onnx as proto;
 
 use proto::{
@@ -215,7 +218,7 @@ fn metadata(model: &Model) -> Vec<StringStringEntryProto> {
 /// # Errors
 /// [`Error::Shape`] if the model's parameter count, feature or class names
 /// or standardizer do not match its layout.
-pub fn to_onnx(model: &Model) -> Result<ModelProto> {
+pub(crate) fn to_onnx(model: &Model) -> Result<ModelProto> {
     check(model)?;
     let (node, initializer) = nodes(model);
     let graph = GraphProto {
@@ -249,7 +252,8 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
 /// The ONNX model of `model` as the bytes of a `.onnx` file.
 ///
 /// # Errors
-/// As [`to_onnx`].
+/// [`Error::Shape`] if the model's parameter count, feature or class names
+/// or standardizer do not match its layout.
 ///
 /// # Example
 /// ```
@@ -278,8 +282,9 @@ pub fn to_onnx_bytes(model: &Model) -> Result<Vec<u8>> {
 /// left half-written.
 ///
 /// # Errors
-/// As [`to_onnx`]; [`Error::Io`] naming `path` if it cannot be written.
-pub fn save_onnx(model: &Model, path: &Path) -> Result<()> {
+/// As [`to_onnx_bytes`]; [`Error::Io`] naming `path` if it cannot be written.
+pub fn save_onnx(model: &Model, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
     crate::fsutil::write_atomic(path, &to_onnx_bytes(model)?)
 }
 

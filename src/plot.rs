@@ -177,7 +177,8 @@ fn draw_curve(
 ///
 /// # Errors
 /// If the file cannot be written or `points` is empty.
-pub fn plot_curves(path: &Path, title: &str, points: &[CurvePoint]) -> Result<()> {
+pub fn plot_curves(path: impl AsRef<Path>, title: &str, points: &[CurvePoint]) -> Result<()> {
+    let path = path.as_ref();
     if points.is_empty() {
         return Err(Error::Plot {
             path: path.to_path_buf(),
@@ -252,7 +253,13 @@ const GRID: usize = 200;
 ///
 /// # Errors
 /// If the data or model is not 2-D, or the file cannot be written.
-pub fn plot_boundary(path: &Path, title: &str, model: &Model, data: &Dataset) -> Result<()> {
+pub fn plot_boundary(
+    path: impl AsRef<Path>,
+    title: &str,
+    model: &Model,
+    data: &Dataset,
+) -> Result<()> {
+    let path = path.as_ref();
     if data.n_features != 2 || model.n_features() != 2 {
         return Err(Error::Plot {
             path: path.to_path_buf(),

@@ -3,6 +3,7 @@
 //! confusion matrix as a text table.
 
 use crate::data::Dataset;
+use crate::error::Result;
 use crate::model::Model;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -12,10 +13,11 @@ use std::io::Write;
 ///
 /// # Example
 /// ```
-/// let mut model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
-/// model.class_names = vec!["0".into(), "7".into()];
+/// let model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
+/// let x = vec!["x0".to_string(), "x1".to_string()];
+/// let model = model.with_names(x.clone(), vec!["0".into(), "7".into()]).unwrap();
 /// assert_eq!(vnn::predict::class_value(&model, 1), serde_json::json!(7));
-/// model.class_names = vec!["a".into(), "7".into()];
+/// let model = model.with_names(x, vec!["a".into(), "7".into()]).unwrap();
 /// assert_eq!(vnn::predict::class_value(&model, 1), serde_json::json!("7"));
 /// ```
 pub fn class_value(model: &Model, class: usize) -> Value {
@@ -61,8 +63,9 @@ fn csv_field(s: &str) -> String {
 ///
 /// # Example
 /// ```
-/// let mut model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
-/// model.class_names = vec!["no".into(), "yes, sure".into()];
+/// let model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
+/// let x = vec!["x0".to_string(), "x1".to_string()];
+/// let model = model.with_names(x, vec!["no".into(), "yes, sure".into()]).unwrap();
 /// let mut out = Vec::new();
 /// vnn::predict::write_predictions_csv(&mut out, &model, &[1, 0], Some(&[0.25, 0.75, 1.0, 0.0])).unwrap();
 /// let text = String::from_utf8(out).unwrap();
@@ -128,13 +131,11 @@ pub fn confusion_table(class_names: &[String], confusion: &[Vec<u64>]) -> Vec<St
 
 /// The labelled rows `features` (`labels.len() x n_features`) as a
 /// [`Dataset`] with `model`'s features and classes.
-pub fn labelled_dataset(model: &Model, features: Vec<f32>, labels: Vec<u32>) -> Dataset {
-    Dataset {
-        features,
-        labels,
-        n_features: model.n_features(),
-        n_classes: model.n_classes(),
-        feature_names: model.feature_names.clone(),
-        class_names: model.class_names.clone(),
-    }
+///
+/// # Errors
+/// As [`Dataset::new`]: lengths that disagree, a label out of range, a
+/// feature that is not finite.
+pub fn labelled_dataset(model: &Model, features: Vec<f32>, labels: Vec<u32>) -> Result<Dataset> {
+    Dataset::new(features, labels, model.n_features(), model.n_classes())?
+        .with_names(model.feature_names.clone(), model.class_names.clone())
 }

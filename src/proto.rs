@@ -2,6 +2,12 @@
 //! records of TensorBoard ([`crate::tensorboard`]) and the model of ONNX
 //! ([`crate::onnx`]). Each keeps the field numbers of its upstream
 //! schema; only the fields vnn writes are declared.
+//!
+//! Hidden from the docs: these are wire details (and `prost` types), not a
+//! user API. They stay public for the integration tests that decode what
+//! vnn writes (`tests/formats.rs` reads event records, `tests/cli.rs` an
+//! exported ONNX model).
+#![doc(hidden)]
 
 /// The protobuf messages of an event file: the subset of TensorBoard's
 /// `Event`, `Summary` and `HistogramProto` that vnn writes, with the same

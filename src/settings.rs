@@ -211,7 +211,12 @@ impl RunSettings {
     /// of `self` that a resumed run accepts: threads, json and no_plots
     /// always, the others when `given`. The run folder is `self.out`, by
     /// default the checkpoint's folder.
-    pub fn resumed(&self, path: &Path, given: impl Fn(&str) -> bool) -> Result<(Self, Checkpoint)> {
+    pub fn resumed(
+        &self,
+        path: impl AsRef<Path>,
+        given: impl Fn(&str) -> bool,
+    ) -> Result<(Self, Checkpoint)> {
+        let path = path.as_ref();
         let ckpt = Checkpoint::load(path)?;
         let mut s: RunSettings =
             serde_json::from_str(&ckpt.settings).map_err(|e| Error::Model {
@@ -330,7 +335,8 @@ impl RunSettings {
     /// The settings a checkpoint records to continue the run (JSON: every
     /// setting but `resume`, the run folder `dir`, and for a new run the
     /// data file's absolute path so it resumes from any folder).
-    pub fn recorded(&self, dir: &Path) -> Result<String> {
+    pub fn recorded(&self, dir: impl AsRef<Path>) -> Result<String> {
+        let dir = dir.as_ref();
         let mut recorded = self.clone();
         recorded.out = Some(dir.to_path_buf());
         if recorded.data != "spiral" && self.resume.is_none() {

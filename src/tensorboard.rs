@@ -19,7 +19,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Number of histogram buckets between the minimum and the maximum.
 pub const HISTOGRAM_BUCKETS: usize = 30;
 
-/// The protobuf messages of an event file (defined in [`crate::proto`]).
+/// The protobuf messages of an event file (defined in `crate::proto`).
+// Hidden with `crate::proto`: public for `tests/formats.rs`, which decodes
+// the records it reads back.
+#[doc(hidden)]
 pub use crate::proto::tensorboard as proto;
 
 /// The masked CRC-32C of TFRecords.
@@ -117,7 +120,8 @@ impl EventWriter {
     /// assert!(std::fs::metadata(w.path()).unwrap().len() > 0);
     /// std::fs::remove_dir_all(&dir).unwrap();
     /// ```
-    pub fn create(dir: &Path) -> Result<EventWriter> {
+    pub fn create(dir: impl AsRef<Path>) -> Result<EventWriter> {
+        let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.to_path_buf(),
             source,
@@ -232,6 +236,9 @@ impl EventWriter {
 /// assert_eq!(*h.bucket_limit.last().unwrap(), 3.0);
 /// assert_eq!(vnn::tensorboard::histogram(&[2.0; 5]).bucket, [5.0]);
 /// ```
+// Hidden from the docs with `crate::proto`, the type it returns: public for
+// `tests/formats.rs`, which checks the buckets.
+#[doc(hidden)]
 pub fn histogram(values: &[f32]) -> proto::HistogramProto {
     let finite = || values.iter().filter(|v| v.is_finite()).map(|&v| v as f64);
     let (mut min, mut max, mut num, mut sum, mut sum_squares) =

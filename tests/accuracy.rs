@@ -152,16 +152,11 @@ fn digits() -> Dataset {
         features.extend_from_slice(&values[..n_features]);
         labels.push(values[n_features] as u32);
     }
-    let data = Dataset {
-        features,
-        labels,
-        n_features,
-        n_classes: 10,
-        feature_names: header[..n_features].to_vec(),
-        class_names: (0..10).map(|c| c.to_string()).collect(),
-    };
-    data.validate("digits.csv").unwrap();
-    assert_eq!((data.n_rows(), data.n_features), (1797, 64));
+    let classes = (0..10).map(|c| c.to_string()).collect();
+    let data = Dataset::new(features, labels, n_features, 10)
+        .and_then(|d| d.with_names(header[..n_features].to_vec(), classes))
+        .unwrap();
+    assert_eq!((data.n_rows(), data.n_features()), (1797, 64));
     data
 }
 
@@ -173,9 +168,8 @@ fn digits_accuracy(name: &str, sizes: &[usize]) -> f64 {
     let mut accs = Vec::new();
     for seed in 0..5 {
         let (train_raw, test) = stratified_split(&data, 0.2, seed).unwrap();
-        let standardizer = Standardizer::fit(&train_raw.features, train_raw.n_features);
-        let mut train_std = train_raw.clone();
-        standardizer.apply(&mut train_std.features);
+        let standardizer = Standardizer::fit(train_raw.features(), train_raw.n_features());
+        let train_std = train_raw.standardized(&standardizer).unwrap();
         let config = TrainConfig {
             epochs: 300,
             lr: 1e-2,
@@ -187,10 +181,10 @@ fn digits_accuracy(name: &str, sizes: &[usize]) -> f64 {
             seed,
         };
         let model = Model::new(sizes, Init::He, seed).unwrap();
-        let mut model = train(model, &train_std, config);
+        let model = train(model, &train_std, config);
         // Without a standardizer the model expects standardized rows ...
         let on_std = evaluate(&model, &train_std).unwrap();
-        model.standardizer = Some(standardizer);
+        let model = model.with_standardizer(standardizer).unwrap();
         // ... with it, raw rows: both views of the training set agree.
         let on_raw = evaluate(&model, &train_raw).unwrap();
         assert_eq!(on_std.confusion, on_raw.confusion);

@@ -262,11 +262,12 @@ fn allocations_per_step() {
 
     // ---- batch-1 inference: predict_one and predict_proba_one allocate nothing ----
     for sizes in [&[2usize, 100, 3][..], &[784, 512, 10], &[5, 7, 9, 4]] {
-        let mut model = Model::new(sizes, Init::He, 3).unwrap();
-        model.standardizer = Some(vnn::data::Standardizer {
-            mean: vec![0.1; sizes[0]],
-            scale: vec![2.0; sizes[0]],
-        });
+        let model = Model::new(sizes, Init::He, 3).unwrap();
+        let model = model
+            .with_standardizer(
+                vnn::data::Standardizer::new(vec![0.1; sizes[0]], vec![2.0; sizes[0]]).unwrap(),
+            )
+            .unwrap();
         let mut scratch = model.scratch();
         let x: Vec<f32> = (0..sizes[0]).map(|i| (i as f32 * 0.37).sin()).collect();
         let before = ALLOCS.load(Relaxed);
@@ -287,14 +288,15 @@ fn allocations_per_step() {
     // ---- batch inference: nothing with a grown workspace, else output + workspace ----
     let data = spiral(200, 3, 4); // 600 rows: blocks of 256, 256 and 88
     for sizes in [&[2usize, 100, 3][..], &[2, 64, 32, 3], &[5, 7, 9, 4]] {
-        let mut model = Model::new(sizes, Init::He, 3).unwrap();
-        model.standardizer = Some(vnn::data::Standardizer {
-            mean: vec![0.1; sizes[0]],
-            scale: vec![2.0; sizes[0]],
-        });
+        let model = Model::new(sizes, Init::He, 3).unwrap();
+        let model = model
+            .with_standardizer(
+                vnn::data::Standardizer::new(vec![0.1; sizes[0]], vec![2.0; sizes[0]]).unwrap(),
+            )
+            .unwrap();
         let rows = 600;
         let x: Vec<f32> = (0..rows * sizes[0])
-            .map(|i| data.features[i % data.features.len()])
+            .map(|i| data.features()[i % data.features().len()])
             .collect();
         let k = sizes[sizes.len() - 1];
         for (pool_name, pool) in [("1-thread pool", &one), ("2-thread pool", &two)] {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use vnn::checkpoint::Checkpoint;
 use vnn::model::{Init, Model};
+use vnn::modelfile::ModelFile;
 
 const VNN: &str = env!("CARGO_BIN_EXE_vnn");
 
@@ -39,10 +40,10 @@ fn case(name: &'static str, args: &[&str], expected: impl Into<String>) -> Case 
 
 /// The model every generated file starts from: 2 inputs, 4 hidden, 2 classes.
 fn base_model() -> Model {
-    let mut m = Model::new(&[2, 4, 2], Init::He, 1).unwrap();
-    m.feature_names = vec!["x0".into(), "x1".into()];
-    m.class_names = vec!["a".into(), "b".into()];
-    m
+    Model::new(&[2, 4, 2], Init::He, 1)
+        .unwrap()
+        .with_names(vec!["x0".into(), "x1".into()], vec!["a".into(), "b".into()])
+        .unwrap()
 }
 
 fn label_meta() -> BTreeMap<String, String> {
@@ -51,7 +52,12 @@ fn label_meta() -> BTreeMap<String, String> {
 
 /// The metadata of a valid model file for [`base_model`].
 fn base_metadata() -> Map<String, Value> {
-    let bytes = vnn::modelfile::model_to_bytes(&base_model(), &label_meta()).unwrap();
+    let bytes = ModelFile {
+        model: base_model(),
+        metadata: label_meta(),
+    }
+    .to_bytes()
+    .unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     header["__metadata__"].as_object().unwrap().clone()
@@ -158,7 +164,12 @@ fn every_bad_input_gives_its_one_line_error() {
 
     // ---- a good model, and CSVs for predict and eval ----
     let model = dir.join("model.safetensors");
-    vnn::modelfile::save_model(&base_model(), &label_meta(), &model).unwrap();
+    ModelFile {
+        model: base_model(),
+        metadata: label_meta(),
+    }
+    .save(&model)
+    .unwrap();
     let model = model.display().to_string();
     cases.push(case(
         "label not in the model's classes",
@@ -315,7 +326,7 @@ fn every_bad_input_gives_its_one_line_error() {
 
     // ---- checkpoints ----
     let m = base_model();
-    let n = m.params.len();
+    let n = m.params().len();
     let ckpt = Checkpoint {
         step: 3,
         model: m,
@@ -394,7 +405,12 @@ fn export_errors_are_one_line_and_write_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let model = dir.join("model.safetensors");
-    vnn::modelfile::save_model(&base_model(), &label_meta(), &model).unwrap();
+    ModelFile {
+        model: base_model(),
+        metadata: label_meta(),
+    }
+    .save(&model)
+    .unwrap();
     let good = std::fs::read(&model).unwrap();
     let model = model.display().to_string();
     let truncated = write(&dir, "truncated.safetensors", &good[..good.len() - 6]);

@@ -39,8 +39,8 @@ fn ok(args: &[&str]) -> Output {
 }
 
 fn weight_bits(dir: &Path) -> Vec<u32> {
-    let model = vnn::modelfile::load_model(&dir.join("model.safetensors")).unwrap();
-    model.params.iter().map(|v| v.to_bits()).collect()
+    let model = vnn::model::Model::load(dir.join("model.safetensors")).unwrap();
+    model.params().iter().map(|v| v.to_bits()).collect()
 }
 
 /// Runs `vnn train` with `args`, then `--epochs epochs --no-plots --out
@@ -99,7 +99,7 @@ fn resume_matches_uninterrupted(
     let stored_bits: Vec<u32> = Checkpoint::load(&path)
         .unwrap()
         .model
-        .params
+        .params()
         .iter()
         .map(|v| v.to_bits())
         .collect();
@@ -117,9 +117,9 @@ fn resume_matches_uninterrupted(
 
 #[test]
 fn version_1_adam_checkpoint_loads_as_adam_and_resumes_bit_exactly() {
-    let ckpt = Checkpoint::load(&stored("v1-adam.safetensors")).unwrap();
+    let ckpt = Checkpoint::load(stored("v1-adam.safetensors")).unwrap();
     assert_eq!(ckpt.step, 30);
-    let n = ckpt.model.params.len();
+    let n = ckpt.model.params().len();
     assert_eq!(n, 2 * 8 + 8 + 8 * 3 + 3);
     match &ckpt.optimizer {
         OptimizerState::Adam { m, v } => {
@@ -144,7 +144,7 @@ fn version_1_adam_checkpoint_loads_as_adam_and_resumes_bit_exactly() {
     let resumed = resume_matches_uninterrupted("v1-adam.safetensors", &settings, "30", "60");
     // The resumed run writes version 2, which names the tensors by what
     // they hold.
-    let v2 = Checkpoint::load(&resumed.join(checkpoint::FILE_NAME)).unwrap();
+    let v2 = Checkpoint::load(resumed.join(checkpoint::FILE_NAME)).unwrap();
     assert_eq!(v2.step, 60);
     assert!(matches!(v2.optimizer, OptimizerState::Adam { .. }));
     let bytes = std::fs::read(resumed.join(checkpoint::FILE_NAME)).unwrap();
@@ -156,9 +156,9 @@ fn version_1_adam_checkpoint_loads_as_adam_and_resumes_bit_exactly() {
 
 #[test]
 fn version_1_momentum_checkpoint_loads_the_velocity_and_resumes_bit_exactly() {
-    let ckpt = Checkpoint::load(&stored("v1-momentum-minibatch.safetensors")).unwrap();
+    let ckpt = Checkpoint::load(stored("v1-momentum-minibatch.safetensors")).unwrap();
     assert_eq!(ckpt.step, 20);
-    let n = ckpt.model.params.len();
+    let n = ckpt.model.params().len();
     match &ckpt.optimizer {
         OptimizerState::Momentum { velocity } => assert_eq!(velocity.len(), n),
         other => panic!("expected momentum, got {}", other.name()),
@@ -181,7 +181,7 @@ fn version_1_momentum_checkpoint_loads_the_velocity_and_resumes_bit_exactly() {
     ];
     let resumed =
         resume_matches_uninterrupted("v1-momentum-minibatch.safetensors", &settings, "5", "11");
-    let v2 = Checkpoint::load(&resumed.join(checkpoint::FILE_NAME)).unwrap();
+    let v2 = Checkpoint::load(resumed.join(checkpoint::FILE_NAME)).unwrap();
     assert_eq!(v2.step, 44);
     assert!(matches!(v2.optimizer, OptimizerState::Momentum { .. }));
 }

@@ -40,7 +40,7 @@ fn spiral_csv(path: &Path, seed: u64) -> vnn::data::Dataset {
     let mut s = String::from("x0,x1,label\n");
     for r in 0..d.n_rows() {
         let row = d.row(r);
-        s.push_str(&format!("{},{},{}\n", row[0], row[1], d.labels[r]));
+        s.push_str(&format!("{},{},{}\n", row[0], row[1], d.labels()[r]));
     }
     std::fs::write(path, s).unwrap();
     d
@@ -123,9 +123,9 @@ fn train_predict_eval_on_the_spiral() {
     ]));
     let preds: Vec<i64> = serde_json::from_value(p["predictions"].clone()).unwrap();
     assert_eq!(preds.len(), 300);
-    let loaded = vnn::modelfile::load_model(&model).unwrap();
+    let loaded = vnn::model::Model::load(&model).unwrap();
     let lib: Vec<i64> = loaded
-        .predict(&data.features, 300)
+        .predict(data.features(), 300)
         .unwrap()
         .into_iter()
         .map(i64::from)
@@ -223,7 +223,9 @@ fn string_labels_come_back_as_strings() {
         let row = d.row(r);
         s.push_str(&format!(
             "{},\"{}\",{}\n",
-            row[0], names[d.labels[r] as usize], row[1]
+            row[0],
+            names[d.labels()[r] as usize],
+            row[1]
         ));
     }
     std::fs::write(&csv, s).unwrap();
@@ -417,7 +419,7 @@ fn export_writes_an_onnx_graph() {
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stderr.trim_end(), format!("wrote {}", onnx.display()));
     let bytes = std::fs::read(&onnx).unwrap();
-    let loaded = vnn::modelfile::load_model(&model).unwrap();
+    let loaded = vnn::model::Model::load(&model).unwrap();
     assert_eq!(bytes, vnn::onnx::to_onnx_bytes(&loaded).unwrap());
     let graph = vnn::onnx::proto::ModelProto::decode(&bytes[..])
         .unwrap()

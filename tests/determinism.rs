@@ -31,7 +31,12 @@ fn run(
         let losses = (0..steps)
             .map(|_| trainer.step().unwrap().loss.to_bits())
             .collect();
-        let bits = trainer.model().params.iter().map(|w| w.to_bits()).collect();
+        let bits = trainer
+            .model()
+            .params()
+            .iter()
+            .map(|w| w.to_bits())
+            .collect();
         (bits, losses, trainer.n_blocks())
     })
 }

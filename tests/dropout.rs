@@ -22,8 +22,8 @@ fn config(dropout: f32, dropconnect: f32) -> TrainConfig {
 /// Plain `f64` forward pass of one row: no masks, no scaling.
 fn reference_logits(model: &Model, x: &[f32]) -> Vec<f64> {
     let mut a: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    let n_layers = model.layout.layers.len();
-    for (l, slot) in model.layout.layers.iter().enumerate() {
+    let n_layers = model.layout().layers().len();
+    for (l, slot) in model.layout().layers().iter().enumerate() {
         let (w, b) = model.layer(l);
         let mut z: Vec<f64> = b.iter().map(|&v| v as f64).collect();
         for (i, &ai) in a.iter().enumerate() {
@@ -50,11 +50,11 @@ fn inference_ignores_dropout_and_dropconnect() {
         }
         let model = trainer.into_model();
         let n = data.n_rows();
-        let logits = model.logits(&data.features, n).unwrap();
-        let pred = model.predict(&data.features, n).unwrap();
+        let logits = model.logits(data.features(), n).unwrap();
+        let pred = model.predict(data.features(), n).unwrap();
         // Deterministic: the same answer every time.
-        assert_eq!(model.logits(&data.features, n).unwrap(), logits);
-        assert_eq!(model.predict(&data.features, n).unwrap(), pred);
+        assert_eq!(model.logits(data.features(), n).unwrap(), logits);
+        assert_eq!(model.predict(data.features(), n).unwrap(), pred);
         assert_eq!(
             evaluate(&model, &data).unwrap(),
             evaluate(&model, &data).unwrap()

@@ -10,10 +10,7 @@ use vnn::csv::{
 };
 use vnn::data::{spiral, Standardizer};
 use vnn::model::{Init, Model};
-use vnn::modelfile::{
-    load_model, load_model_with_metadata, model_and_metadata_from_bytes, model_from_bytes,
-    model_to_bytes, save_model,
-};
+use vnn::modelfile::ModelFile;
 use vnn::tensorboard::{histogram, read_records, EventWriter, HISTOGRAM_BUCKETS};
 use vnn::Error;
 
@@ -49,7 +46,7 @@ fn data_err<T: std::fmt::Debug>(r: vnn::Result<T>) -> (Option<u64>, Option<Strin
 }
 
 fn train_err(rel: &str) -> (Option<u64>, Option<String>, String) {
-    data_err(load_training_csv(&data(rel), &CsvOptions::default()))
+    data_err(load_training_csv(data(rel), &CsvOptions::default()))
 }
 
 fn col(c: &str) -> Option<String> {
@@ -64,22 +61,21 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn csv_comma_with_integer_labels() {
-    let d = load_training_csv(&data("csv/comma_int_labels.csv"), &opts(b',')).unwrap();
-    assert_eq!(d.feature_names, ["x0", "x1"]);
-    assert_eq!(d.class_names, ["0", "1", "2"]);
-    assert_eq!(d.labels, [0, 1, 2]);
-    assert_eq!(d.features, [0.5, 1.5, -1.0, 2e-3, 3.0, 4.0]);
-    assert_eq!((d.n_features, d.n_classes), (2, 3));
-    d.validate("comma").unwrap();
+    let d = load_training_csv(data("csv/comma_int_labels.csv"), &opts(b',')).unwrap();
+    assert_eq!(d.feature_names(), ["x0", "x1"]);
+    assert_eq!(d.class_names(), ["0", "1", "2"]);
+    assert_eq!(d.labels(), [0, 1, 2]);
+    assert_eq!(d.features(), [0.5, 1.5, -1.0, 2e-3, 3.0, 4.0]);
+    assert_eq!((d.n_features(), d.n_classes()), (2, 3));
 }
 
 #[test]
 fn csv_semicolon_delimiter() {
-    let d = load_training_csv(&data("csv/semicolon.csv"), &opts(b';')).unwrap();
-    assert_eq!(d.feature_names, ["a", "b"]);
-    assert_eq!(d.class_names, ["setosa", "versicolor", "virginica"]);
-    assert_eq!(d.labels, [0, 2, 1]);
-    assert_eq!(d.features, [1.5, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let d = load_training_csv(data("csv/semicolon.csv"), &opts(b';')).unwrap();
+    assert_eq!(d.feature_names(), ["a", "b"]);
+    assert_eq!(d.class_names(), ["setosa", "versicolor", "virginica"]);
+    assert_eq!(d.labels(), [0, 2, 1]);
+    assert_eq!(d.features(), [1.5, 2.0, 3.0, 4.0, 5.0, 6.0]);
     // The delimiter is never guessed: read with commas, each line is one
     // field; the error points at the delimiter the header seems to use.
     let (line, column, msg) = train_err("csv/semicolon.csv");
@@ -94,24 +90,24 @@ fn csv_semicolon_delimiter() {
 #[test]
 fn csv_crlf_bom_and_quotes() {
     for file in ["csv/crlf.csv", "csv/bom.csv"] {
-        let d = load_training_csv(&data(file), &opts(b',')).unwrap();
-        assert_eq!(d.feature_names, ["x0", "x1"], "{file}");
-        assert_eq!(d.class_names, ["a", "b"], "{file}");
-        assert_eq!(d.features, [1.0, 2.0, 3.0, 4.0], "{file}");
-        assert_eq!(d.labels, [0, 1], "{file}");
+        let d = load_training_csv(data(file), &opts(b',')).unwrap();
+        assert_eq!(d.feature_names(), ["x0", "x1"], "{file}");
+        assert_eq!(d.class_names(), ["a", "b"], "{file}");
+        assert_eq!(d.features(), [1.0, 2.0, 3.0, 4.0], "{file}");
+        assert_eq!(d.labels(), [0, 1], "{file}");
     }
-    let d = load_training_csv(&data("csv/quoted.csv"), &opts(b',')).unwrap();
-    assert_eq!(d.feature_names, ["first, col", "x1"]);
-    assert_eq!(d.class_names, ["Iris \"setosa\"", "plain, b"]);
-    assert_eq!(d.features, [1.5, 2.0, 3.0, 4.0]);
+    let d = load_training_csv(data("csv/quoted.csv"), &opts(b',')).unwrap();
+    assert_eq!(d.feature_names(), ["first, col", "x1"]);
+    assert_eq!(d.class_names(), ["Iris \"setosa\"", "plain, b"]);
+    assert_eq!(d.features(), [1.5, 2.0, 3.0, 4.0]);
 }
 
 #[test]
 fn csv_integer_labels_sort_numerically_and_keep_their_text() {
-    let d = load_training_csv(&data("csv/int_labels_numeric_order.csv"), &opts(b',')).unwrap();
+    let d = load_training_csv(data("csv/int_labels_numeric_order.csv"), &opts(b',')).unwrap();
     // Lexicographic order would be -3, 10, 100, 9.
-    assert_eq!(d.class_names, ["-3", "9", "10", "100"]);
-    assert_eq!(d.labels, [2, 1, 3, 0, 1]);
+    assert_eq!(d.class_names(), ["-3", "9", "10", "100"]);
+    assert_eq!(d.labels(), [2, 1, 3, 0, 1]);
 }
 
 #[test]
@@ -120,18 +116,18 @@ fn csv_label_column_by_name() {
         label: Some("label".into()),
         delimiter: b',',
     };
-    let d = load_training_csv(&data("csv/label_first_named.csv"), &o).unwrap();
-    assert_eq!(d.feature_names, ["f1", "f2"]);
-    assert_eq!(d.class_names, ["a", "b", "c"]);
-    assert_eq!(d.labels, [1, 0, 2]);
-    assert_eq!(d.features, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let d = load_training_csv(data("csv/label_first_named.csv"), &o).unwrap();
+    assert_eq!(d.feature_names(), ["f1", "f2"]);
+    assert_eq!(d.class_names(), ["a", "b", "c"]);
+    assert_eq!(d.labels(), [1, 0, 2]);
+    assert_eq!(d.features(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
 }
 
 #[test]
 fn csv_empty_lines_are_skipped_and_line_numbers_stay_right() {
     let text = "x,y\n\n1,a\n\n\n2,b\n";
     let d = load_training_csv_from_reader(text.as_bytes(), "mem", &opts(b',')).unwrap();
-    assert_eq!(d.features, [1.0, 2.0]);
+    assert_eq!(d.features(), [1.0, 2.0]);
     let text = "x,y\r\n\r\n1,a\r\n\r\n\r\n2\r\n";
     let (line, _, msg) = data_err(load_training_csv_from_reader(
         text.as_bytes(),
@@ -155,7 +151,7 @@ fn csv_features_picked_by_name() {
     let names = strings(&["x0", "x1"]);
     let classes = strings(&["a", "b"]);
     let f = load_features_csv(
-        &data("csv/predict_by_name.csv"),
+        data("csv/predict_by_name.csv"),
         &names,
         &classes,
         Some("y"),
@@ -167,7 +163,7 @@ fn csv_features_picked_by_name() {
     assert_eq!(f.labels, Some(vec![1, 0, 1]));
     // No label column in the file (or none asked for): no labels.
     let f = load_features_csv(
-        &data("csv/predict_by_name.csv"),
+        data("csv/predict_by_name.csv"),
         &names,
         &classes,
         Some("z"),
@@ -176,7 +172,7 @@ fn csv_features_picked_by_name() {
     .unwrap();
     assert_eq!(f.labels, None);
     let f = load_features_csv(
-        &data("csv/predict_by_name.csv"),
+        data("csv/predict_by_name.csv"),
         &names,
         &classes,
         None,
@@ -190,14 +186,14 @@ fn csv_features_picked_by_name() {
 
 #[test]
 fn csv_missing_file_and_directory() {
-    match load_training_csv(&data("no_such_file.csv"), &CsvOptions::default()) {
+    match load_training_csv(data("no_such_file.csv"), &CsvOptions::default()) {
         Err(Error::Io { path, source }) => {
             assert_eq!(path, data("no_such_file.csv"));
             assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
         }
         other => panic!("{other:?}"),
     }
-    let (line, column, msg) = data_err(load_training_csv(&data("bad"), &CsvOptions::default()));
+    let (line, column, msg) = data_err(load_training_csv(data("bad"), &CsvOptions::default()));
     assert_eq!((line, column), (None, None));
     assert_eq!(msg, "is a directory, not a CSV file");
 }
@@ -277,7 +273,7 @@ fn csv_every_bad_file_gives_its_message() {
         );
     }
     // The full message names the file, the line and the column.
-    let err = load_training_csv(&data("bad/non_numeric.csv"), &CsvOptions::default()).unwrap_err();
+    let err = load_training_csv(data("bad/non_numeric.csv"), &CsvOptions::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -293,7 +289,7 @@ fn csv_unknown_label_column() {
         label: Some("species".into()),
         delimiter: b',',
     };
-    let got = data_err(load_training_csv(&data("bad/ragged.csv"), &o));
+    let got = data_err(load_training_csv(data("bad/ragged.csv"), &o));
     assert_eq!(
         got,
         (
@@ -381,7 +377,7 @@ fn csv_features_errors() {
     let names = strings(&["x0", "x1"]);
     let classes = strings(&["a", "b"]);
     let got = data_err(load_features_csv(
-        &data("bad/unknown_class.csv"),
+        data("bad/unknown_class.csv"),
         &names,
         &classes,
         Some("y"),
@@ -396,7 +392,7 @@ fn csv_features_errors() {
         )
     );
     let got = data_err(load_features_csv(
-        &data("csv/predict_by_name.csv"),
+        data("csv/predict_by_name.csv"),
         &strings(&["x0", "x2"]),
         &classes,
         Some("y"),
@@ -411,7 +407,7 @@ fn csv_features_errors() {
         )
     );
     let got = data_err(load_features_csv(
-        &data("bad/missing_label.csv"),
+        data("bad/missing_label.csv"),
         &names,
         &classes,
         Some("y"),
@@ -422,7 +418,7 @@ fn csv_features_errors() {
         (Some(3), col("y"), "missing label (empty field)".into())
     );
     let got = data_err(load_features_csv(
-        &data("bad/header_only.csv"),
+        data("bad/header_only.csv"),
         &names,
         &classes,
         Some("y"),
@@ -430,7 +426,7 @@ fn csv_features_errors() {
     ));
     assert_eq!(got, (None, None, "no data rows after the header".into()));
     let got = data_err(load_features_csv(
-        &data("bad/ragged.csv"),
+        data("bad/ragged.csv"),
         &names,
         &classes,
         None,
@@ -455,14 +451,15 @@ fn csv_features_errors() {
 fn trained_model() -> Model {
     let data = spiral(30, 3, 5);
     let mut model = Model::new(&[2, 8, 3], Init::He, 11).unwrap();
-    model.feature_names = strings(&["x0", "x1"]);
-    model.class_names = strings(&["red", "green", "blue"]);
     // Distinct, non-round values everywhere (biases included).
-    for (i, p) in model.params.iter_mut().enumerate() {
+    for (i, p) in model.params_mut().iter_mut().enumerate() {
         *p += (i as f32 * 0.377).sin() * 1e-3;
     }
-    model.standardizer = Some(Standardizer::fit(&data.features, 2));
     model
+        .with_names(strings(&["x0", "x1"]), strings(&["red", "green", "blue"]))
+        .unwrap()
+        .with_standardizer(Standardizer::fit(data.features(), 2))
+        .unwrap()
 }
 
 fn extra() -> BTreeMap<String, String> {
@@ -484,26 +481,45 @@ fn model_round_trip_is_bit_exact_with_metadata() {
     let model = trained_model();
     let dir = scratch("roundtrip");
     let path = dir.join("model.safetensors");
-    save_model(&model, &extra(), &path).unwrap();
+    ModelFile {
+        model: model.clone(),
+        metadata: extra(),
+    }
+    .save(&path)
+    .unwrap();
     assert!(!dir.join(".model.safetensors.tmp").exists());
-    let (back, meta) = load_model_with_metadata(&path).unwrap();
-    assert_eq!(bits(&back.params), bits(&model.params));
-    let (s, t) = (
-        model.standardizer.as_ref().unwrap(),
-        back.standardizer.as_ref().unwrap(),
-    );
-    assert_eq!(bits(&s.mean), bits(&t.mean));
-    assert_eq!(bits(&s.scale), bits(&t.scale));
+    let (back, meta) = ModelFile::load(&path)
+        .map(|f| (f.model, f.metadata))
+        .unwrap();
+    assert_eq!(bits(back.params()), bits(model.params()));
+    let (s, t) = (model.standardizer().unwrap(), back.standardizer().unwrap());
+    assert_eq!(bits(s.mean()), bits(t.mean()));
+    assert_eq!(bits(s.scale()), bits(t.scale()));
     assert_eq!(back, model);
     assert_eq!(meta, extra());
-    assert_eq!(load_model(&path).unwrap(), model);
+    assert_eq!(Model::load(&path).unwrap(), model);
     // Deterministic bytes.
     let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(bytes, model_to_bytes(&model, &extra()).unwrap());
+    assert_eq!(
+        bytes,
+        ModelFile {
+            model: model.clone(),
+            metadata: extra()
+        }
+        .to_bytes()
+        .unwrap()
+    );
     // Linear model without standardizer.
     let linear = Model::new(&[4, 2], Init::Small, 3).unwrap();
-    let b = model_to_bytes(&linear, &BTreeMap::new()).unwrap();
-    let (back, meta) = model_and_metadata_from_bytes(&b, "mem").unwrap();
+    let b = ModelFile {
+        model: linear.clone(),
+        metadata: BTreeMap::new(),
+    }
+    .to_bytes()
+    .unwrap();
+    let (back, meta) = ModelFile::from_bytes(&b, "mem")
+        .map(|f| (f.model, f.metadata))
+        .unwrap();
     assert_eq!(back, linear);
     assert!(meta.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
@@ -512,7 +528,12 @@ fn model_round_trip_is_bit_exact_with_metadata() {
 #[test]
 fn model_file_is_plain_safetensors() {
     let model = trained_model();
-    let bytes = model_to_bytes(&model, &extra()).unwrap();
+    let bytes = ModelFile {
+        model: model.clone(),
+        metadata: extra(),
+    }
+    .to_bytes()
+    .unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut names = st.names();
     names.sort();
@@ -550,14 +571,25 @@ fn model_save_refuses_reserved_keys_and_non_finite_values() {
     let model = trained_model();
     let mut bad_extra = extra();
     bad_extra.insert("format".into(), "x".into());
-    let err = model_to_bytes(&model, &bad_extra).unwrap_err();
+    let err = ModelFile {
+        model: model.clone(),
+        metadata: bad_extra.clone(),
+    }
+    .to_bytes()
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "<model>: metadata key 'format' is reserved for the model format"
     );
     let mut nan = model.clone();
-    nan.params[nan.layout.layers[1].bias + 2] = f32::NAN;
-    let err = model_to_bytes(&nan, &BTreeMap::new()).unwrap_err();
+    let i = nan.layout().layers()[1].bias + 2;
+    nan.params_mut()[i] = f32::NAN;
+    let err = ModelFile {
+        model: nan.clone(),
+        metadata: BTreeMap::new(),
+    }
+    .to_bytes()
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "<model>, tensor 'layers.1.bias': cannot save: value 2 is NaN"
@@ -586,7 +618,14 @@ impl Parts {
     }
 
     fn valid() -> Parts {
-        Parts::of(&model_to_bytes(&trained_model(), &extra()).unwrap())
+        Parts::of(
+            &ModelFile {
+                model: trained_model(),
+                metadata: extra(),
+            }
+            .to_bytes()
+            .unwrap(),
+        )
     }
 
     fn bytes(&self) -> Vec<u8> {
@@ -625,7 +664,7 @@ impl Parts {
 
     /// The `(tensor, msg)` of the model error this file gives.
     fn err(&self) -> (Option<String>, String) {
-        model_err(model_from_bytes(&self.bytes(), "bad.safetensors"))
+        model_err(ModelFile::from_bytes(&self.bytes(), "bad.safetensors").map(|f| f.model))
     }
 }
 
@@ -641,7 +680,12 @@ fn model_err<T: std::fmt::Debug>(r: vnn::Result<T>) -> (Option<String>, String) 
 
 #[test]
 fn model_truncated_and_bad_header_lengths() {
-    let good = model_to_bytes(&trained_model(), &extra()).unwrap();
+    let good = ModelFile {
+        model: trained_model(),
+        metadata: extra(),
+    }
+    .to_bytes()
+    .unwrap();
     let header_len = u64::from_le_bytes(good[..8].try_into().unwrap());
     let data_len = good.len() - 8 - header_len as usize;
     let cases: Vec<(Vec<u8>, String)> = vec![
@@ -698,12 +742,12 @@ fn model_truncated_and_bad_header_lengths() {
     ];
     for (bytes, msg) in cases {
         assert_eq!(
-            model_err(model_from_bytes(&bytes, "bad.safetensors")),
+            model_err(ModelFile::from_bytes(&bytes, "bad.safetensors").map(|f| f.model)),
             (None, msg)
         );
     }
     assert_eq!(
-        model_err(model_from_bytes(&[], "bad.safetensors")).1,
+        model_err(ModelFile::from_bytes(&[], "bad.safetensors").map(|f| f.model)).1,
         "truncated: 0 bytes, shorter than the 8-byte header length of a safetensors file"
     );
 }
@@ -722,7 +766,7 @@ fn model_out_of_bounds_and_overlapping_offsets() {
         r#"{"__metadata__":{"format":"vnn-model"},"layers.0.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,1000]}}"#,
     );
     assert_eq!(
-        model_err(model_from_bytes(&out_of_bounds, "bad.safetensors")),
+        model_err(ModelFile::from_bytes(&out_of_bounds, "bad.safetensors").map(|f| f.model)),
         (
             None,
             "not a valid safetensors file: invalid shape, data type, or offset for tensor".into()
@@ -732,7 +776,7 @@ fn model_out_of_bounds_and_overlapping_offsets() {
         r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[4],"data_offsets":[4,20]}}"#,
     );
     assert_eq!(
-        model_err(model_from_bytes(&overlapping, "bad.safetensors")),
+        model_err(ModelFile::from_bytes(&overlapping, "bad.safetensors").map(|f| f.model)),
         (
             Some("b".into()),
             "data offsets overlap another tensor or leave a gap (tensors must follow each other from offset 0)".into()
@@ -741,7 +785,7 @@ fn model_out_of_bounds_and_overlapping_offsets() {
     let huge_shape =
         header(r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}}"#);
     assert_eq!(
-        model_err(model_from_bytes(&huge_shape, "bad.safetensors")).1,
+        model_err(ModelFile::from_bytes(&huge_shape, "bad.safetensors").map(|f| f.model)).1,
         "not a valid safetensors file: overflow computing buffer size from shape and/or element type"
     );
 }
@@ -975,6 +1019,17 @@ fn model_bad_metadata() {
             "{\"mean\": [0, 0], \"scale\": [1, 0]}",
             "standardize: scale 1 is 0, not a finite non-zero number",
         ),
+        // Non-zero but subnormal: dividing by it overflows to infinity.
+        (
+            "standardize",
+            "{\"mean\": [0, 0], \"scale\": [1, 1e-45]}",
+            "standardize: scale 1 is 1e-45, not at least 1.1754944e-38 (the smallest normal f32)",
+        ),
+        (
+            "standardize",
+            "{\"mean\": [0, 0], \"scale\": [-2, 1]}",
+            "standardize: scale 0 is -2.0, not at least 1.1754944e-38 (the smallest normal f32)",
+        ),
         (
             "standardize",
             "{\"mean\": [0, 1e300], \"scale\": [1, 1]}",
@@ -998,24 +1053,26 @@ fn model_bad_metadata() {
     // `standardize: null` is a model without standardization.
     let mut p = Parts::valid();
     p.meta.insert("standardize".into(), "null".into());
-    let m = model_from_bytes(&p.bytes(), "ok").unwrap();
-    assert_eq!(m.standardizer, None);
+    let m = ModelFile::from_bytes(&p.bytes(), "ok")
+        .map(|f| f.model)
+        .unwrap();
+    assert_eq!(m.standardizer(), None);
 }
 
 #[test]
 fn model_file_errors() {
     let dir = scratch("model-files");
-    match load_model(&dir.join("missing.safetensors")) {
+    match Model::load(dir.join("missing.safetensors")) {
         Err(Error::Io { source, .. }) => assert_eq!(source.kind(), std::io::ErrorKind::NotFound),
         other => panic!("{other:?}"),
     }
-    let err = load_model(&dir).unwrap_err();
+    let err = Model::load(&dir).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("{}: is a directory, not a model file", dir.display())
     );
     let csv = data("csv/crlf.csv");
-    let err = load_model(&csv).unwrap_err();
+    let err = Model::load(&csv).unwrap_err();
     assert!(
         err.to_string()
             .starts_with(&format!("{}: the header length ", csv.display())),
@@ -1037,7 +1094,7 @@ fn atomic_write_replaces_and_cleans_up() {
         .collect();
     assert_eq!(names, ["out.bin"]);
     // A missing directory: an I/O error naming the temporary file, no file left.
-    let err = vnn::fsutil::write_atomic(&dir.join("nope/out.bin"), b"x").unwrap_err();
+    let err = vnn::fsutil::write_atomic(dir.join("nope/out.bin"), b"x").unwrap_err();
     match err {
         Error::Io { path, .. } => assert_eq!(path, dir.join("nope/.out.bin.tmp")),
         other => panic!("{other:?}"),

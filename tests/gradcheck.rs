@@ -167,14 +167,7 @@ fn gaussian(rows: usize, n_features: usize, n_classes: usize, seed: u64) -> Data
     let labels = (0..rows)
         .map(|r| ((r * 7 + seed as usize) % n_classes) as u32)
         .collect();
-    Dataset {
-        features,
-        labels,
-        n_features,
-        n_classes,
-        feature_names: (0..n_features).map(|i| format!("x{i}")).collect(),
-        class_names: (0..n_classes).map(|i| i.to_string()).collect(),
-    }
+    Dataset::new(features, labels, n_features, n_classes).unwrap()
 }
 
 struct Case {
@@ -226,8 +219,8 @@ fn check(case: Case) {
     };
     let model = Model::new(&sizes, Init::He, 7).unwrap();
     let (offs, len) = offsets(&sizes);
-    assert_eq!(model.params.len(), len, "{name}: parameter count");
-    for (slot, &(wo, bo)) in model.layout.layers.iter().zip(&offs) {
+    assert_eq!(model.params().len(), len, "{name}: parameter count");
+    for (slot, &(wo, bo)) in model.layout().layers().iter().zip(&offs) {
         assert_eq!((slot.weight, slot.bias), (wo, bo), "{name}: layout");
     }
     let mut trainer = Trainer::new(model, &data, config.clone()).unwrap();
@@ -235,11 +228,11 @@ fn check(case: Case) {
         trainer.step().unwrap();
     }
     let step = trainer.steps_done();
-    let before: Vec<f32> = trainer.model().params.clone();
+    let before: Vec<f32> = trainer.model().params().to_vec();
     let p: Vec<f64> = before.iter().map(|&v| v as f64).collect();
-    let x: Vec<f64> = data.features.iter().map(|&v| v as f64).collect();
+    let x: Vec<f64> = data.features().iter().map(|&v| v as f64).collect();
     let masks = masks_at(&sizes, data.n_rows(), &config, step);
-    let loss_ref = ref_loss(&sizes, &p, &x, &data.labels, reg as f64, &masks);
+    let loss_ref = ref_loss(&sizes, &p, &x, data.labels(), reg as f64, &masks);
 
     let (stats, grad) = trainer.gradient().unwrap();
     let grad = grad.to_vec();
@@ -264,9 +257,9 @@ fn check(case: Case) {
         .map(|i| {
             let mut q = p.clone();
             q[i] = p[i] + H;
-            let up = ref_loss(&sizes, &q, &x, &data.labels, reg as f64, &masks);
+            let up = ref_loss(&sizes, &q, &x, data.labels(), reg as f64, &masks);
             q[i] = p[i] - H;
-            let down = ref_loss(&sizes, &q, &x, &data.labels, reg as f64, &masks);
+            let down = ref_loss(&sizes, &q, &x, data.labels(), reg as f64, &masks);
             (up - down) / (2.0 * H)
         })
         .collect();
@@ -284,7 +277,7 @@ fn check(case: Case) {
     let lr = config.lr as f64;
     let from_step: Vec<f64> = before
         .iter()
-        .zip(&trainer.model().params)
+        .zip(trainer.model().params())
         .map(|(&b, &a)| (b as f64 - a as f64) / lr)
         .collect();
     let worst_step = compare(name, "SGD step", &from_step, &numeric, STEP_FLOOR);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use vnn::checkpoint::{self, Checkpoint};
+use vnn::modelfile::ModelFile;
 use vnn::train::OptimizerState;
 
 const VNN: &str = env!("CARGO_BIN_EXE_vnn");
@@ -43,9 +44,9 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 fn weights(dir: &Path) -> Vec<u32> {
     bits(
-        &vnn::modelfile::load_model(&dir.join("model.safetensors"))
+        vnn::model::Model::load(dir.join("model.safetensors"))
             .unwrap()
-            .params,
+            .params(),
     )
 }
 
@@ -259,9 +260,9 @@ fn sigint_saves_and_resumes() {
     );
     let step = checkpoint_step(&b).unwrap();
     assert!((50..12_000).contains(&step), "interrupted at step {step}");
-    let saved = vnn::modelfile::load_model(&b.join("model.safetensors")).unwrap();
+    let saved = vnn::model::Model::load(b.join("model.safetensors")).unwrap();
     let ck = Checkpoint::load(&ckpt).unwrap();
-    assert_eq!(bits(&saved.params), bits(&ck.model.params));
+    assert_eq!(bits(saved.params()), bits(ck.model.params()));
 
     ok(&["--resume", ckpt.to_str().unwrap()]);
     assert_eq!(weights(&a), weights(&b));
@@ -436,7 +437,7 @@ fn divergence_stops_with_one_line_and_a_finite_checkpoint() {
             .unwrap()
             .parse()
             .unwrap();
-        let ckpt = Checkpoint::load(&dir.join(checkpoint::FILE_NAME)).unwrap();
+        let ckpt = Checkpoint::load(dir.join(checkpoint::FILE_NAME)).unwrap();
         assert!(ckpt.is_finite());
         assert!(ckpt.step < step, "checkpoint {} vs step {step}", ckpt.step);
         assert!(!dir.join("model.safetensors").exists());
@@ -493,7 +494,7 @@ fn edit_metadata(
 
 #[test]
 fn checkpoint_round_trips_for_every_optimizer_state() {
-    let n = small_checkpoint(0, 0).model.params.len();
+    let n = small_checkpoint(0, 0).model.params().len();
     for (m, v) in [(0, 0), (n, 0), (n, n)] {
         let c = small_checkpoint(m, v);
         let back = Checkpoint::from_bytes(&c.to_bytes("c").unwrap(), "c").unwrap();
@@ -503,7 +504,7 @@ fn checkpoint_round_trips_for_every_optimizer_state() {
 
 #[test]
 fn checkpoint_refuses_bad_state_and_bad_files() {
-    let n = small_checkpoint(0, 0).model.params.len();
+    let n = small_checkpoint(0, 0).model.params().len();
     assert_eq!(
         ckpt_msg(small_checkpoint(3, 0).to_bytes("c")),
         format!("optimizer.momentum.velocity: 3 values for a model of {n} parameters")
@@ -568,11 +569,15 @@ fn checkpoint_refuses_bad_state_and_bad_files() {
     }
     // A checkpoint is not a model file, and a model file not a checkpoint.
     assert_eq!(
-        ckpt_msg(vnn::modelfile::model_from_bytes(&good, "c")),
+        ckpt_msg(ModelFile::from_bytes(&good, "c").map(|f| f.model)),
         "not a vnn model: format is \"vnn-checkpoint\", expected \"vnn-model\""
     );
-    let model_file =
-        vnn::modelfile::model_to_bytes(&small_checkpoint(0, 0).model, &Default::default()).unwrap();
+    let model_file = ModelFile {
+        model: small_checkpoint(0, 0).model,
+        metadata: Default::default(),
+    }
+    .to_bytes()
+    .unwrap();
     assert_eq!(
         ckpt_msg(Checkpoint::from_bytes(&model_file, "c")),
         "not a vnn checkpoint: format is \"vnn-model\", expected \"vnn-checkpoint\""
@@ -583,11 +588,11 @@ fn checkpoint_refuses_bad_state_and_bad_files() {
 fn checkpoint_save_is_atomic_and_keeps_the_old_file_on_error() {
     let dir = scratch("atomic");
     let path = dir.join(checkpoint::FILE_NAME);
-    let n = small_checkpoint(0, 0).model.params.len();
+    let n = small_checkpoint(0, 0).model.params().len();
     let good = small_checkpoint(n, n);
     good.save(&path).unwrap();
     let mut bad = small_checkpoint(n, n);
-    bad.model.params[0] = f32::INFINITY;
+    bad.model.params_mut()[0] = f32::INFINITY;
     assert!(bad.save(&path).is_err());
     assert_eq!(Checkpoint::load(&path).unwrap(), good);
     let names: Vec<_> = std::fs::read_dir(&dir)

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use vnn::data::{spiral, Standardizer};
 use vnn::model::{Init, Model};
+use vnn::modelfile::ModelFile;
 use vnn::train::{TrainConfig, Trainer};
 
 /// The Python named by `VNN_PYTHON`, or `None` (after saying so) if unset.
@@ -63,7 +64,7 @@ fn spiral_csv(dir: &Path) -> (vnn::data::Dataset, PathBuf) {
     let mut csv = String::from("x0,x1,label\n");
     for i in 0..data.n_rows() {
         let row = data.row(i);
-        csv.push_str(&format!("{},{},{}\n", row[0], row[1], data.labels[i]));
+        csv.push_str(&format!("{},{},{}\n", row[0], row[1], data.labels()[i]));
     }
     let path = dir.join("spiral.csv");
     std::fs::write(&path, csv).unwrap();
@@ -73,9 +74,8 @@ fn spiral_csv(dir: &Path) -> (vnn::data::Dataset, PathBuf) {
 /// A small MLP trained on the spiral, with standardization.
 fn trained() -> (Model, vnn::data::Dataset) {
     let data = spiral(60, 3, 2);
-    let standardizer = Standardizer::fit(&data.features, data.n_features);
-    let mut train = data.clone();
-    standardizer.apply(&mut train.features);
+    let standardizer = Standardizer::fit(data.features(), data.n_features());
+    let train = data.standardized(&standardizer).unwrap();
     let model = Model::new(&[2, 24, 12, 3], Init::He, 9).unwrap();
     let config = TrainConfig {
         epochs: 300,
@@ -87,10 +87,15 @@ fn trained() -> (Model, vnn::data::Dataset) {
     for _ in 0..300 {
         trainer.step().unwrap();
     }
-    let mut model = trainer.into_model();
-    model.standardizer = Some(standardizer);
-    model.feature_names = vec!["x".into(), "y".into()];
-    model.class_names = vec!["arm a".into(), "arm b".into(), "arm c".into()];
+    let model = trainer
+        .into_model()
+        .with_standardizer(standardizer)
+        .unwrap()
+        .with_names(
+            vec!["x".into(), "y".into()],
+            vec!["arm a".into(), "arm b".into(), "arm c".into()],
+        )
+        .unwrap();
     (model, data)
 }
 
@@ -141,7 +146,12 @@ fn numpy_forward_pass_matches_predict() {
         "training_command".to_string(),
         "vnn train --demo".to_string(),
     )]);
-    vnn::modelfile::save_model(&model, &extra, &model_path).unwrap();
+    ModelFile {
+        model: model.clone(),
+        metadata: extra.clone(),
+    }
+    .save(&model_path)
+    .unwrap();
     let rows = data.n_rows();
     let rows_json: Vec<&[f32]> = (0..rows).map(|i| data.row(i)).collect();
     let rows_path = dir.join("rows.json");
@@ -166,12 +176,12 @@ fn numpy_forward_pass_matches_predict() {
     let margin: Vec<f64> = serde_json::from_value(v["margin"].clone()).unwrap();
     let py_logits: Vec<Vec<f64>> = serde_json::from_value(v["logits"].clone()).unwrap();
 
-    let ours = model.predict(&data.features, rows).unwrap();
-    let logits = model.logits(&data.features, rows).unwrap();
+    let ours = model.predict(data.features(), rows).unwrap();
+    let logits = model.logits(data.features(), rows).unwrap();
     // The model learned something, so the comparison is not of constants.
     let correct = ours
         .iter()
-        .zip(&data.labels)
+        .zip(data.labels())
         .filter(|(a, b)| a == b)
         .count();
     assert!(correct * 10 > rows * 8, "accuracy {correct}/{rows}");
@@ -411,7 +421,11 @@ fn a_vnn_train_run_reads_in_python() {
         "vnn predict and numpy differ on rows {differ:?}"
     );
     assert!(differ.len() <= 1, "{differ:?}");
-    let correct = cli.iter().zip(&data.labels).filter(|(a, b)| a == b).count();
+    let correct = cli
+        .iter()
+        .zip(data.labels())
+        .filter(|(a, b)| a == b)
+        .count();
     assert!(correct * 10 > rows * 7, "accuracy {correct}/{rows}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -492,13 +506,13 @@ fn onnxruntime_matches_predict(
     assert_eq!(v["opset"], serde_json::json!([["", vnn::onnx::OPSET]]));
     assert_eq!(v["producer"], "vnn");
     assert_eq!(v["meta"]["vnn_version"], env!("CARGO_PKG_VERSION"));
-    let loaded = vnn::modelfile::load_model(&model).unwrap();
+    let loaded = Model::load(&model).unwrap();
     let (d, k) = (loaded.n_features(), loaded.n_classes());
     let names = |s: &serde_json::Value| -> Vec<String> {
         serde_json::from_str(s.as_str().unwrap()).unwrap()
     };
-    assert_eq!(names(&v["meta"]["feature_names"]), loaded.feature_names);
-    assert_eq!(names(&v["meta"]["class_names"]), loaded.class_names);
+    assert_eq!(names(&v["meta"]["feature_names"]), loaded.feature_names());
+    assert_eq!(names(&v["meta"]["class_names"]), loaded.class_names());
     assert_eq!(
         v["inputs"],
         serde_json::json!([["input", "tensor(float)", ["N", d]]])
@@ -533,8 +547,12 @@ fn onnxruntime_matches_predict(
         let name = name
             .as_str()
             .map_or_else(|| name.to_string(), str::to_string);
-        if loaded.class_names[c] != name {
-            let ours = loaded.class_names.iter().position(|n| *n == name).unwrap();
+        if loaded.class_names()[c] != name {
+            let ours = loaded
+                .class_names()
+                .iter()
+                .position(|n| *n == name)
+                .unwrap();
             let row = &theirs[r];
             assert!(
                 (row[c] - row[ours]).abs() <= 1e-5,

@@ -18,16 +18,10 @@ fn every_row_once_per_epoch() {
     for r in 0..n {
         features[r * n + r] = 1.0;
     }
-    let data = Dataset {
-        features,
-        labels: (0..n).map(|r| (r % k) as u32).collect(),
-        n_features: n,
-        n_classes: k,
-        feature_names: (0..n).map(|i| format!("x{i}")).collect(),
-        class_names: (0..k).map(|c| c.to_string()).collect(),
-    };
+    let labels = (0..n).map(|r| (r % k) as u32).collect();
+    let data = Dataset::new(features, labels, n, k).unwrap();
     let mut model = Model::new(&[n, k], Init::He, 0).unwrap();
-    model.params.fill(0.0);
+    model.params_mut().fill(0.0);
     let config = TrainConfig {
         epochs,
         lr: 1.0,
@@ -60,7 +54,7 @@ fn every_row_once_per_epoch() {
             for &r in &rows {
                 // (1/k - onehot) / rows of this batch: the batch mean.
                 for c in 0..k {
-                    let onehot = if data.labels[r] as usize == c {
+                    let onehot = if data.labels()[r] as usize == c {
                         1.0
                     } else {
                         0.0

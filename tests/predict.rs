@@ -12,11 +12,10 @@ fn models() -> Vec<Model> {
     let mut out = Vec::new();
     for sizes in [&[2usize, 3][..], &[2, 100, 3], &[2, 24, 17, 3]] {
         let model = Model::new(sizes, Init::He, 5).unwrap();
-        let mut standardized = model.clone();
-        standardized.standardizer = Some(Standardizer {
-            mean: vec![0.25, -0.5],
-            scale: vec![0.5, 2.0],
-        });
+        let standardized = model
+            .clone()
+            .with_standardizer(Standardizer::new(vec![0.25, -0.5], vec![0.5, 2.0]).unwrap())
+            .unwrap();
         out.push(model);
         out.push(standardized);
     }
@@ -30,13 +29,13 @@ fn batch_logits_agree_with_batch_1_logits_and_workspaces_are_reusable() {
     for model in models() {
         let mut scratch = model.scratch();
         for rows in [1, 2, 255, 256, 257, 600] {
-            let x = &data.features[..rows * 2];
+            let x = &data.features()[..rows * 2];
             let logits = model.logits(x, rows).unwrap();
             let mut reused = vec![f32::NAN; rows * 3];
             model
                 .logits_into(x, rows, &mut workspace, &mut reused)
                 .unwrap();
-            assert_eq!(logits, reused, "{:?}, {rows} rows", model.layout.sizes);
+            assert_eq!(logits, reused, "{:?}, {rows} rows", model.layout().sizes());
             for r in 0..rows {
                 let p = model
                     .predict_proba_one(&x[r * 2..r * 2 + 2], &mut scratch)
@@ -51,7 +50,7 @@ fn batch_logits_agree_with_batch_1_logits_and_workspaces_are_reusable() {
             }
         }
         assert!(model
-            .logits_into(&data.features[..4], 2, &mut workspace, &mut [0.0; 5])
+            .logits_into(&data.features()[..4], 2, &mut workspace, &mut [0.0; 5])
             .is_err());
     }
 }

@@ -116,14 +116,14 @@ fn interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
         (7, 7, 1, 0)
     );
     // Interrupted: the model and a checkpoint of step 7 are saved.
-    let ckpt = Checkpoint::load(&dir.join(checkpoint::FILE_NAME)).unwrap();
+    let ckpt = Checkpoint::load(dir.join(checkpoint::FILE_NAME)).unwrap();
     assert_eq!(ckpt.step, 7);
-    assert!(vnn::modelfile::load_model(&dir.join("model.safetensors")).is_ok());
+    assert!(Model::load(dir.join("model.safetensors")).is_ok());
 
     let done = SessionBuilder::new(model(), config(), &dir)
         .checkpoint_every(5)
         .data_fingerprint("spiral", &data)
-        .resume_from(&dir.join(checkpoint::FILE_NAME))
+        .resume_from(dir.join(checkpoint::FILE_NAME))
         .unwrap()
         .build(&data, None)
         .unwrap()
@@ -131,7 +131,7 @@ fn interrupted_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
         .unwrap();
     assert_eq!((done.steps, done.interrupted), (total, false));
     // Exact: the resumed run replays the same arithmetic.
-    assert_eq!(done.model.params, whole.model.params);
+    assert_eq!(done.model.params(), whole.model.params());
     assert_eq!(done.curve, whole.curve);
     let _ = std::fs::remove_dir_all(&whole_dir);
     let _ = std::fs::remove_dir_all(&dir);
@@ -190,7 +190,7 @@ fn divergence_stops_and_keeps_the_last_good_checkpoint() {
         panic!("expected divergence, got {err}");
     };
     assert_eq!((rec.ends, rec.finishes), (1, 0));
-    let ckpt = Checkpoint::load(&dir.join(checkpoint::FILE_NAME)).unwrap();
+    let ckpt = Checkpoint::load(dir.join(checkpoint::FILE_NAME)).unwrap();
     assert!(ckpt.is_finite());
     assert!(
         ckpt.step < step,

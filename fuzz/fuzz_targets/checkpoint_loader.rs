@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(model) = Model::new(&sizes, Init::Small, *c as u64) else {
         return;
     };
-    let n = model.params.len();
+    let n = model.params().len();
     // Optimizer state: SGD, momentum or Adam.
     let optimizer = match (mode >> 1) % 3 {
         0 => OptimizerState::Sgd,

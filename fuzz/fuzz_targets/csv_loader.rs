@@ -6,6 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vnn::csv::{load_features_csv_from_reader, load_training_csv_from_reader, CsvOptions};
+use vnn::data::Dataset;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, text)) = data.split_first() else {
@@ -18,9 +19,17 @@ fuzz_target!(|data: &[u8]| {
             delimiter,
         };
         if let Ok(d) = load_training_csv_from_reader(text, "fuzz", &opts) {
-            d.validate("fuzz").expect("a loaded dataset is consistent");
-            assert!(d.n_classes >= 2 && d.n_features >= 1 && d.n_rows() >= 1);
-            assert_eq!(d.feature_names.len(), d.n_features);
+            // Building it again through the checked constructors succeeds.
+            let again = Dataset::new(
+                d.features().to_vec(),
+                d.labels().to_vec(),
+                d.n_features(),
+                d.n_classes(),
+            )
+            .and_then(|a| a.with_names(d.feature_names().to_vec(), d.class_names().to_vec()))
+            .expect("a loaded dataset is consistent");
+            assert_eq!(again, d);
+            assert!(d.n_classes() >= 2 && d.n_features() >= 1 && d.n_rows() >= 1);
         }
     } else {
         let names = ["a".to_string(), "b".to_string()];

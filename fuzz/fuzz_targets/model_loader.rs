@@ -10,15 +10,13 @@
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 use vnn::model::{Init, Model};
-use vnn::modelfile::{model_and_metadata_from_bytes, model_to_bytes};
+use vnn::modelfile::ModelFile;
 
 fn check(bytes: &[u8]) {
-    if let Ok((model, extra)) = model_and_metadata_from_bytes(bytes, "fuzz") {
-        let again = model_to_bytes(&model, &extra).expect("a loaded model saves");
-        let (back, extra_back) =
-            model_and_metadata_from_bytes(&again, "fuzz").expect("a saved model loads");
-        assert_eq!(back, model);
-        assert_eq!(extra_back, extra);
+    if let Ok(file) = ModelFile::from_bytes(bytes, "fuzz") {
+        let again = file.to_bytes().expect("a loaded model saves");
+        let back = ModelFile::from_bytes(&again, "fuzz").expect("a saved model loads");
+        assert_eq!(back, file);
     }
 }
 
@@ -42,13 +40,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if mode & 2 != 0 {
-        model.standardizer = Some(vnn::data::Standardizer {
-            mean: vec![0.5; sizes[0]],
-            scale: vec![2.0; sizes[0]],
-        });
+        let s = vnn::data::Standardizer::new(vec![0.5; sizes[0]], vec![2.0; sizes[0]])
+            .expect("a valid standardizer");
+        model = model.with_standardizer(s).expect("of the model's width");
     }
     let extra = BTreeMap::from([("training_command".to_string(), "fuzz".to_string())]);
-    let mut bytes = model_to_bytes(&model, &extra).expect("a new model saves");
+    let mut bytes = ModelFile {
+        model,
+        metadata: extra,
+    }
+    .to_bytes()
+    .expect("a new model saves");
     let (patches, tail) = rest.split_at(rest.len() - rest.len() % 3);
     for p in patches.chunks_exact(3) {
         let at = u16::from_le_bytes([p[0], p[1]]) as usize % bytes.len();

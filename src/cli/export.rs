@@ -56,7 +56,7 @@ fn check_out(args: &ExportArgs) -> Result<()> {
 
 pub(crate) fn run(args: &ExportArgs) -> Result<ExitCode> {
     check_out(args)?;
-    let model = vnn::modelfile::load_model(&args.model)?;
+    let model = vnn::model::Model::load(&args.model)?;
     match args.format {
         Format::Onnx => vnn::onnx::save_onnx(&model, &args.out)?,
     }

@@ -59,15 +59,16 @@ pub(crate) struct EvalArgs {
 }
 
 fn load(model_path: &Path) -> Result<(Model, std::collections::BTreeMap<String, String>)> {
-    Ok(vnn::modelfile::load_model_with_metadata(model_path)?)
+    let file = vnn::modelfile::ModelFile::load(model_path)?;
+    Ok((file.model, file.metadata))
 }
 
 pub(crate) fn run_predict(args: &PredictArgs) -> Result<ExitCode> {
-    let (model, _meta) = load(&args.model)?;
+    let model = Model::load(&args.model)?;
     let data = vnn::csv::load_features_csv(
         &args.data,
-        &model.feature_names,
-        &model.class_names,
+        model.feature_names(),
+        model.class_names(),
         None,
         args.input.delimiter,
     )?;
@@ -107,8 +108,8 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| "label".into());
     let data = vnn::csv::load_features_csv(
         &args.data,
-        &model.feature_names,
-        &model.class_names,
+        model.feature_names(),
+        model.class_names(),
         Some(&label),
         args.input.delimiter,
     )?;
@@ -123,7 +124,7 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
             args.data.display()
         );
     };
-    let ds = predict::labelled_dataset(&model, data.features, labels);
+    let ds = predict::labelled_dataset(&model, data.features, labels)?;
     let eval = with_threads(args.input.threads, || vnn::train::evaluate(&model, &ds))??;
     if args.json {
         println!(
@@ -136,7 +137,7 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
     out.line(&format!("accuracy: {:.4}", eval.accuracy));
     out.line(&format!("loss: {:.4}", eval.loss));
     out.line("confusion matrix (rows = true class, columns = predicted):");
-    for line in predict::confusion_table(&model.class_names, &eval.confusion) {
+    for line in predict::confusion_table(model.class_names(), &eval.confusion) {
         out.line(&line);
     }
     Ok(ExitCode::SUCCESS)

@@ -202,15 +202,13 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
     let stop = interrupter()?;
     header(args, &train_raw, test_raw.as_ref(), &model, resume.as_ref());
     let title = format!("{} on {}", args.model_name(), args.data_name());
-    let points = (!args.no_plots && train_raw.n_features == 2).then(|| {
-        let mut all = train_raw.clone();
-        if let Some(t) = &test_raw {
-            all.features.extend_from_slice(&t.features);
-            all.labels.extend_from_slice(&t.labels);
-        }
-        all
-    });
-    let sizes = model.layout.sizes.clone();
+    let points = (!args.no_plots && train_raw.n_features() == 2)
+        .then(|| match &test_raw {
+            Some(t) => train_raw.concat(t),
+            None => Ok(train_raw.clone()),
+        })
+        .transpose()?;
+    let sizes = model.layout().sizes().to_vec();
     let mut builder = SessionBuilder::new(model, config.clone(), &dir)
         .log_every(args.log_every)
         .settings(settings)
@@ -270,10 +268,10 @@ fn header(
     out.line(&format!(
         "vnn train: {} rows x {} features, {} classes{test}; {} {:?}; {} epochs, {} lr {}, reg {}",
         train_raw.n_rows(),
-        train_raw.n_features,
-        train_raw.n_classes,
+        train_raw.n_features(),
+        train_raw.n_classes(),
         args.model_name(),
-        model.layout.sizes,
+        model.layout().sizes(),
         config.epochs,
         config.optimizer.name(),
         config.lr,

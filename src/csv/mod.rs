@@ -79,7 +79,8 @@ pub struct CsvFeatures {
 ///
 /// [`Error::Io`]: crate::error::Error::Io
 /// [`Error::Data`]: crate::error::Error::Data
-pub fn load_training_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+pub fn load_training_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset> {
+    let path = path.as_ref();
     let name = path.display().to_string();
     let file = open_input(path, &name)?;
     load_training_csv_from_reader(file, &name, opts)
@@ -96,10 +97,10 @@ pub fn load_training_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
 /// use vnn::csv::{load_training_csv_from_reader, CsvOptions};
 /// let text = "a,b,species\n1,2,setosa\n3,4.5,virginica\n5,6,setosa\n";
 /// let d = load_training_csv_from_reader(text.as_bytes(), "iris", &CsvOptions::default()).unwrap();
-/// assert_eq!(d.feature_names, ["a", "b"]);
-/// assert_eq!(d.class_names, ["setosa", "virginica"]);
-/// assert_eq!(d.labels, [0, 1, 0]);
-/// assert_eq!(d.features, [1.0, 2.0, 3.0, 4.5, 5.0, 6.0]);
+/// assert_eq!(d.feature_names(), ["a", "b"]);
+/// assert_eq!(d.class_names(), ["setosa", "virginica"]);
+/// assert_eq!(d.labels(), [0, 1, 0]);
+/// assert_eq!(d.features(), [1.0, 2.0, 3.0, 4.5, 5.0, 6.0]);
 /// ```
 pub fn load_training_csv_from_reader<R: Read>(
     reader: R,
@@ -241,12 +242,13 @@ impl LabelIds {
 /// (the error names it) and a label value that is not one of `class_names`
 /// (the error names the line and the value).
 pub fn load_features_csv(
-    path: &Path,
+    path: impl AsRef<Path>,
     feature_names: &[String],
     class_names: &[String],
     label: Option<&str>,
     delimiter: u8,
 ) -> Result<CsvFeatures> {
+    let path = path.as_ref();
     let name = path.display().to_string();
     let file = open_input(path, &name)?;
     load_features_csv_from_reader(file, &name, feature_names, class_names, label, delimiter)

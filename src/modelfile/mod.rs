@@ -48,7 +48,7 @@ pub const FORMAT: &str = "vnn-model";
 /// The format version this crate writes (and the newest it reads).
 pub const FORMAT_VERSION: u32 = 1;
 
-/// The largest model file [`load_model`] reads, in bytes: 2 GiB.
+/// The largest model file [`ModelFile::load`] reads, in bytes: 2 GiB.
 pub const MAX_MODEL_BYTES: u64 = 2 << 30;
 
 /// The longest safetensors header accepted, in bytes (as the safetensors
@@ -93,100 +93,138 @@ fn bias_name(i: usize) -> String {
     format!("layers.{i}.bias")
 }
 
-/// Serializes `model` with `extra` metadata entries into safetensors bytes.
+/// A model file: the model and its extra metadata entries (every
+/// `__metadata__` entry but [`RESERVED_KEYS`], for example
+/// `training_command`).
 ///
-/// # Errors
-/// [`Error::Model`] if the model is inconsistent (buffer lengths, name
-/// counts), holds a non-finite value, or an extra key is one of
-/// [`RESERVED_KEYS`].
+/// [`Model::load`] and [`Model::save`] are shorthands for a file without
+/// extra entries.
 ///
 /// # Example
 /// ```
 /// use std::collections::BTreeMap;
 /// use vnn::model::{Init, Model};
-/// use vnn::modelfile::{model_and_metadata_from_bytes, model_to_bytes};
+/// use vnn::modelfile::ModelFile;
 /// let model = Model::new(&[2, 8, 3], Init::He, 7).unwrap();
-/// let extra = BTreeMap::from([("training_command".to_string(), "vnn train".to_string())]);
-/// let bytes = model_to_bytes(&model, &extra).unwrap();
-/// let (back, meta) = model_and_metadata_from_bytes(&bytes, "mem").unwrap();
-/// assert_eq!(back, model);
-/// assert_eq!(meta, extra);
+/// let metadata = BTreeMap::from([("training_command".to_string(), "vnn train".to_string())]);
+/// let file = ModelFile { model, metadata };
+/// let bytes = file.to_bytes().unwrap();
+/// let back = ModelFile::from_bytes(&bytes, "mem").unwrap();
+/// assert_eq!(back, file);
 /// ```
-pub fn model_to_bytes(model: &Model, extra: &BTreeMap<String, String>) -> Result<Vec<u8>> {
-    encode(model, extra, "<model>", FORMAT, &[])
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelFile {
+    /// The model.
+    pub model: Model,
+    /// The extra metadata entries, written beside the format's own.
+    pub metadata: BTreeMap<String, String>,
 }
 
-/// Saves `model` with `extra` metadata entries to `path`, atomically (see
-/// [`crate::fsutil::write_atomic`]).
-///
-/// # Errors
-/// As [`model_to_bytes`], plus [`Error::Io`] if the file cannot be written.
-pub fn save_model(model: &Model, extra: &BTreeMap<String, String>, path: &Path) -> Result<()> {
+impl ModelFile {
+    /// Loads a model file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read; [`Error::Model`] if it is
+    /// larger than [`MAX_MODEL_BYTES`], a directory, or not a valid vnn
+    /// model (see [`ModelFile::from_bytes`]).
+    pub fn load(path: impl AsRef<Path>) -> Result<ModelFile> {
+        let path = path.as_ref();
+        let bytes = read_bounded(path)?;
+        ModelFile::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Parses the bytes of a model file; `name` stands for the file in
+    /// error messages.
+    ///
+    /// # Errors
+    /// [`Error::Model`] for: a truncated file or a header length past the
+    /// end of the file, an invalid safetensors header or offsets, a file
+    /// that is not a vnn model, a format version newer than
+    /// [`FORMAT_VERSION`], missing or malformed metadata, a missing or
+    /// unexpected tensor, a dtype other than F32, shapes that do not chain
+    /// or disagree with the metadata, name counts that disagree with the
+    /// shapes, duplicate names, an invalid standardizer (see
+    /// [`crate::data::Standardizer::new`]), and non-finite values.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<ModelFile> {
+        let (model, metadata, _) = decode(bytes, name, FORMAT, &[])?;
+        Ok(ModelFile { model, metadata })
+    }
+
+    /// The bytes of the file; the same model and metadata always give the
+    /// same bytes.
+    ///
+    /// # Errors
+    /// [`Error::Model`] if the model holds a non-finite value or a metadata
+    /// key is one of [`RESERVED_KEYS`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        encode(&self.model, &self.metadata, "<model>", FORMAT, &[])
+    }
+
+    /// Saves the file to `path`, atomically (a temporary file renamed over
+    /// `path`, so a reader never sees half a file).
+    ///
+    /// # Errors
+    /// As [`ModelFile::to_bytes`], plus [`Error::Io`] if the file cannot be
+    /// written.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_with(&self.model, &self.metadata, path.as_ref())
+    }
+}
+
+/// Saves `model` with the `extra` metadata entries to `path`, atomically.
+pub(crate) fn save_with(
+    model: &Model,
+    extra: &BTreeMap<String, String>,
+    path: &Path,
+) -> Result<()> {
     let bytes = encode(model, extra, &path.display().to_string(), FORMAT, &[])?;
     crate::fsutil::write_atomic(path, &bytes)
 }
 
+impl Model {
+    /// Loads the model of a model file: a shorthand for
+    /// [`ModelFile::load`] that drops the extra metadata.
+    ///
+    /// # Errors
+    /// As [`ModelFile::load`].
+    ///
+    /// # Example
+    /// ```
+    /// use vnn::model::{Init, Model};
+    /// let dir = std::env::temp_dir().join(format!("vnn-doc-load-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("model.safetensors");
+    /// let model = Model::new(&[2, 8, 3], Init::He, 7).unwrap();
+    /// model.save(&path).unwrap();
+    /// assert_eq!(Model::load(&path).unwrap(), model);
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        ModelFile::load(path).map(|file| file.model)
+    }
+
+    /// Saves the model to `path` without extra metadata, atomically: a
+    /// shorthand for [`ModelFile::save`].
+    ///
+    /// # Errors
+    /// As [`ModelFile::save`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_with(self, &BTreeMap::new(), path.as_ref())
+    }
+}
+
 fn check_names(path: &str, key: &str, names: &[String], expected: usize) -> Result<()> {
-    if names.len() != expected {
-        return Err(model_err(
-            path,
-            None,
-            format!(
-                "{key} has {} names but the model has {expected}",
-                names.len()
-            ),
-        ));
+    match crate::model::names_problem(key, names, expected) {
+        Some(msg) => Err(model_err(path, None, msg)),
+        None => Ok(()),
     }
-    let mut seen = std::collections::HashSet::new();
-    if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
-        return Err(model_err(
-            path,
-            None,
-            format!("{key} has the name '{dup}' twice"),
-        ));
-    }
-    Ok(())
 }
 
 fn check_standardizer(path: &str, mean: &[f32], scale: &[f32], n_in: usize) -> Result<()> {
-    let err = |msg: String| model_err(path, None, format!("standardize: {msg}"));
-    if mean.len() != n_in || scale.len() != n_in {
-        return Err(err(format!(
-            "{} means and {} scales for {n_in} features",
-            mean.len(),
-            scale.len()
-        )));
+    match crate::data::standardizer_problem(mean, scale, n_in) {
+        Some(msg) => Err(model_err(path, None, format!("standardize: {msg}"))),
+        None => Ok(()),
     }
-    if let Some(i) = mean.iter().position(|v| !v.is_finite()) {
-        return Err(err(format!("mean {i} is {}", mean[i])));
-    }
-    if let Some(i) = scale.iter().position(|v| !(v.is_finite() && *v != 0.0)) {
-        return Err(err(format!(
-            "scale {i} is {}, not a finite non-zero number",
-            scale[i]
-        )));
-    }
-    Ok(())
-}
-
-/// Loads a model file.
-///
-/// # Errors
-/// [`Error::Io`] if the file cannot be read; [`Error::Model`] if it is too
-/// large, a directory, or not a valid vnn model (see
-/// [`model_and_metadata_from_bytes`]).
-pub fn load_model(path: &Path) -> Result<Model> {
-    load_model_with_metadata(path).map(|(m, _)| m)
-}
-
-/// Loads a model file and its extra metadata entries (every entry but
-/// [`RESERVED_KEYS`]).
-///
-/// # Errors
-/// As [`load_model`].
-pub fn load_model_with_metadata(path: &Path) -> Result<(Model, BTreeMap<String, String>)> {
-    let bytes = read_bounded(path)?;
-    model_and_metadata_from_bytes(&bytes, &path.display().to_string())
 }
 
 /// Reads a whole file of at most [`MAX_MODEL_BYTES`] bytes (checked before
@@ -224,30 +262,4 @@ pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
-}
-
-/// Parses a model from the bytes of a model file; `name` stands for the
-/// file in error messages.
-///
-/// # Errors
-/// As [`model_and_metadata_from_bytes`].
-pub fn model_from_bytes(bytes: &[u8], name: &str) -> Result<Model> {
-    model_and_metadata_from_bytes(bytes, name).map(|(m, _)| m)
-}
-
-/// Parses a model and its extra metadata entries (every entry but
-/// [`RESERVED_KEYS`]) from the bytes of a model file.
-///
-/// # Errors
-/// [`Error::Model`] for: a truncated file or a header length past the end of
-/// the file, an invalid safetensors header or offsets, a file that is not a
-/// vnn model, a format version newer than [`FORMAT_VERSION`], missing or
-/// malformed metadata, a missing or unexpected tensor, a dtype other than
-/// F32, shapes that do not chain or disagree with the metadata, name counts
-/// that disagree with the shapes, and non-finite values.
-pub fn model_and_metadata_from_bytes(
-    bytes: &[u8],
-    name: &str,
-) -> Result<(Model, BTreeMap<String, String>)> {
-    decode(bytes, name, FORMAT, &[]).map(|(model, extra, _)| (model, extra))
 }

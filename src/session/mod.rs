@@ -261,7 +261,8 @@ impl<'o> SessionBuilder<'o> {
     ///
     /// # Errors
     /// [`Error::Io`] or [`Error::Model`] when the file is not a checkpoint.
-    pub fn resume_from(self, path: &Path) -> Result<Self> {
+    pub fn resume_from(self, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
         let ckpt = Checkpoint::load(path)?;
         Ok(self.resume(ckpt, path))
     }
@@ -443,7 +444,7 @@ impl<'d> Session<'d, '_> {
         let seconds = started.elapsed().as_secs_f64();
         let epochs = self.trainer.config().epochs;
         let model = self.trainer.into_model();
-        crate::modelfile::save_model(&model, &self.extra, &self.model_path)?;
+        crate::modelfile::save_with(&model, &self.extra, &self.model_path)?;
         let evals = match interrupted {
             true => (None, None),
             false => (
@@ -546,8 +547,8 @@ impl<'d> Session<'d, '_> {
 /// ```
 /// let data = vnn::data::spiral(10, 3, 0);
 /// let (model, seen) = vnn::session::model_for(&data, &[8], vnn::model::Init::He, 0, true).unwrap();
-/// assert_eq!(model.layout.sizes, [2, 8, 3]);
-/// assert!(model.standardizer.is_some() && seen.features != data.features);
+/// assert_eq!(model.layout().sizes(), [2, 8, 3]);
+/// assert!(model.standardizer().is_some() && seen.features() != data.features());
 /// ```
 pub fn model_for(
     train: &Dataset,
@@ -579,6 +580,9 @@ pub fn model_for(
 /// let t = vnn::session::utc_timestamp();
 /// assert_eq!((t.len(), &t[8..9]), (15, "-"));
 /// ```
+// Hidden from the docs: a helper of the `vnn` binary (`src/cli/train.rs`
+// names run folders with it), not a user API.
+#[doc(hidden)]
 pub fn utc_timestamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -333,7 +333,7 @@ impl<'d> Trainer<'d> {
     /// use vnn::train::{Optimizer, OptimizerState, TrainConfig, Trainer};
     /// let data = spiral(10, 3, 0);
     /// let model = Model::new(&[2, 4, 3], Init::He, 0).unwrap();
-    /// let n = model.params.len();
+    /// let n = model.params().len();
     /// let config = TrainConfig { optimizer: Optimizer::Adam, ..TrainConfig::default() };
     /// let mut trainer = Trainer::new(model, &data, config).unwrap();
     /// assert!(trainer.restore(5, OptimizerState::Sgd).is_err());
