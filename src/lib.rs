@@ -48,18 +48,24 @@
 
 pub mod bench;
 pub mod checkpoint;
+mod crc;
+#[cfg(feature = "csv")]
 pub mod csv;
 pub mod data;
 pub mod error;
 pub mod fsutil;
 pub mod model;
 pub mod modelfile;
+#[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(feature = "plots")]
 pub mod plot;
 pub mod predict;
+#[cfg(any(feature = "tensorboard", feature = "onnx"))]
 pub mod proto;
 pub mod session;
 pub mod settings;
+#[cfg(feature = "tensorboard")]
 pub mod tensorboard;
 pub mod train;
 

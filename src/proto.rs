@@ -3,6 +3,7 @@
 //! ([`crate::onnx`]). Each keeps the field numbers of its upstream
 //! schema; only the fields vnn writes are declared.
 
+#[cfg(feature = "tensorboard")]
 /// The protobuf messages of an event file: the subset of TensorBoard's
 /// `Event`, `Summary` and `HistogramProto` that vnn writes, with the same
 /// field numbers.
@@ -82,6 +83,7 @@ pub mod tensorboard {
     }
 }
 
+#[cfg(feature = "onnx")]
 /// The protobuf messages of an ONNX model: the subset of ONNX's `onnx.proto`
 /// that vnn writes, with the same field numbers.
 pub mod onnx {
