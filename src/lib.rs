@@ -32,35 +32,59 @@
 //!
 //! ## Modules
 //! - [`data`]: the spiral, [`data::Dataset`], stratified split, standardization;
-//!   [`csv`] loads CSV files.
+//!   `csv` loads CSV files (feature `csv`).
 //! - [`model`]: [`model::Model`] (linear or MLP) on one flat parameter buffer,
 //!   batch and batch-1 prediction.
 //! - [`train`]: [`train::Trainer`], row-block parallel training that gives the
 //!   same bits for any thread count; [`train::evaluate`].
 //! - [`modelfile`] and [`checkpoint`]: safetensors files
 //!   ([`model::Model::save`] and [`model::Model::load`], or
-//!   [`modelfile::ModelFile`] with extra metadata); [`tensorboard`]: event
-//!   files; [`plot`]: PNG pictures; [`fsutil`]: atomic writes.
-//! - [`onnx`]: export a model as an ONNX graph for other runtimes.
+//!   [`modelfile::ModelFile`] with extra metadata); `tensorboard`:
+//!   event files (feature `tensorboard`); `plot`: PNG pictures (feature
+//!   `plots`); [`fsutil`]: atomic writes.
+//! - `onnx`: export a model as an ONNX graph for other runtimes (feature
+//!   `onnx`); `proto`: the protobuf messages of event files and ONNX models.
 //! - [`session`]: training runs with checkpoints, resume, interruption and
 //!   observers; [`predict`]: predictions and evaluations as `vnn predict`
 //!   and `vnn eval` print them; [`bench`](mod@bench): the workloads of `vnn bench`.
+//!
+//! ## Cargo features
+//! The default feature `cli` gives the `vnn` binary and everything it uses.
+//! With `default-features = false` vnn keeps the kernels, models, training,
+//! the run API ([`session`], with checkpoints, resume, the [`session::Interrupter`]
+//! and the [`session::MetricsFile`] observer) and safetensors model files, and
+//! none of the crates below.
+//!
+//! | Feature | Adds | Crates |
+//! |---|---|---|
+//! | `csv` | `vnn::csv`, CSV data in [`settings`] | csv |
+//! | `tensorboard` | `vnn::tensorboard`, the `session::TensorBoard` observer | prost |
+//! | `plots` | `vnn::plot`, the `session::Plots` observer | plotters, image, dejavu |
+//! | `progress` | the `session::Progress` observer | indicatif |
+//! | `onnx` | `vnn::onnx` | prost |
+//! | `cli` (default) | all of the above and the `vnn` binary | clap, anyhow, ctrlc |
 #![warn(missing_docs)]
 
 pub mod bench;
 pub mod checkpoint;
+mod crc;
+#[cfg(feature = "csv")]
 pub mod csv;
 pub mod data;
 pub mod error;
 pub mod fsutil;
 pub mod model;
 pub mod modelfile;
+#[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(feature = "plots")]
 pub mod plot;
 pub mod predict;
+#[cfg(any(feature = "tensorboard", feature = "onnx"))]
 pub mod proto;
 pub mod session;
 pub mod settings;
+#[cfg(feature = "tensorboard")]
 pub mod tensorboard;
 pub mod train;
 

@@ -16,18 +16,8 @@ use plotters::style::FontStyle;
 use std::path::Path;
 use std::sync::Once;
 
-/// One logged point of a learning curve.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CurvePoint {
-    /// Optimizer step.
-    pub step: u64,
-    /// Training loss (with the L2 term).
-    pub loss: f64,
-    /// Training accuracy.
-    pub train_accuracy: f64,
-    /// Test accuracy, when a test split exists.
-    pub test_accuracy: Option<f64>,
-}
+/// One logged point of a learning curve (defined in [`crate::session`]).
+pub use crate::session::CurvePoint;
 
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),

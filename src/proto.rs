@@ -9,6 +9,7 @@
 //! exported ONNX model).
 #![doc(hidden)]
 
+#[cfg(feature = "tensorboard")]
 /// The protobuf messages of an event file: the subset of TensorBoard's
 /// `Event`, `Summary` and `HistogramProto` that vnn writes, with the same
 /// field numbers.
@@ -88,6 +89,7 @@ pub mod tensorboard {
     }
 }
 
+#[cfg(feature = "onnx")]
 /// The protobuf messages of an ONNX model: the subset of ONNX's `onnx.proto`
 /// that vnn writes, with the same field numbers.
 pub mod onnx {

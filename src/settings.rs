@@ -279,11 +279,27 @@ impl RunSettings {
                 self.seed,
             ));
         }
-        let opts = crate::csv::CsvOptions {
-            label: self.label.clone(),
-            delimiter: self.delimiter,
-        };
-        crate::csv::load_training_csv(Path::new(&self.data), &opts)
+        #[cfg(feature = "csv")]
+        {
+            let opts = crate::csv::CsvOptions {
+                label: self.label.clone(),
+                delimiter: self.delimiter,
+            };
+            crate::csv::load_training_csv(Path::new(&self.data), &opts)
+        }
+        #[cfg(not(feature = "csv"))]
+        Err(self.no_csv())
+    }
+
+    /// Without the `csv` feature, data other than the spiral cannot be read.
+    #[cfg(not(feature = "csv"))]
+    fn no_csv(&self) -> Error {
+        Error::Data {
+            path: PathBuf::from(&self.data),
+            line: None,
+            column: None,
+            msg: "reading CSV data needs vnn's `csv` feature".into(),
+        }
     }
 
     /// The name of the label column: `label` for the spiral, else the
@@ -295,19 +311,24 @@ impl RunSettings {
         if let Some(l) = &self.label {
             return Ok(l.clone());
         }
-        let csv_error = |e: ::csv::Error| Error::Data {
-            path: PathBuf::from(&self.data),
-            line: None,
-            column: None,
-            msg: e.to_string(),
-        };
-        let mut reader = ::csv::ReaderBuilder::new()
-            .delimiter(self.delimiter)
-            .from_path(&self.data)
-            .map_err(csv_error)?;
-        let headers = reader.headers().map_err(csv_error)?;
-        let last = headers.iter().next_back().unwrap_or("label");
-        Ok(last.trim_start_matches('\u{feff}').to_string())
+        #[cfg(feature = "csv")]
+        {
+            let csv_error = |e: ::csv::Error| Error::Data {
+                path: PathBuf::from(&self.data),
+                line: None,
+                column: None,
+                msg: e.to_string(),
+            };
+            let mut reader = ::csv::ReaderBuilder::new()
+                .delimiter(self.delimiter)
+                .from_path(&self.data)
+                .map_err(csv_error)?;
+            let headers = reader.headers().map_err(csv_error)?;
+            let last = headers.iter().next_back().unwrap_or("label");
+            Ok(last.trim_start_matches('\u{feff}').to_string())
+        }
+        #[cfg(not(feature = "csv"))]
+        Err(self.no_csv())
     }
 
     /// The model of these settings for `train`, and `train` as the model

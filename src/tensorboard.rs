@@ -27,7 +27,7 @@ pub use crate::proto::tensorboard as proto;
 
 /// The masked CRC-32C of TFRecords.
 pub(crate) fn masked_crc(data: &[u8]) -> u32 {
-    crc32c::crc32c(data)
+    crate::crc::crc32c(data)
         .rotate_right(15)
         .wrapping_add(0xa282_ead8)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use vnn::checkpoint::{self, Checkpoint};
 use vnn::data::{spiral, Dataset};
 use vnn::model::{Init, Model};
-use vnn::plot::CurvePoint;
+use vnn::session::CurvePoint;
 use vnn::session::{Interrupter, Observer, SessionBuilder};
 use vnn::train::{Optimizer, StepStats, TrainConfig, Trainer};
 use vnn::Error;

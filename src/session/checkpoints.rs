@@ -1,11 +1,11 @@
 //! The session's checkpoint file: writing it, and checking a checkpoint
 //! before a run resumes from it.
 
+use super::CurvePoint;
 use crate::checkpoint::Checkpoint;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::plot::CurvePoint;
 use crate::train::Trainer;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,12 +28,12 @@ pub fn fingerprint(data: &Dataset) -> String {
     for chunk in data.features.chunks(4096) {
         buf.clear();
         buf.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
-        crc = crc32c::crc32c_append(crc, &buf);
+        crc = crate::crc::crc32c_append(crc, &buf);
     }
     for chunk in data.labels.chunks(4096) {
         buf.clear();
         buf.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
-        crc = crc32c::crc32c_append(crc, &buf);
+        crc = crate::crc::crc32c_append(crc, &buf);
     }
     format!(
         "{} rows x {} features, {} classes, crc32c {crc:08x}",

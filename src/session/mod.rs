@@ -55,17 +55,22 @@
 
 mod checkpoints;
 mod observers;
+#[cfg(feature = "progress")]
 mod progress;
 
 pub use checkpoints::fingerprint;
-pub use observers::{MetricsFile, Plots, TensorBoard};
+pub use observers::MetricsFile;
+#[cfg(feature = "plots")]
+pub use observers::Plots;
+#[cfg(feature = "tensorboard")]
+pub use observers::TensorBoard;
+#[cfg(feature = "progress")]
 pub use progress::Progress;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::plot::CurvePoint;
 use crate::train::{evaluate, Evaluation, StepStats, TrainConfig, Trainer};
 use checkpoints::CheckpointWriter;
 use std::collections::BTreeMap;
@@ -73,6 +78,19 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// One logged point of a learning curve.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CurvePoint {
+    /// Optimizer step.
+    pub step: u64,
+    /// Training loss (with the L2 term).
+    pub loss: f64,
+    /// Training accuracy.
+    pub train_accuracy: f64,
+    /// Test accuracy, when a test split exists.
+    pub test_accuracy: Option<f64>,
+}
 
 /// A shared stop request: set it (from a signal handler, another thread or
 /// an observer) and the session stops after the current step.

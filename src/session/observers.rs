@@ -1,15 +1,17 @@
 //! Observers the library provides.
 
 use super::{Observer, Outcome};
-use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::plot::{self, CurvePoint};
-use crate::tensorboard::EventWriter;
-use crate::train::Trainer;
 use serde_json::json;
-use std::path::PathBuf;
+#[cfg(feature = "tensorboard")]
+use {
+    super::CurvePoint, crate::tensorboard::EventWriter, crate::train::Trainer, std::path::PathBuf,
+};
+#[cfg(feature = "plots")]
+use {crate::data::Dataset, crate::plot};
 
+#[cfg(feature = "tensorboard")]
 /// Writes a TensorBoard event file into a folder: at each log point the
 /// scalars `loss`, `accuracy/train`, `accuracy/test` (with a test set) and
 /// `lr`, and a histogram `weights/layers.{i}` per layer. The file is created
@@ -19,6 +21,7 @@ pub struct TensorBoard {
     writer: Option<EventWriter>,
 }
 
+#[cfg(feature = "tensorboard")]
 impl TensorBoard {
     /// An observer writing into `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> TensorBoard {
@@ -29,6 +32,7 @@ impl TensorBoard {
     }
 }
 
+#[cfg(feature = "tensorboard")]
 impl Observer for TensorBoard {
     fn on_start(&mut self, _start: u64, _total: u64) -> Result<()> {
         self.writer = Some(EventWriter::create(&self.dir)?);
@@ -65,6 +69,7 @@ impl Observer for TensorBoard {
     }
 }
 
+#[cfg(feature = "plots")]
 /// Draws `curves.png` (the learning curves) into the run folder of a
 /// completed run, and `boundary.png` (the decision regions over the
 /// points) when given 2-D data.
@@ -73,6 +78,7 @@ pub struct Plots {
     points: Option<Dataset>,
 }
 
+#[cfg(feature = "plots")]
 impl Plots {
     /// Plots titled `title`; `points` (all rows, raw) for the boundary
     /// picture, drawn only when they have 2 features.
@@ -84,6 +90,7 @@ impl Plots {
     }
 }
 
+#[cfg(feature = "plots")]
 impl Observer for Plots {
     fn on_finish(&mut self, outcome: &Outcome) -> Result<()> {
         let curves = outcome.dir.join("curves.png");
