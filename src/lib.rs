@@ -43,7 +43,8 @@
 //!   [`proto`]: the protobuf messages of event files and ONNX models.
 //! - [`session`]: training runs with checkpoints, resume, interruption and
 //!   observers; [`predict`]: predictions and evaluations as `vnn predict`
-//!   and `vnn eval` print them; [`bench`](mod@bench): the workloads of `vnn bench`.
+//!   and `vnn eval` print them; [`output`]: lines on stdout and stderr that
+//!   never panic; [`bench`](mod@bench): the workloads of `vnn bench`.
 #![warn(missing_docs)]
 
 pub mod bench;
@@ -55,6 +56,7 @@ pub mod fsutil;
 pub mod model;
 pub mod modelfile;
 pub mod onnx;
+pub mod output;
 pub mod plot;
 pub mod predict;
 pub mod proto;

@@ -255,8 +255,11 @@ impl RunSettings {
         Ok(())
     }
 
-    /// The whole data set: the built-in spiral or the CSV file.
-    pub fn load_data(&self) -> Result<Dataset> {
+    /// The whole data set (the built-in spiral or the CSV file) and the
+    /// name of its label column: `label` for the spiral, else the column
+    /// the CSV loader used, as its header names it (trimmed). The file is
+    /// read once, so a pipe or `/dev/stdin` works.
+    pub fn load_data(&self) -> Result<(Dataset, String)> {
         if self.data == "spiral" {
             if self.spiral_points == 0 {
                 return Err(Error::option("spiral_points", "at least 1", 0));
@@ -268,41 +271,14 @@ impl RunSettings {
                     self.spiral_classes,
                 ));
             }
-            return Ok(data::spiral(
-                self.spiral_points,
-                self.spiral_classes,
-                self.seed,
-            ));
+            let data = data::spiral(self.spiral_points, self.spiral_classes, self.seed);
+            return Ok((data, "label".into()));
         }
         let opts = crate::csv::CsvOptions {
             label: self.label.clone(),
             delimiter: self.delimiter,
         };
-        crate::csv::load_training_csv(Path::new(&self.data), &opts)
-    }
-
-    /// The name of the label column: `label` for the spiral, else the
-    /// `label` setting or the CSV's last header field.
-    pub fn label_column(&self) -> Result<String> {
-        if self.data == "spiral" {
-            return Ok("label".into());
-        }
-        if let Some(l) = &self.label {
-            return Ok(l.clone());
-        }
-        let csv_error = |e: ::csv::Error| Error::Data {
-            path: PathBuf::from(&self.data),
-            line: None,
-            column: None,
-            msg: e.to_string(),
-        };
-        let mut reader = ::csv::ReaderBuilder::new()
-            .delimiter(self.delimiter)
-            .from_path(&self.data)
-            .map_err(csv_error)?;
-        let headers = reader.headers().map_err(csv_error)?;
-        let last = headers.iter().next_back().unwrap_or("label");
-        Ok(last.trim_start_matches('\u{feff}').to_string())
+        crate::csv::load_training_csv_with_label(Path::new(&self.data), &opts)
     }
 
     /// The model of these settings for `train`, and `train` as the model
