@@ -167,7 +167,15 @@ fn export_and_train_into_a_closed_or_full_stderr_exit_1_without_a_panic() {
     let run = dir.join("json-run").display().to_string();
     let commands: [&[&str]; 2] = [
         &["export", "--model", &model, "--out", &onnx],
-        &["train", "--epochs", "3", "--no-plots", "--json", "--out", &run],
+        &[
+            "train",
+            "--epochs",
+            "3",
+            "--no-plots",
+            "--json",
+            "--out",
+            &run,
+        ],
     ];
     for sink in [Sink::ClosedPipe, Sink::Full] {
         for args in commands {

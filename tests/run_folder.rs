@@ -53,7 +53,10 @@ fn wait_until_running(out: &Path, child: &Child) {
         if locked.trim() == pid && out.join("checkpoint.safetensors").exists() {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the run did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -80,7 +83,10 @@ fn a_second_run_into_a_busy_folder_is_refused_and_the_first_finishes() {
         );
         assert!(stderr.starts_with(&expected), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        assert!(text(&refused.stdout).is_empty(), "refused before any output");
+        assert!(
+            text(&refused.stdout).is_empty(),
+            "refused before any output"
+        );
     }
     assert!(first.wait().unwrap().success());
     vnn::modelfile::load_model(&out.join("model.safetensors")).unwrap();
@@ -123,12 +129,21 @@ fn a_plot_that_cannot_be_written_is_a_warning_and_the_run_succeeds() {
     let run = vnn(&["train", "--epochs", "5", "--out", &out_text]);
     let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
     assert_eq!(run.status.code(), Some(0), "{stderr}");
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(warnings[0].contains("boundary.png"), "{stderr}");
-    assert!(!stderr.contains("error:") && !stderr.contains("{ "), "{stderr}");
+    assert!(
+        !stderr.contains("error:") && !stderr.contains("{ "),
+        "{stderr}"
+    );
     // The success output is all there, and so are the other files.
-    assert!(stdout.contains("done: 5 steps") && stdout.contains("run folder:"), "{stdout}");
+    assert!(
+        stdout.contains("done: 5 steps") && stdout.contains("run folder:"),
+        "{stdout}"
+    );
     vnn::modelfile::load_model(&out.join("model.safetensors")).unwrap();
     for file in ["curves.png", "metrics.json"] {
         assert!(out.join(file).is_file(), "{file}");
@@ -150,7 +165,8 @@ fn spaced_csv(dir: &Path) -> PathBuf {
 
 /// The `label_column` a model file records.
 fn recorded_label(run: &Path) -> String {
-    let (_, meta) = vnn::modelfile::load_model_with_metadata(&run.join("model.safetensors")).unwrap();
+    let (_, meta) =
+        vnn::modelfile::load_model_with_metadata(&run.join("model.safetensors")).unwrap();
     meta["label_column"].clone()
 }
 
@@ -190,7 +206,14 @@ fn a_run_trained_from_a_pipe_records_the_real_label_column() {
     let csv = spaced_csv(&dir);
     let run = dir.join("run");
     let mut child = Command::new(VNN)
-        .args(["train", "--data", "/dev/stdin", "--epochs", "5", "--no-plots"])
+        .args([
+            "train",
+            "--data",
+            "/dev/stdin",
+            "--epochs",
+            "5",
+            "--no-plots",
+        ])
         .arg("--out")
         .arg(&run)
         .stdin(Stdio::piped())
@@ -206,5 +229,69 @@ fn a_run_trained_from_a_pipe_records_the_real_label_column() {
     assert!(done.status.success(), "{}", text(&done.stderr));
     assert_eq!(recorded_label(&run), "kind");
     evaluates(&run, &csv);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An observer whose `on_step` fails at one step, or whose `on_finish`
+/// fails.
+struct Failing {
+    at_step: Option<u64>,
+}
+
+impl vnn::session::Observer for Failing {
+    fn on_step(&mut self, stats: &vnn::train::StepStats, _total: u64) -> vnn::Result<()> {
+        match self.at_step == Some(stats.step) {
+            true => Err(vnn::Error::Output {
+                stream: "stdout".into(),
+                source: std::io::Error::other("closed"),
+            }),
+            false => Ok(()),
+        }
+    }
+
+    fn on_finish(&mut self, _outcome: &vnn::session::Outcome) -> vnn::Result<()> {
+        match self.at_step {
+            None => Err(vnn::Error::Plot {
+                path: "curves.png".into(),
+                msg: "cannot be drawn".into(),
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+#[test]
+fn an_observer_error_stops_the_run_as_an_interruption_and_saves_it() {
+    use vnn::session::SessionBuilder;
+    let dir = scratch("observer");
+    let data = vnn::data::spiral(20, 3, 0);
+    let model = || vnn::model::Model::new(&[2, 8, 3], vnn::model::Init::He, 0).unwrap();
+    let config = vnn::train::TrainConfig {
+        epochs: 20,
+        ..Default::default()
+    };
+    let session = SessionBuilder::new(model(), config.clone(), &dir)
+        .observer(Failing { at_step: Some(3) })
+        .build(&data, None)
+        .unwrap();
+    match session.run() {
+        Err(vnn::Error::Output { stream, .. }) => assert_eq!(stream, "stdout"),
+        other => panic!("{other:?}"),
+    }
+    // Saved as an interrupted run: the model and a checkpoint of step 3.
+    vnn::modelfile::load_model(&dir.join("model.safetensors")).unwrap();
+    let ckpt = dir.join("checkpoint.safetensors");
+    assert_eq!(Checkpoint::load(&ckpt).unwrap().step, 3);
+    // It resumes to the end; a failing `on_finish` is a warning.
+    let done = SessionBuilder::new(model(), config, &dir)
+        .resume_from(&ckpt)
+        .unwrap()
+        .observer(Failing { at_step: None })
+        .build(&data, None)
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!((done.steps, done.interrupted), (20, false));
+    assert_eq!(done.warnings, ["curves.png: cannot be drawn"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

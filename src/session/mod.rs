@@ -70,6 +70,7 @@ mod checkpoints;
 mod lock;
 mod observers;
 mod progress;
+mod training;
 
 pub use checkpoints::fingerprint;
 pub use lock::LOCK_FILE;
@@ -380,18 +381,6 @@ impl<'o> SessionBuilder<'o> {
     }
 }
 
-/// How the training loop of a [`Session`] ended.
-struct Loop {
-    /// Loss of the first step of this session.
-    first_loss: f64,
-    /// Loss of the last step.
-    final_loss: f64,
-    /// Stopped before the last step.
-    interrupted: bool,
-    /// The observer error that stopped the loop.
-    failure: Option<Error>,
-}
-
 /// A training run ready to go; see the [module docs](self).
 pub struct Session<'d, 'o> {
     trainer: Trainer<'d>,
@@ -502,41 +491,6 @@ impl<'d> Session<'d, '_> {
             }
         }
         Ok(outcome)
-    }
-
-    /// The training loop: to the last step, to an interruption, or to an
-    /// observer's error (kept in [`Loop::failure`]; the run then saves as
-    /// an interrupted one does).
-    fn train(&mut self, total: u64) -> Result<Loop> {
-        let mut run = Loop {
-            first_loss: f64::NAN,
-            final_loss: f64::NAN,
-            interrupted: false,
-            failure: None,
-        };
-        while self.trainer.steps_done() < total {
-            let stats = match self.trainer.step() {
-                Ok(stats) => stats,
-                Err(e) => return Err(self.diverged(e)),
-            };
-            run.final_loss = stats.loss;
-            if run.first_loss.is_nan() {
-                run.first_loss = stats.loss;
-            }
-            let s = stats.step;
-            if let Err(e) = self.observe(&stats, total) {
-                (run.interrupted, run.failure) = (s < total, Some(e));
-                break;
-            }
-            if self.checkpoints.every.is_some_and(|n| s % n == 0) {
-                self.checkpoints.write(&self.trainer, &self.curve)?;
-            }
-            if self.interrupter.is_interrupted() && s < total {
-                run.interrupted = true;
-                break;
-            }
-        }
-        Ok(run)
     }
 
     /// Makes the log point of `stats`' step when one is due, and tells the
