@@ -305,10 +305,13 @@ impl RunSettings {
 
     /// The settings a checkpoint records to continue the run (JSON: every
     /// setting but `resume`, the run folder `dir`, and for a new run the
-    /// data file's absolute path so it resumes from any folder).
+    /// data file's absolute path so it resumes from any folder; the label
+    /// column trimmed, as the CSV loader names it).
     pub fn recorded(&self, dir: &Path) -> Result<String> {
         let mut recorded = self.clone();
         recorded.out = Some(dir.to_path_buf());
+        // The label column as the CSV loader names it: trimmed.
+        recorded.label = self.label.as_deref().map(|l| l.trim().to_string());
         if recorded.data != "spiral" && self.resume.is_none() {
             if let Ok(abs) = std::fs::canonicalize(&recorded.data) {
                 recorded.data = abs.to_string_lossy().into_owned();

@@ -188,7 +188,7 @@ fn a_label_with_spaces_around_it_round_trips_through_train_and_eval() {
         let run = dir.join(name);
         let run_text = run.display().to_string();
         let mut args = vec!["train", "--data", &csv_text, "--epochs", "5", "--no-plots"];
-        args.extend(["--out", &run_text]);
+        args.extend(["--checkpoint-every", "5", "--out", &run_text]);
         if let Some(l) = label {
             args.extend(["--label", l]);
         }
@@ -196,6 +196,11 @@ fn a_label_with_spaces_around_it_round_trips_through_train_and_eval() {
         assert!(trained.status.success(), "{}", text(&trained.stderr));
         assert_eq!(recorded_label(&run), "kind");
         evaluates(&run, &csv);
+        // The checkpoint's settings name the column as the header does.
+        let ckpt = Checkpoint::load(&run.join("checkpoint.safetensors")).unwrap();
+        let settings: serde_json::Value = serde_json::from_str(&ckpt.settings).unwrap();
+        let expected = label.map_or(serde_json::Value::Null, |_| "kind".into());
+        assert_eq!(settings["label"], expected);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
