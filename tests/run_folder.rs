@@ -88,6 +88,13 @@ fn a_second_run_into_a_busy_folder_is_refused_and_the_first_finishes() {
             "refused before any output"
         );
     }
+    // While it runs, its checkpoint is always a whole one, never partial
+    // or empty.
+    let mut reads = 0;
+    while first.try_wait().unwrap().is_none() && reads < 500 {
+        Checkpoint::load(Path::new(&ckpt)).unwrap();
+        reads += 1;
+    }
     assert!(first.wait().unwrap().success());
     vnn::modelfile::load_model(&out.join("model.safetensors")).unwrap();
     assert_eq!(Checkpoint::load(Path::new(&ckpt)).unwrap().step, 40000);
