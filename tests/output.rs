@@ -11,7 +11,7 @@ const VNN: &str = env!("CARGO_BIN_EXE_vnn");
 /// Where a command's stdout (or stderr) goes.
 #[derive(Clone, Copy, Debug)]
 enum Sink {
-    /// A pipe whose reader is closed before the command writes.
+    /// A pipe whose reader is closed before the command starts.
     ClosedPipe,
     /// `/dev/full`: every write fails with "No space left on device".
     Full,
@@ -20,7 +20,11 @@ enum Sink {
 impl Sink {
     fn stdio(self) -> Stdio {
         match self {
-            Sink::ClosedPipe => Stdio::piped(),
+            Sink::ClosedPipe => {
+                let (reader, writer) = std::io::pipe().unwrap();
+                drop(reader);
+                writer.into()
+            }
             Sink::Full => File::options()
                 .write(true)
                 .open("/dev/full")
@@ -46,8 +50,6 @@ fn run_into(args: &[&str], sink: Sink) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Close the reading end before the command writes anything.
-    drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (out.status.code(), stderr)
@@ -185,7 +187,6 @@ fn export_and_train_into_a_closed_or_full_stderr_exit_1_without_a_panic() {
                 .stderr(sink.stdio())
                 .spawn()
                 .unwrap();
-            drop(child.stderr.take());
             // Code 1 (the error line itself could not be written), not 101.
             assert_eq!(child.wait().unwrap().code(), Some(1), "{args:?} {sink:?}");
         }
