@@ -50,6 +50,9 @@ impl RunLock {
                     pid: holder(&mut file),
                 })
             }
+            // A platform or file system without file locks: run unlocked,
+            // as before locks existed.
+            Err(TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {}
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         file.set_len(0).map_err(io)?;
