@@ -43,14 +43,13 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Runs `vnn args` with stdout into `sink`; gives the exit code and stderr.
 fn run_into(args: &[&str], sink: Sink) -> (Option<i32>, String) {
-    let mut child = Command::new(VNN)
+    let out = Command::new(VNN)
         .args(args)
         .stdin(Stdio::null())
         .stdout(sink.stdio())
         .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (out.status.code(), stderr)
 }
