@@ -172,6 +172,23 @@ pub enum Error {
         /// The loss value.
         loss: f64,
     },
+    /// A line for the user could not be written: stdout or stderr is a
+    /// closed pipe or a full device.
+    #[error("cannot write to {stream}: {source}")]
+    Output {
+        /// `stdout` or `stderr`.
+        stream: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// Another run holds the lock of the run folder.
+    #[error("{}: the run folder is in use by another run ({}); wait for it to end or choose another folder", dir.display(), pid.map_or("its process id is not known yet".to_string(), |p| format!("process {p}")))]
+    Busy {
+        /// The run folder.
+        dir: PathBuf,
+        /// The process id the holder wrote into the lock file, when known.
+        pid: Option<u32>,
+    },
 }
 
 impl Error {

@@ -46,7 +46,8 @@
 //!   `onnx`); `proto`: the protobuf messages of event files and ONNX models.
 //! - [`session`]: training runs with checkpoints, resume, interruption and
 //!   observers; [`predict`]: predictions and evaluations as `vnn predict`
-//!   and `vnn eval` print them; [`bench`](mod@bench): the workloads of `vnn bench`.
+//!   and `vnn eval` print them; [`output`]: lines on stdout and stderr that
+//!   never panic; [`bench`](mod@bench): the workloads of `vnn bench`.
 //!
 //! ## Cargo features
 //! The default feature `cli` gives the `vnn` binary and everything it uses.
@@ -77,6 +78,7 @@ pub mod model;
 pub mod modelfile;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+pub mod output;
 #[cfg(feature = "plots")]
 pub mod plot;
 pub mod predict;

@@ -2,13 +2,15 @@
 
 mod cli;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            // Best effort: with stderr closed or full, only the code remains.
+            let _ = writeln!(std::io::stderr().lock(), "error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }

@@ -68,10 +68,46 @@ fn register_fonts(path: &Path) -> Result<()> {
     result
 }
 
-fn plot_err<E: std::fmt::Display>(path: &Path) -> impl Fn(E) -> Error + '_ {
+/// An [`Error::Plot`] for `path` from a drawing or encoding error, as a
+/// short sentence (never the nested debug text of the backend's error).
+fn plot_err<E: Sentence>(path: &Path) -> impl Fn(E) -> Error + '_ {
     move |e| Error::Plot {
         path: path.to_path_buf(),
-        msg: e.to_string(),
+        msg: e.sentence().into(),
+    }
+}
+
+/// What went wrong in drawing or encoding a picture, in words.
+trait Sentence {
+    /// The sentence.
+    fn sentence(&self) -> &'static str;
+}
+
+impl<E: std::error::Error + Send + Sync> Sentence for DrawingAreaErrorKind<E> {
+    fn sentence(&self) -> &'static str {
+        use plotters::drawing::DrawingAreaErrorKind as Kind;
+        match self {
+            // The backend's error kind is not exported by plotters; its
+            // text tells a font error from a drawing error.
+            Kind::BackendError(e) if e.to_string().starts_with("Font") => {
+                "the text could not be drawn with the embedded font"
+            }
+            Kind::BackendError(_) => "the picture could not be drawn in memory",
+            Kind::SharingError => "the drawing area was in use by another drawing",
+            Kind::LayoutError => "the chart does not fit the picture",
+        }
+    }
+}
+
+impl<E: Sentence> Sentence for &E {
+    fn sentence(&self) -> &'static str {
+        (**self).sentence()
+    }
+}
+
+impl Sentence for image::ImageError {
+    fn sentence(&self) -> &'static str {
+        "the picture could not be encoded as PNG"
     }
 }
 

@@ -260,8 +260,11 @@ impl RunSettings {
         Ok(())
     }
 
-    /// The whole data set: the built-in spiral or the CSV file.
-    pub fn load_data(&self) -> Result<Dataset> {
+    /// The whole data set (the built-in spiral or the CSV file) and the
+    /// name of its label column: `label` for the spiral, else the column
+    /// the CSV loader used, as its header names it (trimmed). The file is
+    /// read once, so a pipe or `/dev/stdin` works.
+    pub fn load_data(&self) -> Result<(Dataset, String)> {
         if self.data == "spiral" {
             if self.spiral_points == 0 {
                 return Err(Error::option("spiral_points", "at least 1", 0));
@@ -273,11 +276,8 @@ impl RunSettings {
                     self.spiral_classes,
                 ));
             }
-            return Ok(data::spiral(
-                self.spiral_points,
-                self.spiral_classes,
-                self.seed,
-            ));
+            let data = data::spiral(self.spiral_points, self.spiral_classes, self.seed);
+            return Ok((data, "label".into()));
         }
         #[cfg(feature = "csv")]
         {
@@ -285,7 +285,7 @@ impl RunSettings {
                 label: self.label.clone(),
                 delimiter: self.delimiter,
             };
-            crate::csv::load_training_csv(Path::new(&self.data), &opts)
+            crate::csv::load_training_csv_with_label(Path::new(&self.data), &opts)
         }
         #[cfg(not(feature = "csv"))]
         Err(self.no_csv())
@@ -300,35 +300,6 @@ impl RunSettings {
             column: None,
             msg: "reading CSV data needs vnn's `csv` feature".into(),
         }
-    }
-
-    /// The name of the label column: `label` for the spiral, else the
-    /// `label` setting or the CSV's last header field.
-    pub fn label_column(&self) -> Result<String> {
-        if self.data == "spiral" {
-            return Ok("label".into());
-        }
-        if let Some(l) = &self.label {
-            return Ok(l.clone());
-        }
-        #[cfg(feature = "csv")]
-        {
-            let csv_error = |e: ::csv::Error| Error::Data {
-                path: PathBuf::from(&self.data),
-                line: None,
-                column: None,
-                msg: e.to_string(),
-            };
-            let mut reader = ::csv::ReaderBuilder::new()
-                .delimiter(self.delimiter)
-                .from_path(&self.data)
-                .map_err(csv_error)?;
-            let headers = reader.headers().map_err(csv_error)?;
-            let last = headers.iter().next_back().unwrap_or("label");
-            Ok(last.trim_start_matches('\u{feff}').to_string())
-        }
-        #[cfg(not(feature = "csv"))]
-        Err(self.no_csv())
     }
 
     /// The model of these settings for `train`, and `train` as the model
@@ -355,11 +326,14 @@ impl RunSettings {
 
     /// The settings a checkpoint records to continue the run (JSON: every
     /// setting but `resume`, the run folder `dir`, and for a new run the
-    /// data file's absolute path so it resumes from any folder).
+    /// data file's absolute path so it resumes from any folder; the label
+    /// column trimmed, as the CSV loader names it).
     pub fn recorded(&self, dir: impl AsRef<Path>) -> Result<String> {
         let dir = dir.as_ref();
         let mut recorded = self.clone();
         recorded.out = Some(dir.to_path_buf());
+        // The label column as the CSV loader names it: trimmed.
+        recorded.label = self.label.as_deref().map(|l| l.trim().to_string());
         if recorded.data != "spiral" && self.resume.is_none() {
             if let Ok(abs) = std::fs::canonicalize(&recorded.data) {
                 recorded.data = abs.to_string_lossy().into_owned();

@@ -1096,7 +1096,16 @@ fn atomic_write_replaces_and_cleans_up() {
     // A missing directory: an I/O error naming the temporary file, no file left.
     let err = vnn::fsutil::write_atomic(dir.join("nope/out.bin"), b"x").unwrap_err();
     match err {
-        Error::Io { path, .. } => assert_eq!(path, dir.join("nope/.out.bin.tmp")),
+        Error::Io { path, .. } => {
+            // The temporary file of this write: `.out.bin.<pid>.<n>.tmp`.
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let prefix = format!(".out.bin.{}.", std::process::id());
+            assert_eq!(path.parent(), Some(dir.join("nope").as_path()));
+            assert!(
+                name.starts_with(&prefix) && name.ends_with(".tmp"),
+                "{name}"
+            );
+        }
         other => panic!("{other:?}"),
     }
     std::fs::remove_dir_all(&dir).unwrap();

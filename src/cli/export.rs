@@ -60,6 +60,6 @@ pub(crate) fn run(args: &ExportArgs) -> Result<ExitCode> {
     match args.format {
         Format::Onnx => vnn::onnx::save_onnx(&model, &args.out)?,
     }
-    eprintln!("wrote {}", args.out.display());
+    vnn::output::write_line(true, &format!("wrote {}", args.out.display()))?;
     Ok(ExitCode::SUCCESS)
 }

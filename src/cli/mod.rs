@@ -97,23 +97,6 @@ pub fn run() -> Result<ExitCode> {
     }
 }
 
-/// Where human-readable output goes: stdout, or stderr when `--json` owns
-/// stdout.
-#[derive(Clone, Copy)]
-pub(crate) struct Out {
-    pub(crate) json: bool,
-}
-
-impl Out {
-    pub(crate) fn line(&self, s: &str) {
-        if self.json {
-            eprintln!("{s}");
-        } else {
-            println!("{s}");
-        }
-    }
-}
-
 /// Runs `f` in a rayon pool of `threads` threads (all cores when `None`).
 pub(crate) fn with_threads<T: Send>(
     threads: Option<usize>,

@@ -1,12 +1,13 @@
 //! `vnn predict` and `vnn eval`.
 
-use super::{with_threads, Out};
+use super::with_threads;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vnn::model::Model;
+use vnn::output::Console;
 use vnn::predict;
 
 /// How `vnn predict` and `vnn eval` read and compute.
@@ -86,20 +87,19 @@ pub(crate) fn run_predict(args: &PredictArgs) -> Result<ExitCode> {
         },
     )??;
     if args.json {
-        println!(
-            "{}",
-            predict::predictions_json(&model, &pred, proba.as_deref())
-        );
+        let out = Console::new(false);
+        out.data(&predict::predictions_json(&model, &pred, proba.as_deref()).to_string());
+        out.finish()?;
         return Ok(ExitCode::SUCCESS);
     }
-    let stdout = std::io::stdout();
-    let w = std::io::BufWriter::new(stdout.lock());
-    predict::write_predictions_csv(w, &model, &pred, proba.as_deref())?;
+    vnn::output::with_stdout(|w| {
+        predict::write_predictions_csv(w, &model, &pred, proba.as_deref())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
-    let out = Out { json: args.json };
+    let out = Console::new(args.json);
     let (model, meta) = load(&args.model)?;
     let label = args
         .label
@@ -127,11 +127,9 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
     let ds = predict::labelled_dataset(&model, data.features, labels)?;
     let eval = with_threads(args.input.threads, || vnn::train::evaluate(&model, &ds))??;
     if args.json {
-        println!(
-            "{}",
-            json!({ "accuracy": eval.accuracy, "loss": eval.loss, "n": eval.n, "confusion": eval.confusion })
-        );
-        return Ok(ExitCode::SUCCESS);
+        let j = json!({ "accuracy": eval.accuracy, "loss": eval.loss, "n": eval.n, "confusion": eval.confusion });
+        out.data(&j.to_string());
+        return Ok(out.finish().map(|()| ExitCode::SUCCESS)?);
     }
     out.line(&format!("rows: {}", eval.n));
     out.line(&format!("accuracy: {:.4}", eval.accuracy));
@@ -140,5 +138,6 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
     for line in predict::confusion_table(model.class_names(), &eval.confusion) {
         out.line(&line);
     }
+    out.finish()?;
     Ok(ExitCode::SUCCESS)
 }

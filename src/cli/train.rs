@@ -8,7 +8,7 @@
 //! to log, print and checkpoint). Ctrl-C exits with code 130 after saving
 //! (a second Ctrl-C exits at once).
 
-use super::{with_threads, Out};
+use super::with_threads;
 use anyhow::{Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use vnn::checkpoint::Checkpoint;
 use vnn::data::{self, Dataset};
-use vnn::model::Model;
+use vnn::output::Console;
 use vnn::session::{
     utc_timestamp, Interrupter, MetricsFile, Outcome, Plots, Progress, SessionBuilder, TensorBoard,
 };
@@ -175,8 +175,7 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
     let args = &args;
     let config = args.config();
     args.check()?;
-    let full = args.load_data()?;
-    let label_col = args.label_column()?;
+    let (full, label_col) = args.load_data()?;
     let (train_raw, test_raw) = match args.test_split {
         Some(f) => {
             let (a, b) = data::stratified_split(&full, f, args.seed)?;
@@ -200,7 +199,8 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         .and_then(|c| c.extra.get("training_command").cloned())
         .unwrap_or_else(|| std::env::args().collect::<Vec<_>>().join(" "));
     let stop = interrupter()?;
-    header(args, &train_raw, test_raw.as_ref(), &model, resume.as_ref());
+    let out = Console::new(args.json);
+    let resumed_at = resume.as_ref().map(|c| c.step);
     let title = format!("{} on {}", args.model_name(), args.data_name());
     let points = (!args.no_plots && train_raw.n_features() == 2)
         .then(|| match &test_raw {
@@ -217,7 +217,7 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         .data_fingerprint(&args.data, &full)
         .interrupter(stop)
         .observer(TensorBoard::new(&dir))
-        .observer(Progress::new(args.json, args.print_every));
+        .observer(Progress::new(args.json, args.print_every).console(out.clone()));
     if !args.no_plots {
         builder = builder.observer(Plots::new(title, points));
     }
@@ -232,9 +232,20 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         // The metrics record the threads of the pool.
         let metrics = MetricsFile::new(args.metrics_json(&sizes));
         let session = builder.observer(metrics).build(&train_std, test)?;
+        header(&out, args, (&train_raw, test), &sizes, resumed_at);
         session.evaluate_at_end(&train_raw).run()
     })??;
-    report(&outcome, args.json);
+    report(&out, &outcome, args.json);
+    for w in &outcome.warnings {
+        out.note(&format!("warning: {w}"));
+    }
+    let saved = || {
+        format!(
+            "the run in {} saved its model, but its output was cut short",
+            dir.display()
+        )
+    };
+    out.finish().with_context(saved)?;
     Ok(ExitCode::from(if outcome.interrupted { 130 } else { 0 }))
 }
 
@@ -256,13 +267,12 @@ fn interrupter() -> Result<Interrupter> {
 /// The first lines: the data, the model and the settings; where a resumed
 /// run starts.
 fn header(
+    out: &Console,
     args: &RunSettings,
-    train_raw: &Dataset,
-    test_raw: Option<&Dataset>,
-    model: &Model,
-    resume: Option<&Checkpoint>,
+    (train_raw, test_raw): (&Dataset, Option<&Dataset>),
+    sizes: &[usize],
+    resumed_at: Option<u64>,
 ) {
-    let out = Out { json: args.json };
     let config = args.config();
     let test = test_raw.map_or(String::new(), |t| format!(" (+{} test rows)", t.n_rows()));
     out.line(&format!(
@@ -271,29 +281,27 @@ fn header(
         train_raw.n_features(),
         train_raw.n_classes(),
         args.model_name(),
-        model.layout().sizes(),
+        sizes,
         config.epochs,
         config.optimizer.name(),
         config.lr,
         config.reg
     ));
-    if let (Some(ckpt), Some(path)) = (resume, &args.resume) {
-        let (path, step) = (path.display(), ckpt.step);
-        out.line(&format!("resuming from {path} at step {step}"));
+    if let (Some(step), Some(path)) = (resumed_at, &args.resume) {
+        out.line(&format!("resuming from {} at step {step}", path.display()));
     }
 }
 
 /// The last lines of a run: where an interrupted run was saved, or the
 /// results of a completed one.
-fn report(outcome: &Outcome, json: bool) {
-    let out = Out { json };
+fn report(out: &Console, outcome: &Outcome, json: bool) {
     if outcome.interrupted {
         let (ckpt, model) = (
             outcome.checkpoint_path.display(),
             outcome.model_path.display(),
         );
         let (steps, total) = (outcome.steps, outcome.total);
-        eprintln!("interrupted at step {steps} of {total}: model saved to {model}, checkpoint to {ckpt} (continue with: vnn train --resume {ckpt})");
+        out.note(&format!("interrupted at step {steps} of {total}: model saved to {model}, checkpoint to {ckpt} (continue with: vnn train --resume {ckpt})"));
         return;
     }
     let (final_loss, first_loss, steps) = (outcome.final_loss, outcome.first_loss, outcome.steps);
@@ -312,6 +320,6 @@ fn report(outcome: &Outcome, json: bool) {
     }
     out.line(&format!("run folder: {}", outcome.dir.display()));
     if json {
-        println!("{}", outcome.summary());
+        out.data(&outcome.summary().to_string());
     }
 }

@@ -80,10 +80,33 @@ pub struct CsvFeatures {
 /// [`Error::Io`]: crate::error::Error::Io
 /// [`Error::Data`]: crate::error::Error::Data
 pub fn load_training_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Dataset> {
+    Ok(load_training_csv_with_label(path, opts)?.0)
+}
+
+/// [`load_training_csv`], also giving the name of the label column as the
+/// header names it (trimmed, as the feature names are). The file is opened
+/// and read once, so a pipe or `/dev/stdin` gives its real header.
+///
+/// # Errors
+/// As [`load_training_csv`].
+///
+/// # Example
+/// ```
+/// let path = std::env::temp_dir().join(format!("vnn-doc-label-{}.csv", std::process::id()));
+/// std::fs::write(&path, " x , y , kind \n1,2,a\n3,4,b\n").unwrap();
+/// let opts = vnn::csv::CsvOptions { label: Some(" kind".into()), ..Default::default() };
+/// let (data, label) = vnn::csv::load_training_csv_with_label(&path, &opts).unwrap();
+/// assert_eq!((data.feature_names().to_vec(), label.as_str()), (vec!["x".to_string(), "y".to_string()], "kind"));
+/// std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn load_training_csv_with_label(
+    path: impl AsRef<Path>,
+    opts: &CsvOptions,
+) -> Result<(Dataset, String)> {
     let path = path.as_ref();
     let name = path.display().to_string();
     let file = open_input(path, &name)?;
-    load_training_csv_from_reader(file, &name, opts)
+    read_training_csv(file, &name, opts)
 }
 
 /// [`load_training_csv`] on any reader; `name` stands for the file in error
@@ -107,6 +130,15 @@ pub fn load_training_csv_from_reader<R: Read>(
     name: &str,
     opts: &CsvOptions,
 ) -> Result<Dataset> {
+    Ok(read_training_csv(reader, name, opts)?.0)
+}
+
+/// [`load_training_csv_from_reader`] and the name of the label column.
+fn read_training_csv<R: Read>(
+    reader: R,
+    name: &str,
+    opts: &CsvOptions,
+) -> Result<(Dataset, String)> {
     let mut src = Source::new(reader, name, opts.delimiter)?;
     let header = src.header()?;
     let label_idx = label_column(&src, &header, opts)?;
@@ -136,31 +168,36 @@ pub fn load_training_csv_from_reader<R: Read>(
         ));
     }
     let (class_names, labels) = labels.into_classes();
-    Ok(Dataset {
+    let data = Dataset {
         features,
         labels,
         n_features: feature_names.len(),
         n_classes: class_names.len(),
         feature_names,
         class_names,
-    })
+    };
+    Ok((data, label_name))
 }
 
-/// The index of the label column in `header`: the one `opts` names, or the
-/// last; the header must hold at least one feature column besides it.
+/// The index of the label column in `header`: the one `opts` names (its
+/// name trimmed, as the header's names are), or the last; the header must
+/// hold at least one feature column besides it.
 fn label_column<R: Read>(src: &Source<R>, header: &[String], opts: &CsvOptions) -> Result<usize> {
     let label_idx = match &opts.label {
         None => header.len() - 1,
-        Some(label) => header.iter().position(|h| h == label).ok_or_else(|| {
-            src.err(
-                Some(1),
-                None,
-                format!(
-                    "label column '{label}' not found in the header (columns: {})",
-                    list(header)
-                ),
-            )
-        })?,
+        Some(label) => header
+            .iter()
+            .position(|h| h == label.trim())
+            .ok_or_else(|| {
+                src.err(
+                    Some(1),
+                    None,
+                    format!(
+                        "label column '{label}' not found in the header (columns: {})",
+                        list(header)
+                    ),
+                )
+            })?,
     };
     if header.len() < 2 {
         return Err(src.err(
@@ -233,7 +270,8 @@ impl LabelIds {
 ///
 /// The columns named in `feature_names` are picked by name from the header,
 /// in the model's order; other columns are ignored. When `label` names a
-/// column present in the header, its values are mapped to class indices
+/// column present in the header (names are compared trimmed, as the header's
+/// names are), its values are mapped to class indices
 /// through `class_names`; when the column is absent (or `label` is `None`),
 /// `labels` is `None`.
 ///
@@ -284,7 +322,9 @@ pub fn load_features_csv_from_reader<R: Read>(
         return Err(src.err(Some(1), None, "the model has no feature columns".into()));
     }
     let picked = feature_columns(&src, &header, feature_names, delimiter)?;
-    let label_col = label.and_then(|l| header.iter().position(|h| h == l).map(|i| (i, l)));
+    let label_col = label
+        .map(str::trim)
+        .and_then(|l| header.iter().position(|h| h == l).map(|i| (i, l)));
     let class_index: HashMap<&str, u32> = class_names
         .iter()
         .enumerate()
@@ -336,7 +376,7 @@ fn feature_columns<R: Read>(
     feature_names
         .iter()
         .map(|f| {
-            header.iter().position(|h| h == f).ok_or_else(|| {
+            header.iter().position(|h| h == f.trim()).ok_or_else(|| {
                 src.err(
                     Some(1),
                     Some(f),

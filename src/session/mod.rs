@@ -21,6 +21,19 @@
 //! At the end (interrupted or not) it saves the model to
 //! `model.safetensors` in the run folder.
 //!
+//! One run at a time works in a folder: a session holds the lock file
+//! [`LOCK_FILE`] of its folder from [`SessionBuilder::build`] to the end of
+//! [`Session::run`], and a second session on a busy folder is refused with
+//! [`Error::Busy`]. The lock ends with its process, so a killed run does
+//! not block the next one.
+//!
+//! What fails once the model and the checkpoint are saved (an observer's
+//! [`Observer::on_end`] or [`Observer::on_finish`]: the last TensorBoard
+//! flush, the plots, `metrics.json`) does not fail the run: it becomes one
+//! of the [`Outcome::warnings`]. An observer's error during the training
+//! loop stops the run as an interruption does (model and checkpoint are
+//! saved, so it can resume), and [`Session::run`] then gives that error.
+//!
 //! # Example: train with checkpoints, stop, resume
 //! ```
 //! use vnn::data::spiral;
@@ -54,11 +67,14 @@
 //! ```
 
 mod checkpoints;
+mod lock;
 mod observers;
 #[cfg(feature = "progress")]
 mod progress;
+mod training;
 
 pub use checkpoints::fingerprint;
+pub use lock::LOCK_FILE;
 pub use observers::MetricsFile;
 #[cfg(feature = "plots")]
 pub use observers::Plots;
@@ -73,6 +89,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::train::{evaluate, Evaluation, StepStats, TrainConfig, Trainer};
 use checkpoints::CheckpointWriter;
+use lock::RunLock;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -180,6 +197,9 @@ pub struct Outcome {
     pub train_eval: Option<Evaluation>,
     /// The final model on the test data (completed runs only).
     pub test_eval: Option<Evaluation>,
+    /// What failed after the model and the checkpoint were saved (the
+    /// observers' `on_end` and `on_finish`), one sentence each.
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
@@ -306,7 +326,8 @@ impl<'o> SessionBuilder<'o> {
     /// [`Error::DataChanged`] or
     /// [`Error::RunEnded`] when the checkpoint to resume from does not
     /// belong to this run or has no steps left; [`Error::Io`] when the run
-    /// folder cannot be created.
+    /// folder cannot be created; [`Error::Busy`] when another run holds the
+    /// folder's lock.
     pub fn build<'d>(
         self,
         train: &'d Dataset,
@@ -351,6 +372,7 @@ impl<'o> SessionBuilder<'o> {
             path: self.dir.clone(),
             source,
         })?;
+        let lock = RunLock::acquire(&self.dir)?;
         let mut ckpt_extra = self.extra.clone();
         if let Some((_, f)) = self.data {
             ckpt_extra.insert("data_fingerprint".into(), f);
@@ -373,6 +395,7 @@ impl<'o> SessionBuilder<'o> {
             curve,
             interrupter: self.interrupter,
             observers: self.observers,
+            _lock: lock,
         })
     }
 }
@@ -391,6 +414,8 @@ pub struct Session<'d, 'o> {
     curve: Vec<CurvePoint>,
     interrupter: Interrupter,
     observers: Vec<Box<dyn Observer + Send + 'o>>,
+    /// The run folder's lock, held to the end of the run.
+    _lock: RunLock,
 }
 
 impl<'d> Session<'d, '_> {
@@ -417,40 +442,26 @@ impl<'d> Session<'d, '_> {
     /// # Errors
     /// [`Error::Diverged`] when a loss is not finite (the checkpoint keeps
     /// the last good state); [`Error::NotFinite`] when the final weights are not
-    /// finite; an observer's error; [`Error::Io`] on writes.
+    /// finite; an observer's error during the loop (after the model and
+    /// the checkpoint are saved); [`Error::Io`] on writes. Errors of
+    /// [`Observer::on_end`] and [`Observer::on_finish`] are
+    /// [`Outcome::warnings`] instead.
     pub fn run(mut self) -> Result<Outcome> {
         let (start, total) = (self.start_step(), self.total_steps());
         for o in &mut self.observers {
             o.on_start(start, total)?;
         }
         let started = Instant::now();
-        let (mut first_loss, mut final_loss) = (f64::NAN, f64::NAN);
-        let mut interrupted = false;
-        while self.trainer.steps_done() < total {
-            let stats = match self.trainer.step() {
-                Ok(stats) => stats,
-                Err(e) => return Err(self.diverged(e)),
-            };
-            final_loss = stats.loss;
-            if first_loss.is_nan() {
-                first_loss = stats.loss;
-            }
-            self.observe(&stats, total)?;
-            let s = stats.step;
-            if self.checkpoints.every.is_some_and(|n| s % n == 0) {
-                self.checkpoints.write(&self.trainer, &self.curve)?;
-            }
-            if self.interrupter.is_interrupted() && s < total {
-                interrupted = true;
-                break;
-            }
-        }
+        let run = self.train(total)?;
+        let mut warnings = Vec::new();
         for o in &mut self.observers {
-            o.on_end()?;
+            if let Err(e) = o.on_end() {
+                warnings.push(e.to_string());
+            }
         }
         let done = self.trainer.steps_done();
         let cp = &mut self.checkpoints;
-        if (interrupted || cp.every.is_some())
+        if (run.interrupted || cp.every.is_some())
             && cp.last_step != Some(done)
             && !cp.write(&self.trainer, &self.curve)?
         {
@@ -463,21 +474,24 @@ impl<'d> Session<'d, '_> {
         let epochs = self.trainer.config().epochs;
         let model = self.trainer.into_model();
         crate::modelfile::save_with(&model, &self.extra, &self.model_path)?;
-        let evals = match interrupted {
+        if let Some(e) = run.failure {
+            return Err(e);
+        }
+        let evals = match run.interrupted {
             true => (None, None),
             false => (
                 self.eval_data.map(|d| evaluate(&model, d)).transpose()?,
                 self.test.map(|d| evaluate(&model, d)).transpose()?,
             ),
         };
-        let outcome = Outcome {
+        let mut outcome = Outcome {
             model,
             curve: self.curve,
             steps: done,
             total,
-            interrupted,
-            final_loss,
-            first_loss,
+            interrupted: run.interrupted,
+            final_loss: run.final_loss,
+            first_loss: run.first_loss,
             seconds,
             threads: rayon::current_num_threads(),
             model_path: self.model_path,
@@ -486,10 +500,13 @@ impl<'d> Session<'d, '_> {
             epochs,
             train_eval: evals.0,
             test_eval: evals.1,
+            warnings,
         };
-        if !interrupted {
+        if !run.interrupted {
             for o in &mut self.observers {
-                o.on_finish(&outcome)?;
+                if let Err(e) = o.on_finish(&outcome) {
+                    outcome.warnings.push(e.to_string());
+                }
             }
         }
         Ok(outcome)

@@ -2,6 +2,7 @@
 
 use super::Observer;
 use crate::error::Result;
+use crate::output::Console;
 use crate::train::StepStats;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::Instant;
@@ -9,11 +10,18 @@ use std::time::Instant;
 /// A progress bar on the terminal (stderr), and every `print_every` steps
 /// (and at the last) an `EPOCH e: Training loss: l, Accuracy: a` line, on
 /// stdout or, `to_stderr`, on stderr; notes go where the lines go.
+///
+/// Lines are written through a [`Console`]: a closed pipe or a full device
+/// never panics and never stops the run; the lines after the first failure
+/// are dropped, and the console given to [`Progress::console`] reports it.
+/// The bar is drawn only on a terminal, and `indicatif` ignores its draw
+/// errors.
 pub struct Progress {
     to_stderr: bool,
     print_every: u64,
     bar: Option<ProgressBar>,
     last_bar: Instant,
+    console: Console,
 }
 
 impl Progress {
@@ -24,16 +32,20 @@ impl Progress {
             print_every,
             bar: None,
             last_bar: Instant::now(),
+            console: Console::new(to_stderr),
         }
+    }
+
+    /// Writes the lines through `console` (shared with the program, which
+    /// then learns of a failed write from [`Console::finish`]).
+    pub fn console(mut self, console: Console) -> Progress {
+        self.console = console;
+        self
     }
 
     /// Prints `text` where the lines go.
     fn line(&self, text: &str) {
-        if self.to_stderr {
-            eprintln!("{text}");
-        } else {
-            println!("{text}");
-        }
+        self.console.line(text);
     }
 }
 
