@@ -58,10 +58,14 @@ pub const TENSOR_ADAM_M: &str = "optimizer.adam.m";
 /// Adam's second moment (version 2).
 pub const TENSOR_ADAM_V: &str = "optimizer.adam.v";
 
+// The tensor names of format 1, out of the public docs; the format-1 tests name them.
+#[doc(hidden)]
 /// Version 1's first optimizer tensor: Adam's first moment, or the momentum
 /// velocity when [`TENSOR_V1_V`] is absent.
 pub const TENSOR_V1_M: &str = "optimizer.m";
 
+// The tensor names of format 1, out of the public docs; the format-1 tests name them.
+#[doc(hidden)]
 /// Version 1's second optimizer tensor: Adam's second moment.
 pub const TENSOR_V1_V: &str = "optimizer.v";
 

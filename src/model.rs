@@ -204,6 +204,8 @@ pub struct Workspace {
     buf: Vec<f32>,
 }
 
+// A tuning detail, out of the public docs; the allocation tests name it.
+#[doc(hidden)]
 /// Rows per block of batch prediction: a row's logits depend only on the
 /// row and on its block's row count, never on the thread count.
 pub const PREDICT_BLOCK_ROWS: usize = 256;

@@ -11,7 +11,7 @@
 //!
 //! The ops own the choice between kernels, so a caller never looks at
 //! shapes: the narrow fused kernels of [`crate::fused`] for layers with at
-//! most [`NARROW_MAX`] inputs (forward) or outputs (backward), the small or
+//! most `NARROW_MAX` inputs (forward) or outputs (backward), the small or
 //! packed GEMM of [`crate::gemm::gemm`] otherwise, [`crate::gemm::matvec_bias`]
 //! for a single row, a `1ᵀ·dS` product for the bias sums of narrow outputs,
 //! the staging of `Wᵀ` for the narrow backward and the chunked `dA = dZ·Wᵀ`
@@ -26,12 +26,16 @@
 use crate::fused::{self, NARROW_MAX};
 use crate::{activation, gemm, reduce, Transpose};
 
+// A tuning detail, out of the public docs; the kernel tests and benches name it.
+#[doc(hidden)]
 /// The most outputs of a layer whose weight gradient the narrow backward
 /// computes in its pass over the layer's input
 /// ([`fused::narrow_relu_backward_dw`]); with more, the kernel would spill
 /// its registers, and the separate `Aᵀ·dS` product is used instead.
 pub const FUSED_DW_MAX_OUT: usize = 4;
 
+// A tuning detail, out of the public docs; the kernel tests and benches name it.
+#[doc(hidden)]
 /// Rows per chunk of the wide backward's `dA = dZ·Wᵀ` (the scratch holds
 /// one chunk of `dA`).
 pub const CHUNK_ROWS: usize = 128;
@@ -63,12 +67,14 @@ pub struct Dropout {
     pub stream: u64,
 }
 
+// A tuning detail, out of the public docs; the kernel tests and benches name it.
+#[doc(hidden)]
 /// How [`dense_relu_forward`] computes its output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ForwardPath {
     /// One row: [`gemm::matvec_bias`], then ReLU.
     Matvec,
-    /// At most [`NARROW_MAX`] inputs, no dropout:
+    /// At most `NARROW_MAX` inputs, no dropout:
     /// [`fused::narrow_bias_relu_forward`] in one pass, no GEMM.
     Narrow,
     /// [`gemm::gemm`], then [`activation::bias_relu_forward`] (or its
@@ -76,10 +82,12 @@ pub enum ForwardPath {
     Gemm,
 }
 
+// A tuning detail, out of the public docs; the kernel tests and benches name it.
+#[doc(hidden)]
 /// The path [`dense_relu_forward`] takes for these shapes: dropout always
-/// takes [`ForwardPath::Gemm`]; otherwise one row takes
-/// [`ForwardPath::Matvec`], at most [`NARROW_MAX`] inputs
-/// [`ForwardPath::Narrow`], and the rest [`ForwardPath::Gemm`].
+/// takes `ForwardPath::Gemm`; otherwise one row takes
+/// `ForwardPath::Matvec`, at most `NARROW_MAX` inputs
+/// `ForwardPath::Narrow`, and the rest `ForwardPath::Gemm`.
 #[inline]
 pub fn dense_relu_forward_path(rows: usize, n_in: usize, dropout: bool) -> ForwardPath {
     if dropout {
@@ -119,7 +127,7 @@ fn check_dense(op: &str, x: &[f32], w: &[f32], b: &[f32], out: &[f32], shape: [u
 ///   ([`relu_dense_backward`] of the next layer) needs: a unit was active
 ///   and kept exactly where `A > 0`.
 ///
-/// The path follows [`dense_relu_forward_path`]; the paths agree up to
+/// The path follows `dense_relu_forward_path`; the paths agree up to
 /// summation order and fused multiply-adds.
 ///
 /// # Panics
@@ -216,7 +224,7 @@ pub fn dense_forward(shape: DenseShape, x: &[f32], w: &[f32], b: &[f32], s: &mut
 /// - `ones`: at least `rows` ones (read when `n_out <= NARROW_MAX`).
 /// - `db`: `n_out`, accumulated into.
 ///
-/// With at most [`NARROW_MAX`] outputs the sums are the product `1ᵀ·dS`
+/// With at most `NARROW_MAX` outputs the sums are the product `1ᵀ·dS`
 /// (one pass of dot products along the rows instead of a short vector add
 /// per row); wider outputs use [`reduce::column_sums`].
 ///
@@ -288,25 +296,29 @@ pub fn weight_backward(shape: DenseShape, x: &[f32], dz: &[f32], dw: &mut [f32])
     gemm::gemm(Transpose::Yes, Transpose::No, m, n, k, 1.0, x, dz, 1.0, dw);
 }
 
+// A tuning detail, out of the public docs; the kernel tests and benches name it.
+#[doc(hidden)]
 /// How [`relu_dense_backward`] computes its outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackwardPath {
     /// Few outputs: `Wᵀ` staged into the scratch, then one pass of
     /// [`fused::narrow_relu_backward_dw`] over `A` that computes `dZ`, `db`
-    /// and `dW` (at most [`FUSED_DW_MAX_OUT`] outputs).
+    /// and `dW` (at most `FUSED_DW_MAX_OUT` outputs).
     NarrowFusedDw,
-    /// As [`BackwardPath::NarrowFusedDw`] with
+    /// As `BackwardPath::NarrowFusedDw` with
     /// [`fused::narrow_relu_backward`], after a separate `dW += Aᵀ·dS`.
     Narrow,
-    /// `dW += Aᵀ·dS`, then per chunk of [`CHUNK_ROWS`] rows
+    /// `dW += Aᵀ·dS`, then per chunk of `CHUNK_ROWS` rows
     /// `dA = dS·Wᵀ` into the scratch and [`activation::relu_backward`].
     Chunked,
 }
 
+// A tuning detail, out of the public docs; the kernel tests and benches name it.
+#[doc(hidden)]
 /// The path [`relu_dense_backward`] takes: narrow when the layer has at
-/// most [`NARROW_MAX`] outputs and at least as many rows as outputs
+/// most `NARROW_MAX` outputs and at least as many rows as outputs
 /// (staging `Wᵀ` costs `n_in x n_out`), fusing `dW` too with at most
-/// [`FUSED_DW_MAX_OUT`] outputs; chunked otherwise.
+/// `FUSED_DW_MAX_OUT` outputs; chunked otherwise.
 #[inline]
 pub fn relu_dense_backward_path(rows: usize, n_out: usize) -> BackwardPath {
     if n_out > NARROW_MAX || rows < n_out {
@@ -348,7 +360,7 @@ pub fn relu_dense_backward_scratch(shape: DenseShape) -> usize {
 /// - `scratch`: at least [`relu_dense_backward_scratch`]`(rows, n_in,
 ///   n_out)` elements, contents ignored and overwritten.
 ///
-/// The path follows [`relu_dense_backward_path`]; the paths agree up to
+/// The path follows `relu_dense_backward_path`; the paths agree up to
 /// summation order and fused multiply-adds.
 ///
 /// # Panics

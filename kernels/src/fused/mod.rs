@@ -25,6 +25,8 @@ use strips::{BackwardStrips, ForwardStrips};
 /// Lanes per vector of the paths outside the strips.
 const LANES: usize = 8;
 
+// A tuning detail, out of the public docs; the kernel tests and benches name it.
+#[doc(hidden)]
 /// The widest narrow side these kernels are meant for: the inner loop keeps
 /// one vector per narrow index.
 pub const NARROW_MAX: usize = 16;

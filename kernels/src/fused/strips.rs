@@ -1,5 +1,5 @@
 //! The column strips of the fused kernels, the fast path for a narrow side
-//! of at most [`super::NARROW_MAX`] and a wide side of at least one vector:
+//! of at most `super::NARROW_MAX` and a wide side of at least one vector:
 //! one engine over [`Lane`], run by [`crate::simd::dispatch`] with the
 //! `wide` vectors of the build or AVX2 + FMA chosen at run time. The
 //! vectors are 8 lanes in every build: 16-lane AVX-512 strips were measured
