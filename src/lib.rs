@@ -38,7 +38,8 @@
 //! - [`train`]: [`train::Trainer`], row-block parallel training that gives the
 //!   same bits for any thread count; [`train::evaluate`].
 //! - [`modelfile`] and [`checkpoint`]: safetensors files; [`tensorboard`]:
-//!   event files; [`plot`]: PNG pictures; [`fsutil`]: atomic writes.
+//!   event files; [`plot`]: PNG pictures; [`fsutil`]: atomic writes and
+//!   bounded reads; [`budget`]: the memory budget of sizes from outside.
 //! - [`onnx`]: export a model as an ONNX graph for other runtimes;
 //!   [`proto`]: the protobuf messages of event files and ONNX models.
 //! - [`session`]: training runs with checkpoints, resume, interruption and
@@ -47,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod budget;
 pub mod checkpoint;
 pub mod csv;
 pub mod data;
