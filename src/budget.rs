@@ -102,22 +102,30 @@ fn system_limit() -> u64 {
 }
 
 /// The memory budget in bytes: [`ENV`] when set, else what the system
-/// allows (see the [module docs](self)).
+/// allows (see the [module docs](self)). Read once per process, at the
+/// first call.
 ///
 /// # Errors
 /// [`Error::Setting`] when [`ENV`] is set but is not a byte count.
 pub fn limit() -> Result<u64> {
-    match std::env::var(ENV) {
-        Ok(text) => parse_bytes(&text).ok_or_else(|| {
-            Error::setting(
-                ENV,
-                "a byte count such as 4000000000, 512M or 4G",
-                crate::error::shown(&text),
-            )
-        }),
+    static LIMIT: std::sync::OnceLock<std::result::Result<u64, String>> =
+        std::sync::OnceLock::new();
+    let read = || match std::env::var(ENV) {
+        Ok(text) => parse_bytes(&text).ok_or(text),
         Err(_) => Ok(system_limit()),
-    }
+    };
+    LIMIT.get_or_init(read).clone().map_err(|text| {
+        Error::setting(
+            ENV,
+            "a byte count such as 4000000000, 512M or 4G",
+            crate::error::shown(&text),
+        )
+    })
 }
+
+/// Sizes up to this many bytes are not worth a check on a hot path
+/// ([`Model::logits`](crate::model::Model::logits) checks only above it).
+pub const SMALL_BYTES: u64 = 64 << 20;
 
 /// Refuses `needed` bytes (`None`: more than a `u64` counts) for `what`
 /// when they exceed the budget ([`limit`]); `hint` says what to do.

@@ -414,11 +414,11 @@ impl Model {
     /// the logits do not fit the memory budget ([`crate::budget`]).
     pub fn logits(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let k = self.n_classes();
-        crate::budget::check(
-            &format!("the logits of {rows} rows x {k} classes"),
-            crate::budget::bytes(&[rows as u64, k as u64, 4]),
-            "predict fewer rows at a time",
-        )?;
+        let needed = crate::budget::bytes(&[rows as u64, k as u64, 4]);
+        if needed.is_none_or(|n| n > crate::budget::SMALL_BYTES) {
+            let what = format!("the logits of {rows} rows x {k} classes");
+            crate::budget::check(&what, needed, "predict fewer rows at a time")?;
+        }
         let mut out = vec![0f32; rows.saturating_mul(k)];
         self.logits_into(x, rows, &mut Workspace::default(), &mut out)?;
         Ok(out)

@@ -136,7 +136,7 @@ fn oversized_widths_spirals_and_threads_are_refused_before_allocation() {
     )
     .unwrap();
     let csv = dir.join("in.csv");
-    std::fs::write(&csv, "x0,x1\n1,2\n").unwrap();
+    std::fs::write(&csv, "x0,x1,label\n1,2,0\n").unwrap();
     let (m, c) = (model.to_str().unwrap(), csv.to_str().unwrap());
     refused(
         &["predict", "--model", m, "--data", c, "--threads", "100000"],
@@ -337,7 +337,7 @@ fn fifo_without_writer_is_given_up_on_and_models_must_be_regular_files() {
         "{waited:?}"
     );
     let csv = dir.join("in.csv");
-    std::fs::write(&csv, "x0,x1\n1,2\n").unwrap();
+    std::fs::write(&csv, "x0,x1,label\n1,2,0\n").unwrap();
     let c = csv.to_str().unwrap();
     for model in [f, "/dev/zero", "/dev/urandom"] {
         let start = Instant::now();

@@ -14,7 +14,7 @@ pub(crate) struct Input {
     /// CSV field delimiter (one character, or `tab`).
     #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
     pub(crate) delimiter: u8,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 256).
     #[arg(long)]
     pub(crate) threads: Option<usize>,
 }
