@@ -503,15 +503,34 @@ impl Model {
         forward_rows(&self.layout, &self.params, x, rows, hidden, out, None);
     }
 
-    /// Predicted classes of `rows` raw input rows, in parallel.
+    /// Predicted classes of `rows` raw input rows, in parallel; with many
+    /// classes, in chunks of rows holding at most
+    /// [`EVAL_CHUNK_VALUES`](crate::train::EVAL_CHUNK_VALUES) logits.
     ///
     /// # Errors
     /// If `x.len()` is not `rows * n_features`; [`Error::OutputNotFinite`]
     /// naming the first row whose logits are not finite (finite inputs
     /// and weights can still overflow `f32`).
     pub fn predict(&self, x: &[f32], rows: usize) -> Result<Vec<u32>> {
+        let (d, k) = (self.n_features(), self.n_classes());
+        let chunk = (crate::train::EVAL_CHUNK_VALUES / k).max(1);
+        if rows <= chunk || x.len() != rows.saturating_mul(d) {
+            return self.predict_rows(x, rows, 0);
+        }
+        // Many classes: at most `EVAL_CHUNK_VALUES` logits at once.
+        let mut pred = Vec::with_capacity(rows);
+        for start in (0..rows).step_by(chunk) {
+            let n = chunk.min(rows - start);
+            pred.extend(self.predict_rows(&x[start * d..(start + n) * d], n, start)?);
+        }
+        Ok(pred)
+    }
+
+    /// [`Model::predict`] of `rows` rows at once, the first one after
+    /// `first_row` rows (for errors).
+    fn predict_rows(&self, x: &[f32], rows: usize, first_row: usize) -> Result<Vec<u32>> {
         let logits = self.logits(x, rows)?;
-        check_finite_output(&logits, self.n_classes(), 0)?;
+        check_finite_output(&logits, self.n_classes(), first_row)?;
         let mut out = vec![0u32; rows];
         reduce::argmax_rows(&logits, rows, self.n_classes(), &mut out);
         Ok(out)

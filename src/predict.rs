@@ -6,7 +6,7 @@ use crate::csv::CsvFeatures;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::train::{Evaluation, EVAL_CHUNK_VALUES, MAX_CONFUSION_CLASSES};
+use crate::train::{Evaluation, MAX_CONFUSION_CLASSES};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
@@ -46,33 +46,11 @@ pub fn predict_rows(
     proba: bool,
 ) -> Result<(Vec<u32>, Option<Vec<f32>>)> {
     let run = || -> Result<_> {
-        let pred = predict_in_chunks(model, &data.features, data.rows)?;
+        let pred = model.predict(&data.features, data.rows)?;
         let p = proba.then(|| model.predict_proba(&data.features, data.rows));
         Ok((pred, p.transpose()?))
     };
     run().map_err(|e| at_line(e, path, data))
-}
-
-/// [`Model::predict`] of `rows` rows `x`, in chunks of at most
-/// [`EVAL_CHUNK_VALUES`] logits when there are more (many classes).
-fn predict_in_chunks(model: &Model, x: &[f32], rows: usize) -> Result<Vec<u32>> {
-    let (d, k) = (model.n_features(), model.n_classes());
-    if rows.saturating_mul(k) <= EVAL_CHUNK_VALUES || x.len() != rows.saturating_mul(d) {
-        return model.predict(x, rows);
-    }
-    let chunk = (EVAL_CHUNK_VALUES / k).max(1);
-    let mut pred = Vec::with_capacity(rows);
-    for start in (0..rows).step_by(chunk) {
-        let n = chunk.min(rows - start);
-        match model.predict(&x[start * d..(start + n) * d], n) {
-            Ok(p) => pred.extend(p),
-            Err(Error::OutputNotFinite { row }) => {
-                return Err(Error::OutputNotFinite { row: start + row })
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(pred)
 }
 
 /// Evaluates `model` on the rows of `data` (read from `path`, its
