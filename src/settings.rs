@@ -258,14 +258,29 @@ impl RunSettings {
 
     /// Refuses a spiral whose points (`spiral_points x spiral_classes`,
     /// checked arithmetic) and their copies in a run (the data, its split
-    /// and standardized copies, the plot's points; 4 x 12 bytes a point)
-    /// do not fit the memory budget, before any point is made.
+    /// and standardized copies, the plot's points; 4 x 12 bytes a point),
+    /// or the training run on them, do not fit the memory budget, before
+    /// any point is made.
     fn check_spiral_size(&self) -> Result<()> {
         let (points, classes) = (self.spiral_points as u64, self.spiral_classes as u64);
         let what = format!("the spiral of {points} points x {classes} classes");
         let needed = crate::budget::bytes(&[points, classes, 4 * 12]);
         let hint = "lower `spiral_points` or `spiral_classes`";
-        crate::budget::check(&what, needed, hint)
+        crate::budget::check(&what, needed, hint)?;
+        // The run on it, before the points are made (a model the sizes
+        // cannot build is refused later, by `build_model`).
+        let mut sizes = vec![2];
+        if self.model == ModelKind::Mlp {
+            sizes.extend_from_slice(&self.hidden);
+        }
+        sizes.push(self.spiral_classes);
+        match crate::model::Layout::new(&sizes) {
+            Ok(layout) => {
+                let rows = self.spiral_points.saturating_mul(self.spiral_classes);
+                crate::train::check_memory(&layout, rows, 2, &self.config())
+            }
+            Err(_) => Ok(()),
+        }
     }
 
     /// The whole data set: the built-in spiral or the CSV file.

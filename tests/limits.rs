@@ -101,7 +101,7 @@ fn oversized_widths_spirals_and_threads_are_refused_before_allocation() {
     let e = refused(
         &train_args(out, &["--hidden", "1000000000"]),
         &[
-            "a model of layer widths [2, 1000000000, 3] needs 24000000012 bytes",
+            "training a model of layer widths [2, 1000000000, 3] on batches of 300 rows needs",
             "--hidden",
             "VNN_MAX_MEMORY",
         ],
@@ -138,6 +138,15 @@ fn oversized_widths_spirals_and_threads_are_refused_before_allocation() {
     let csv = dir.join("in.csv");
     std::fs::write(&csv, "x0,x1,label\n1,2,0\n").unwrap();
     let (m, c) = (model.to_str().unwrap(), csv.to_str().unwrap());
+    let wide = dir.join("wide.csv");
+    std::fs::write(&wide, "a,b,y\n1,2,p\n3,4,q\n").unwrap();
+    refused(
+        &train_args(
+            out,
+            &["--data", wide.to_str().unwrap(), "--hidden", "1000000000"],
+        ),
+        &["a model of layer widths [2, 1000000000, 2] needs 20000000008 bytes (18.6 GiB)"],
+    );
     refused(
         &["predict", "--model", m, "--data", c, "--threads", "100000"],
         &["--threads must be at most 256"],

@@ -41,7 +41,7 @@ pub(super) fn training_bytes(
 }
 
 /// Refuses a run whose buffers ([`training_bytes`]) do not fit the budget.
-pub(super) fn check(
+pub(crate) fn check(
     layout: &Layout,
     rows: usize,
     n_features: usize,

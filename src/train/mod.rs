@@ -36,6 +36,7 @@
 //! `ThreadPool::install` to avoid the latter.
 
 mod memory;
+pub(crate) use memory::check as check_memory;
 mod pass;
 mod state;
 
