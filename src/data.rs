@@ -304,6 +304,11 @@ impl Dataset {
 /// `4 * (class + t) + 0.2 * noise` with standard normal noise, from `seed`.
 /// Feature columns are `x0`, `x1`; classes are named `0`, `1`, ...
 ///
+/// # Panics
+/// If `2 * points_per_class * classes` overflows `usize` (a size from
+/// outside is checked against the memory budget first, as
+/// [`RunSettings::load_data`](crate::settings::RunSettings::load_data) does).
+///
 /// # Example
 /// ```
 /// let d = vnn::data::spiral(100, 3, 1);
@@ -311,7 +316,10 @@ impl Dataset {
 /// ```
 pub fn spiral(points_per_class: usize, classes: usize, seed: u64) -> Dataset {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let n = points_per_class * classes;
+    let n = points_per_class
+        .checked_mul(classes)
+        .filter(|n| n.checked_mul(2).is_some())
+        .expect("the spiral's size overflows usize");
     let mut features = Vec::with_capacity(2 * n);
     let mut labels = Vec::with_capacity(n);
     for class in 0..classes {

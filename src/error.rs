@@ -154,6 +154,30 @@ pub enum Error {
         /// Why.
         msg: String,
     },
+    /// Something whose size comes from outside (a layer width, a spiral
+    /// size, rows times classes, a file) needs more memory than the budget
+    /// of [`budget`](crate::budget) allows; nothing of that size was
+    /// allocated.
+    #[error("{what} needs {}, more than the memory limit of {}: {hint} (or raise the limit with VNN_MAX_MEMORY)", needed.map_or_else(|| "more than 2^64 bytes".to_string(), crate::budget::shown_bytes), crate::budget::shown_bytes(*limit))]
+    TooLarge {
+        /// What was asked (`a model of layer widths [2, 1000000000, 3]`).
+        what: String,
+        /// The bytes it needs (`None`: more than a `u64` counts).
+        needed: Option<u64>,
+        /// The budget in bytes.
+        limit: u64,
+        /// What to do instead, naming settings in backquotes
+        /// (`` lower `hidden` ``).
+        hint: String,
+    },
+    /// A model's output (its logits or probabilities) is not finite for
+    /// the input row `row` (1-based, counting data rows), although the
+    /// inputs and weights are finite: the computation overflowed `f32`.
+    #[error("row {row}: {}", OUTPUT_NOT_FINITE)]
+    OutputNotFinite {
+        /// The 1-based input row.
+        row: usize,
+    },
     /// A resumed run would start at or past its last step.
     #[error("{}", run_ended(*step, *total, *epochs))]
     RunEnded {
@@ -214,6 +238,10 @@ impl Error {
         }
     }
 }
+
+/// The cause of [`Error::OutputNotFinite`].
+pub(crate) const OUTPUT_NOT_FINITE: &str =
+    "the model's output is not finite for these inputs (its logits overflow f32)";
 
 /// The text of [`Error::RunEnded`].
 fn run_ended(step: u64, total: u64, epochs: u64) -> String {

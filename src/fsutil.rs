@@ -96,6 +96,100 @@ fn sync_parent(path: &Path) {
     let _ = path;
 }
 
+/// Reads the whole regular file at `path`, of at most `limit` bytes: a
+/// directory, a device (`/dev/zero`), a FIFO or a socket is refused at once
+/// without being opened for reading, the size is checked before reading,
+/// and the read stops one byte past `limit`, so a file growing meanwhile
+/// cannot pass it. The loaders of model and checkpoint files read through
+/// it; errors are [`Error::Model`] naming the file.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read; [`Error::Model`] when it is
+/// not a regular file or has more than `limit` bytes.
+///
+/// # Example
+/// ```
+/// use std::path::Path;
+/// let e = vnn::fsutil::read_regular(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+/// assert!(e.to_string().contains("not a regular file"));
+/// let e = vnn::fsutil::read_regular(Path::new("."), 1 << 20).unwrap_err();
+/// assert!(e.to_string().contains("is a directory"));
+/// ```
+pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let refuse = |msg: String| Error::Model {
+        path: path.to_path_buf(),
+        tensor: None,
+        msg,
+    };
+    let meta = fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(refuse("is a directory, not a model file".into()));
+    }
+    if !meta.is_file() {
+        return Err(refuse(
+            "is not a regular file (a device, FIFO or socket): model and checkpoint files must be regular files".into(),
+        ));
+    }
+    if meta.len() > limit {
+        let len = meta.len();
+        return Err(refuse(format!(
+            "the file has {len} bytes, more than the limit of {limit} bytes"
+        )));
+    }
+    let file = File::open(path).map_err(io)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(refuse(format!(
+            "the file grew past the limit of {limit} bytes while being read"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// How long [`open_with_timeout`] waits for a FIFO's writer.
+pub const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens `path` for reading; a FIFO (or another file whose `open` may
+/// block, such as a device) is opened in a helper thread, given up on after
+/// `timeout` (`Ok(None)`: no writer came). The helper thread stays blocked
+/// in `open` until a writer comes or the process ends.
+///
+/// # Errors
+/// The operating system's error when `open` fails.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// let file = vnn::fsutil::open_with_timeout(std::path::Path::new("/dev/null"), Duration::from_secs(1)).unwrap();
+/// assert!(file.is_some());
+/// ```
+pub fn open_with_timeout(
+    path: &Path,
+    timeout: std::time::Duration,
+) -> std::io::Result<Option<File>> {
+    let regular = fs::metadata(path).is_ok_and(|m| m.is_file() || m.is_dir());
+    if regular {
+        return File::open(path).map(Some);
+    }
+    let (send, receive) = std::sync::mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = send.send(File::open(owned));
+    });
+    match receive.recv_timeout(timeout) {
+        Ok(result) => result.map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::write_atomic;

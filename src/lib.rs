@@ -41,7 +41,8 @@
 //!   ([`model::Model::save`] and [`model::Model::load`], or
 //!   [`modelfile::ModelFile`] with extra metadata); `tensorboard`:
 //!   event files (feature `tensorboard`); `plot`: PNG pictures (feature
-//!   `plots`); [`fsutil`]: atomic writes.
+//!   `plots`); [`fsutil`]: atomic writes and
+//!   bounded reads; [`budget`]: the memory budget of sizes from outside.
 //! - `onnx`: export a model as an ONNX graph for other runtimes (feature
 //!   `onnx`); `proto`: the protobuf messages of event files and ONNX models.
 //! - [`session`]: training runs with checkpoints, resume, interruption and
@@ -67,6 +68,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod budget;
 pub mod checkpoint;
 mod crc;
 #[cfg(feature = "csv")]

@@ -150,6 +150,25 @@ impl Layout {
     }
 }
 
+/// Refuses logits (`rows x k`, row-major) of which one is not finite,
+/// naming its 1-based row counted after `first_row` earlier rows.
+pub(crate) fn check_finite_output(logits: &[f32], k: usize, first_row: usize) -> Result<()> {
+    // A sum of `v * 0` is 0 for finite values and NaN otherwise: one pass
+    // the compiler vectorizes; the position is looked for only on failure.
+    let poisoned = logits
+        .chunks(4096)
+        .any(|c| c.iter().fold(0f32, |a, &v| a + v * 0.0) != 0.0);
+    match poisoned
+        .then(|| logits.iter().position(|v| !v.is_finite()))
+        .flatten()
+    {
+        Some(i) => Err(Error::OutputNotFinite {
+            row: first_row + i / k.max(1) + 1,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// How weights are initialized (biases always start at 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Init {
@@ -278,9 +297,15 @@ impl Model {
     /// `init` and `seed`, biases 0, generic feature and class names.
     ///
     /// # Errors
-    /// If the sizes are invalid (see [`Layout::new`]).
+    /// If the sizes are invalid (see [`Layout::new`]); [`Error::TooLarge`]
+    /// if the parameters do not fit the memory budget ([`crate::budget`]).
     pub fn new(sizes: &[usize], init: Init, seed: u64) -> Result<Model> {
         let layout = Layout::new(sizes)?;
+        crate::budget::check(
+            &format!("a model of layer widths {sizes:?}"),
+            crate::budget::bytes(&[layout.len as u64, 4]),
+            "use smaller layers (lower `hidden`)",
+        )?;
         let mut params = vec![0f32; layout.len];
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         for slot in &layout.layers {
@@ -334,7 +359,8 @@ impl Model {
     }
 
     /// Forward pass of one raw input row into `scratch` (remade if it was
-    /// made for another shape); returns the logits.
+    /// made for another shape); returns the logits, refused when one is
+    /// not finite.
     fn logits_one<'s>(&self, x: &[f32], scratch: &'s mut Scratch) -> Result<&'s mut [f32]> {
         let d = self.n_features();
         if x.len() != d {
@@ -365,6 +391,7 @@ impl Model {
             None => x,
         };
         forward_rows(&self.layout, &self.params, x, 1, hidden, scores, None);
+        check_finite_output(scores, k, 0)?;
         Ok(scores)
     }
 
@@ -372,7 +399,10 @@ impl Model {
     /// allocation; no packing GEMM.
     ///
     /// # Errors
-    /// If `x.len()` is not the model's feature count.
+    /// If `x.len()` is not the model's feature count;
+    /// [`Error::OutputNotFinite`] (row 1) if the logits are not finite:
+    /// finite inputs near `f32::MAX`, or huge finite weights, can overflow
+    /// (the check reads the `n_classes` logits once, next to a forward pass).
     ///
     /// # Example
     /// ```
@@ -393,7 +423,8 @@ impl Model {
     /// Class probabilities of one raw input row (borrowed from `scratch`).
     ///
     /// # Errors
-    /// If `x.len()` is not the model's feature count.
+    /// If `x.len()` is not the model's feature count;
+    /// [`Error::OutputNotFinite`] (row 1) if the logits are not finite.
     pub fn predict_proba_one<'s>(&self, x: &[f32], scratch: &'s mut Scratch) -> Result<&'s [f32]> {
         let logits = self.logits_one(x, scratch)?;
         let k = logits.len();
@@ -408,9 +439,16 @@ impl Model {
     /// allocating, reuse a [`Workspace`] with [`Model::logits_into`].
     ///
     /// # Errors
-    /// If `x.len()` is not `rows * n_features`.
+    /// If `x.len()` is not `rows * n_features`; [`Error::TooLarge`] if
+    /// the logits do not fit the memory budget ([`crate::budget`]).
     pub fn logits(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        let mut out = vec![0f32; rows.saturating_mul(self.n_classes())];
+        let k = self.n_classes();
+        let needed = crate::budget::bytes(&[rows as u64, k as u64, 4]);
+        if needed.is_none_or(|n| n > crate::budget::SMALL_BYTES) {
+            let what = format!("the logits of {rows} rows x {k} classes");
+            crate::budget::check(&what, needed, "predict fewer rows at a time")?;
+        }
+        let mut out = vec![0f32; rows.saturating_mul(k)];
         self.logits_into(x, rows, &mut Workspace::default(), &mut out)?;
         Ok(out)
     }
@@ -494,12 +532,34 @@ impl Model {
         forward_rows(&self.layout, &self.params, x, rows, hidden, out, None);
     }
 
-    /// Predicted classes of `rows` raw input rows, in parallel.
+    /// Predicted classes of `rows` raw input rows, in parallel; with many
+    /// classes, in chunks of rows holding at most
+    /// [`EVAL_CHUNK_VALUES`](crate::train::EVAL_CHUNK_VALUES) logits.
     ///
     /// # Errors
-    /// If `x.len()` is not `rows * n_features`.
+    /// If `x.len()` is not `rows * n_features`; [`Error::OutputNotFinite`]
+    /// naming the first row whose logits are not finite (finite inputs
+    /// and weights can still overflow `f32`).
     pub fn predict(&self, x: &[f32], rows: usize) -> Result<Vec<u32>> {
+        let (d, k) = (self.n_features(), self.n_classes());
+        let chunk = (crate::train::EVAL_CHUNK_VALUES / k).max(1);
+        if rows <= chunk || x.len() != rows.saturating_mul(d) {
+            return self.predict_rows(x, rows, 0);
+        }
+        // Many classes: at most `EVAL_CHUNK_VALUES` logits at once.
+        let mut pred = Vec::with_capacity(rows);
+        for start in (0..rows).step_by(chunk) {
+            let n = chunk.min(rows - start);
+            pred.extend(self.predict_rows(&x[start * d..(start + n) * d], n, start)?);
+        }
+        Ok(pred)
+    }
+
+    /// [`Model::predict`] of `rows` rows at once, the first one after
+    /// `first_row` rows (for errors).
+    fn predict_rows(&self, x: &[f32], rows: usize, first_row: usize) -> Result<Vec<u32>> {
         let logits = self.logits(x, rows)?;
+        check_finite_output(&logits, self.n_classes(), first_row)?;
         let mut out = vec![0u32; rows];
         reduce::argmax_rows(&logits, rows, self.n_classes(), &mut out);
         Ok(out)
@@ -508,9 +568,12 @@ impl Model {
     /// Class probabilities (`rows x n_classes`) of `rows` raw input rows.
     ///
     /// # Errors
-    /// If `x.len()` is not `rows * n_features`.
+    /// If `x.len()` is not `rows * n_features`; [`Error::OutputNotFinite`]
+    /// naming the first row whose logits are not finite (finite inputs
+    /// and weights can still overflow `f32`).
     pub fn predict_proba(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let mut logits = self.logits(x, rows)?;
+        check_finite_output(&logits, self.n_classes(), 0)?;
         softmax::softmax_rows(&mut logits, rows, self.n_classes());
         Ok(logits)
     }

@@ -2,11 +2,107 @@
 //! and `vnn eval` give them: JSON and CSV forms of predictions, and the
 //! confusion matrix as a text table.
 
+#[cfg(feature = "csv")]
+use crate::csv::CsvFeatures;
 use crate::data::Dataset;
+#[cfg(feature = "csv")]
+use crate::error::Error;
 use crate::error::Result;
 use crate::model::Model;
+use crate::train::{Evaluation, MAX_CONFUSION_CLASSES};
 use serde_json::{json, Value};
 use std::io::Write;
+#[cfg(feature = "csv")]
+use std::path::Path;
+
+#[cfg(feature = "csv")]
+/// `e` about the rows of `data` read from `path`: an
+/// [`Error::OutputNotFinite`] becomes an [`Error::Data`] naming the file
+/// and the line of the row; other errors are unchanged.
+///
+/// # Example
+/// ```
+/// let names = ["x0".to_string()];
+/// let data = vnn::csv::load_features_csv_from_reader("x0\n1\n2\n".as_bytes(), "in", &names, &[], None, b',').unwrap();
+/// let e = vnn::predict::at_line(vnn::Error::OutputNotFinite { row: 2 }, std::path::Path::new("in.csv"), &data);
+/// assert!(e.to_string().starts_with("in.csv, line 3: the model's output is not finite"));
+/// ```
+pub fn at_line(e: Error, path: &Path, data: &CsvFeatures) -> Error {
+    match e {
+        Error::OutputNotFinite { row } => Error::Data {
+            path: path.to_path_buf(),
+            line: Some(data.line(row.saturating_sub(1))),
+            column: None,
+            msg: crate::error::OUTPUT_NOT_FINITE.into(),
+        },
+        e => e,
+    }
+}
+
+#[cfg(feature = "csv")]
+/// The predicted classes of the rows of `data` (read from `path`) and,
+/// when `proba`, their probabilities (`rows x classes`).
+///
+/// # Errors
+/// As [`Model::predict`]; a non-finite output names its line ([`at_line`]).
+pub fn predict_rows(
+    model: &Model,
+    data: &CsvFeatures,
+    path: &Path,
+    proba: bool,
+) -> Result<(Vec<u32>, Option<Vec<f32>>)> {
+    let run = || -> Result<_> {
+        let pred = model.predict(&data.features, data.rows)?;
+        let p = proba.then(|| model.predict_proba(&data.features, data.rows));
+        Ok((pred, p.transpose()?))
+    };
+    run().map_err(|e| at_line(e, path, data))
+}
+
+#[cfg(feature = "csv")]
+/// Evaluates `model` on the rows of `data` (read from `path`, its
+/// features moved out) with their class indices `labels`.
+///
+/// # Errors
+/// As [`crate::train::evaluate`]; a non-finite output names its line
+/// ([`at_line`]).
+pub fn evaluate_rows(
+    model: &Model,
+    mut data: CsvFeatures,
+    labels: Vec<u32>,
+    path: &Path,
+) -> Result<Evaluation> {
+    let ds = labelled_dataset(model, std::mem::take(&mut data.features), labels)?;
+    crate::train::evaluate(model, &ds).map_err(|e| at_line(e, path, &data))
+}
+
+/// The lines `vnn eval` prints: rows, accuracy, loss and the confusion
+/// matrix, or a line saying it was left out (more than
+/// [`MAX_CONFUSION_CLASSES`] classes).
+pub fn evaluation_lines(model: &Model, eval: &Evaluation) -> Vec<String> {
+    let mut lines = vec![
+        format!("rows: {}", eval.n),
+        format!("accuracy: {:.4}", eval.accuracy),
+        format!("loss: {:.4}", eval.loss),
+    ];
+    if eval.confusion.is_empty() && model.n_classes() > MAX_CONFUSION_CLASSES {
+        lines.push(format!(
+            "confusion matrix: left out ({} classes, more than {MAX_CONFUSION_CLASSES})",
+            model.n_classes()
+        ));
+        return lines;
+    }
+    lines.push("confusion matrix (rows = true class, columns = predicted):".into());
+    lines.extend(confusion_table(&model.class_names, &eval.confusion));
+    lines
+}
+
+/// The JSON `vnn eval --json` prints: `accuracy`, `loss`, `n` and
+/// `confusion` (`null` when left out, see [`evaluation_lines`]).
+pub fn evaluation_json(eval: &Evaluation) -> Value {
+    let confusion = (!eval.confusion.is_empty() || eval.n == 0).then_some(&eval.confusion);
+    json!({ "accuracy": eval.accuracy, "loss": eval.loss, "n": eval.n, "confusion": confusion })
+}
 
 /// Class `class` of `model` as JSON: a number when every class name is an
 /// integer, else the name.

@@ -224,6 +224,7 @@ impl RunSettings {
                 tensor: None,
                 msg: format!("the checkpoint's settings are not those of a vnn train run: {e}"),
             })?;
+        recorded_against_model(&s, &ckpt, path)?;
         (s.threads, s.json, s.no_plots) = (self.threads, self.json, self.no_plots);
         // How often to log, print and checkpoint does not change the weights.
         if given("log_every") {
@@ -257,7 +258,34 @@ impl RunSettings {
         if let Some((option, _)) = positive.iter().find(|(_, n)| *n == Some(0)) {
             return Err(Error::option(option, "at least 1", 0));
         }
-        Ok(())
+        crate::budget::check_threads(self.threads)
+    }
+
+    /// Refuses a spiral whose points (`spiral_points x spiral_classes`,
+    /// checked arithmetic) and their copies in a run (the data, its split
+    /// and standardized copies, the plot's points; 4 x 12 bytes a point),
+    /// or the training run on them, do not fit the memory budget, before
+    /// any point is made.
+    fn check_spiral_size(&self) -> Result<()> {
+        let (points, classes) = (self.spiral_points as u64, self.spiral_classes as u64);
+        let what = format!("the spiral of {points} points x {classes} classes");
+        let needed = crate::budget::bytes(&[points, classes, 4 * 12]);
+        let hint = "lower `spiral_points` or `spiral_classes`";
+        crate::budget::check(&what, needed, hint)?;
+        // The run on it, before the points are made (a model the sizes
+        // cannot build is refused later, by `build_model`).
+        let mut sizes = vec![2];
+        if self.model == ModelKind::Mlp {
+            sizes.extend_from_slice(&self.hidden);
+        }
+        sizes.push(self.spiral_classes);
+        match crate::model::Layout::new(&sizes) {
+            Ok(layout) => {
+                let rows = self.spiral_points.saturating_mul(self.spiral_classes);
+                crate::train::check_memory(&layout, rows, 2, &self.config())
+            }
+            Err(_) => Ok(()),
+        }
     }
 
     /// The whole data set (the built-in spiral or the CSV file) and the
@@ -276,6 +304,7 @@ impl RunSettings {
                     self.spiral_classes,
                 ));
             }
+            self.check_spiral_size()?;
             let data = data::spiral(self.spiral_points, self.spiral_classes, self.seed);
             return Ok((data, "label".into()));
         }
@@ -356,6 +385,55 @@ impl RunSettings {
             "dropconnect": f32_json(c.dropconnect), "test_split": self.test_split, "standardize": self.standardize,
             "seed": c.seed, "threads": rayon::current_num_threads(), "init": format!("{:?}", self.init).to_lowercase(),
         })
+    }
+}
+
+/// Checks the settings `s` recorded in the checkpoint `ckpt` (read from
+/// `path`) against its model and data fingerprint before any work on them:
+/// the hidden widths, and for the spiral its classes and its row count
+/// (points x classes, checked arithmetic). A checkpoint recording a huge
+/// model or spiral is refused here, before anything of that size is made.
+fn recorded_against_model(s: &RunSettings, ckpt: &Checkpoint, path: &Path) -> Result<()> {
+    let layout = &ckpt.model.layout;
+    let mismatch = |got: String| Error::Mismatch {
+        checkpoint: path.to_path_buf(),
+        what: "model".into(),
+        expected: "its recorded settings".into(),
+        got,
+    };
+    let hidden: &[usize] = if s.model == ModelKind::Mlp {
+        &s.hidden
+    } else {
+        &[]
+    };
+    if hidden != layout.hidden() {
+        let shown = crate::error::shown(&format!("{hidden:?}"));
+        let has = crate::error::shown(&format!("{:?}", layout.hidden()));
+        return Err(mismatch(format!(
+            "the settings record hidden widths {shown}, the model has {has}"
+        )));
+    }
+    if s.data != "spiral" {
+        return Ok(());
+    }
+    let (points, classes) = (s.spiral_points, s.spiral_classes);
+    if classes != layout.n_out() {
+        let k = layout.n_out();
+        return Err(mismatch(format!(
+            "the settings record a spiral of {classes} classes, the model has {k}"
+        )));
+    }
+    let rows = points.checked_mul(classes);
+    let recorded = ckpt.extra.get("data_fingerprint");
+    let recorded_rows = recorded.and_then(|f| f.split(' ').next()?.parse::<usize>().ok());
+    match (rows, recorded_rows) {
+        (Some(r), Some(f)) if r != f => Err(mismatch(format!(
+            "the settings record a spiral of {points} x {classes} points, its data had {f} rows"
+        ))),
+        (None, _) => Err(mismatch(format!(
+            "the settings record a spiral of {points} x {classes} points, more than can be counted"
+        ))),
+        _ => Ok(()),
     }
 }
 

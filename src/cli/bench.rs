@@ -43,7 +43,7 @@ pub(crate) struct BenchArgs {
     /// Which workload to time.
     #[arg(long, value_enum, default_value_t = WorkloadArg(bench::Workload::All))]
     workload: WorkloadArg,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 256).
     #[arg(long)]
     threads: Option<usize>,
     /// One JSON object per workload per line on stdout.

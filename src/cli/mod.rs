@@ -5,7 +5,7 @@ mod export;
 mod predict;
 mod train;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -74,6 +74,7 @@ pub(crate) fn with_flags(e: &vnn::Error) -> String {
         Diverged { .. } => e
             .to_string()
             .replace("learning rate", "learning rate (--lr)"),
+        TooLarge { .. } => vnn::budget::with_options(&e.to_string(), flag),
         _ => e.to_string(),
     }
 }
@@ -102,14 +103,11 @@ pub(crate) fn with_threads<T: Send>(
     threads: Option<usize>,
     f: impl FnOnce() -> T + Send,
 ) -> Result<T> {
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(t) = threads {
-        if t == 0 {
-            anyhow::bail!("--threads must be at least 1");
-        }
-        builder = builder.num_threads(t);
-    }
-    let pool = builder.build()?;
+    vnn::budget::check_threads(threads)?;
+    let builder = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0));
+    let pool = builder
+        .build()
+        .context("cannot start the worker threads (--threads)")?;
     Ok(pool.install(f))
 }
 

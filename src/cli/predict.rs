@@ -3,7 +3,6 @@
 use super::with_threads;
 use anyhow::{bail, Result};
 use clap::Args;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use vnn::model::Model;
@@ -16,7 +15,7 @@ pub(crate) struct Input {
     /// CSV field delimiter (one character, or `tab`).
     #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
     pub(crate) delimiter: u8,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 256).
     #[arg(long)]
     pub(crate) threads: Option<usize>,
 }
@@ -73,19 +72,9 @@ pub(crate) fn run_predict(args: &PredictArgs) -> Result<ExitCode> {
         None,
         args.input.delimiter,
     )?;
-    let rows = data.rows;
-    let (pred, proba) = with_threads(
-        args.input.threads,
-        || -> Result<(Vec<u32>, Option<Vec<f32>>)> {
-            let pred = model.predict(&data.features, rows)?;
-            let proba = if args.proba {
-                Some(model.predict_proba(&data.features, rows)?)
-            } else {
-                None
-            };
-            Ok((pred, proba))
-        },
-    )??;
+    let (pred, proba) = with_threads(args.input.threads, || {
+        predict::predict_rows(&model, &data, &args.data, args.proba)
+    })??;
     if args.json {
         let out = Console::new(false);
         out.data(&predict::predictions_json(&model, &pred, proba.as_deref()).to_string());
@@ -106,14 +95,14 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
         .clone()
         .or_else(|| meta.get("label_column").cloned())
         .unwrap_or_else(|| "label".into());
-    let data = vnn::csv::load_features_csv(
+    let mut data = vnn::csv::load_features_csv(
         &args.data,
         model.feature_names(),
         model.class_names(),
         Some(&label),
         args.input.delimiter,
     )?;
-    let Some(labels) = data.labels else {
+    let Some(labels) = data.labels.take() else {
         let hint = if args.label.is_some() {
             ""
         } else {
@@ -124,18 +113,14 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
             args.data.display()
         );
     };
-    let ds = predict::labelled_dataset(&model, data.features, labels)?;
-    let eval = with_threads(args.input.threads, || vnn::train::evaluate(&model, &ds))??;
+    let eval = with_threads(args.input.threads, || {
+        predict::evaluate_rows(&model, data, labels, &args.data)
+    })??;
     if args.json {
-        let j = json!({ "accuracy": eval.accuracy, "loss": eval.loss, "n": eval.n, "confusion": eval.confusion });
-        out.data(&j.to_string());
+        out.data(&predict::evaluation_json(&eval).to_string());
         return Ok(out.finish().map(|()| ExitCode::SUCCESS)?);
     }
-    out.line(&format!("rows: {}", eval.n));
-    out.line(&format!("accuracy: {:.4}", eval.accuracy));
-    out.line(&format!("loss: {:.4}", eval.loss));
-    out.line("confusion matrix (rows = true class, columns = predicted):");
-    for line in predict::confusion_table(model.class_names(), &eval.confusion) {
+    for line in predict::evaluation_lines(&model, &eval) {
         out.line(&line);
     }
     out.finish()?;

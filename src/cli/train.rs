@@ -103,7 +103,7 @@ pub(crate) struct TrainArgs {
     /// Seed of the data (spiral), split, initialization, shuffles and masks.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 256).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Log scalars, histograms and curve points every N optimizer steps.

@@ -60,6 +60,27 @@ pub struct CsvFeatures {
     pub rows: usize,
     /// The class index of every row when the file has the label column.
     pub labels: Option<Vec<u32>>,
+    /// `(row, line)` where a row does not follow the line before it
+    /// (empty lines, multi-line fields), from which [`CsvFeatures::line`]
+    /// counts.
+    jumps: Vec<(usize, u64)>,
+}
+
+impl CsvFeatures {
+    /// The 1-based line of the file on which 0-based data row `row` starts
+    /// (the header is line 1).
+    ///
+    /// ```
+    /// let text = "x0,x1\n1,2\n\n3,4\n5,6\n";
+    /// let names = ["x0".to_string(), "x1".to_string()];
+    /// let f = vnn::csv::load_features_csv_from_reader(text.as_bytes(), "in", &names, &[], None, b',').unwrap();
+    /// assert_eq!((f.line(0), f.line(1), f.line(2)), (2, 4, 5));
+    /// ```
+    pub fn line(&self, row: usize) -> u64 {
+        let i = self.jumps.partition_point(|&(r, _)| r <= row);
+        let (r, line) = if i == 0 { (0, 2) } else { self.jumps[i - 1] };
+        line + (row - r) as u64
+    }
 }
 
 /// Loads a training CSV: a header row, numeric feature columns and one label
@@ -149,6 +170,7 @@ fn read_training_csv<R: Read>(
     let mut features = Vec::new();
     let mut labels = LabelIds::default();
     while let Some(line) = src.next_row(header.len())? {
+        reserve_row(&mut features, feature_names.len(), name)?;
         for (&i, fname) in feature_idx.iter().zip(&feature_names) {
             features.push(src.number(line, i, fname)?);
         }
@@ -332,8 +354,16 @@ pub fn load_features_csv_from_reader<R: Read>(
         .collect();
     let mut features = Vec::new();
     let mut labels = Vec::new();
-    let mut rows = 0usize;
+    let (mut rows, mut jumps) = (0usize, Vec::new());
     while let Some(line) = src.next_row(header.len())? {
+        if line != 2 + rows as u64
+            && jumps
+                .last()
+                .is_none_or(|&(r, l)| l + (rows - r) as u64 != line)
+        {
+            jumps.push((rows, line));
+        }
+        reserve_row(&mut features, feature_names.len(), name)?;
         for (&i, fname) in picked.iter().zip(feature_names) {
             features.push(src.number(line, i, fname)?);
         }
@@ -363,6 +393,7 @@ pub fn load_features_csv_from_reader<R: Read>(
         features,
         rows,
         labels: label_col.map(|_| labels),
+        jumps,
     })
 }
 
@@ -389,6 +420,28 @@ fn feature_columns<R: Read>(
             })
         })
         .collect()
+}
+
+/// Makes room in `features` for one more row of `width` values, doubling
+/// its capacity when full, after checking the doubled buffer (and the old
+/// one, while it is copied) fits the memory budget ([`crate::budget`]).
+fn reserve_row(features: &mut Vec<f32>, width: usize, name: &str) -> Result<()> {
+    if features.capacity() - features.len() >= width {
+        return Ok(());
+    }
+    let want = features
+        .len()
+        .saturating_add(width)
+        .max(features.capacity().saturating_mul(2))
+        .max(1024);
+    let needed = crate::budget::bytes(&[want as u64, 4 + 4]);
+    let what = format!(
+        "{name}: the values of more than {} rows",
+        features.len() / width.max(1)
+    );
+    crate::budget::check(&what, needed, "give fewer rows or columns")?;
+    features.reserve_exact(want - features.len());
+    Ok(())
 }
 
 /// A list of names for an error message: the first 10, then a count.

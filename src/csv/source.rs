@@ -11,8 +11,10 @@ use std::path::Path;
 /// Capacity of the CSV reader's own buffer.
 const BUFFER_BYTES: usize = 64 * 1024;
 
-/// Opens a CSV file for reading after checking it is a regular file within
-/// the size limit.
+/// Opens a CSV file for reading after checking a regular file is within
+/// the size limit. A pipe, FIFO or device (`/dev/stdin`) is read once, as a
+/// stream (the limits are checked while reading); a FIFO without a writer
+/// is given up on after [`crate::fsutil::OPEN_TIMEOUT`].
 pub(super) fn open_input(path: &Path, name: &str) -> Result<std::fs::File> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
@@ -34,7 +36,15 @@ pub(super) fn open_input(path: &Path, name: &str) -> Result<std::fs::File> {
             meta.len()
         )));
     }
-    std::fs::File::open(path).map_err(io)
+    let timeout = crate::fsutil::OPEN_TIMEOUT;
+    crate::fsutil::open_with_timeout(path, timeout)
+        .map_err(io)?
+        .ok_or_else(|| {
+            let secs = timeout.as_secs();
+            data_err(format!(
+                "no writer opened this FIFO within {secs} s, so nothing was read"
+            ))
+        })
 }
 
 /// A reader that fails instead of reading past `ceiling` bytes, so the CSV

@@ -39,7 +39,6 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 /// The value of the `format` metadata entry of every vnn model file.
@@ -227,39 +226,10 @@ fn check_standardizer(path: &str, mean: &[f32], scale: &[f32], n_in: usize) -> R
     }
 }
 
-/// Reads a whole file of at most [`MAX_MODEL_BYTES`] bytes (checked before
-/// reading); a directory is an [`Error::Model`].
+/// Reads a whole model or checkpoint file: a regular file of at most
+/// [`MAX_MODEL_BYTES`] bytes and within the memory budget
+/// ([`crate::budget`]), see [`crate::fsutil::read_regular`].
 pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>> {
-    let name = path.display().to_string();
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.is_dir() {
-        return Err(model_err(&name, None, "is a directory, not a model file"));
-    }
-    if meta.len() > MAX_MODEL_BYTES {
-        return Err(model_err(
-            &name,
-            None,
-            format!(
-                "the file has {} bytes, more than the limit of {MAX_MODEL_BYTES} bytes",
-                meta.len()
-            ),
-        ));
-    }
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_MODEL_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_MODEL_BYTES {
-        return Err(model_err(
-            &name,
-            None,
-            format!("the file grew past the limit of {MAX_MODEL_BYTES} bytes while being read"),
-        ));
-    }
-    Ok(bytes)
+    let limit = MAX_MODEL_BYTES.min(crate::budget::limit()?);
+    crate::fsutil::read_regular(path, limit)
 }

@@ -35,6 +35,8 @@
 //! the pool (a step enters twice). Run the steps inside
 //! `ThreadPool::install` to avoid the latter.
 
+mod memory;
+pub(crate) use memory::check as check_memory;
 mod pass;
 mod state;
 
@@ -253,10 +255,12 @@ impl<'d> Trainer<'d> {
     ///
     /// # Errors
     /// If the settings are invalid, the data is empty, or its feature or
-    /// class count does not match the model.
+    /// class count does not match the model; [`Error::TooLarge`] if the
+    /// run's buffers do not fit the memory budget ([`crate::budget`]).
     pub fn new(model: Model, data: &'d Dataset, config: TrainConfig) -> Result<Trainer<'d>> {
         config.validate()?;
         check_data(&model, data)?;
+        memory::check(&model.layout, data.n_rows(), data.n_features, &config)?;
         let n = data.n_rows();
         let batch = config.batch_size.map_or(n, |b| b.min(n));
         let n_params = model.layout.len;
@@ -443,6 +447,15 @@ impl<'d> Trainer<'d> {
     }
 }
 
+/// The most classes [`evaluate`] keeps a confusion matrix for: above it,
+/// [`Evaluation::confusion`] is empty (a dense matrix would need
+/// `8 * classes^2` bytes).
+pub const MAX_CONFUSION_CLASSES: usize = 1024;
+
+/// The most logits [`evaluate`] holds at once: the rows are evaluated in
+/// chunks of `EVAL_CHUNK_VALUES / classes` rows (at least one).
+pub const EVAL_CHUNK_VALUES: usize = 1 << 22;
+
 /// Accuracy, mean cross-entropy (without the L2 term) and confusion matrix
 /// of a model on a dataset.
 #[derive(Clone, Debug, PartialEq)]
@@ -453,15 +466,19 @@ pub struct Evaluation {
     pub loss: f64,
     /// Number of rows.
     pub n: usize,
-    /// `confusion[true][predicted]` counts.
+    /// `confusion[true][predicted]` counts; empty when the model has more
+    /// than [`MAX_CONFUSION_CLASSES`] classes.
     pub confusion: Vec<Vec<u64>>,
 }
 
-/// Evaluates `model` on `data` (inference mode: no dropout, full weights).
+/// Evaluates `model` on `data` (inference mode: no dropout, full weights),
+/// in chunks of rows that keep at most [`EVAL_CHUNK_VALUES`] logits at
+/// once.
 ///
 /// # Errors
 /// If the data's feature count differs from the model's, or a label is out
-/// of the model's class range.
+/// of the model's class range; [`Error::OutputNotFinite`] naming the first
+/// row whose logits are not finite.
 pub fn evaluate(model: &Model, data: &Dataset) -> Result<Evaluation> {
     let k = model.n_classes();
     let n = data.n_rows();
@@ -479,17 +496,34 @@ pub fn evaluate(model: &Model, data: &Dataset) -> Result<Evaluation> {
             y,
         ));
     }
-    let mut logits = model.logits(&data.features, n)?;
-    let mut pred = vec![0u32; n];
-    reduce::argmax_rows(&logits, n, k, &mut pred);
-    let ce = softmax::softmax_cross_entropy(&mut logits, &data.labels, n, k, 1.0 / n.max(1) as f32);
-    let mut confusion = vec![vec![0u64; k]; k];
-    for (&t, &p) in data.labels.iter().zip(&pred) {
-        confusion[t as usize][p as usize] += 1;
+    let chunk = (EVAL_CHUNK_VALUES / k).max(1);
+    let mut confusion = vec![vec![0u64; k]; if k > MAX_CONFUSION_CLASSES { 0 } else { k }];
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    let mut workspace = crate::model::Workspace::default();
+    let mut logits = vec![0f32; chunk.min(n) * k];
+    let mut pred = vec![0u32; chunk.min(n)];
+    let d = data.n_features;
+    for start in (0..n).step_by(chunk) {
+        let rows = chunk.min(n - start);
+        let (x, y) = (
+            &data.features[start * d..(start + rows) * d],
+            &data.labels[start..start + rows],
+        );
+        let (logits, pred) = (&mut logits[..rows * k], &mut pred[..rows]);
+        model.logits_into(x, rows, &mut workspace, logits)?;
+        crate::model::check_finite_output(logits, k, start)?;
+        reduce::argmax_rows(logits, rows, k, pred);
+        let ce = softmax::softmax_cross_entropy(logits, y, rows, k, 1.0 / n.max(1) as f32);
+        (loss, correct) = (loss + ce.loss, correct + ce.correct);
+        if !confusion.is_empty() {
+            for (&t, &p) in y.iter().zip(pred.iter()) {
+                confusion[t as usize][p as usize] += 1;
+            }
+        }
     }
     Ok(Evaluation {
-        accuracy: ce.correct as f64 / n.max(1) as f64,
-        loss: ce.loss,
+        accuracy: correct as f64 / n.max(1) as f64,
+        loss,
         n,
         confusion,
     })
