@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::Path;
 
 /// The name of the lock file in a run folder.
@@ -42,7 +42,7 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        match file.try_lock() {
+        match try_lock(&mut file) {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 return Err(Error::Busy {
@@ -56,16 +56,41 @@ impl RunLock {
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         file.set_len(0).map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
         let pid = format!("{}\n", std::process::id());
         file.write_all(pid.as_bytes()).map_err(io)?;
         Ok(RunLock { _file: file })
     }
 }
 
+/// Tries the lock. When the file names this process as its holder, the
+/// lock may be one this process has just released but a child it is
+/// starting still shares (a forked child holds the parent's open files
+/// until it executes its program), so it tries again for up to
+/// [`SAME_PROCESS_WAIT`] before giving up.
+fn try_lock(file: &mut File) -> std::result::Result<(), TryLockError> {
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock)
+                if holder(file) == Some(std::process::id())
+                    && start.elapsed() < SAME_PROCESS_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long a lock that names this process as its holder is waited for.
+const SAME_PROCESS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The process id the holder wrote into the lock file (none while it has
 /// not written it yet).
 fn holder(file: &mut File) -> Option<u32> {
     let mut text = String::new();
+    file.seek(std::io::SeekFrom::Start(0)).ok()?;
     file.take(32).read_to_string(&mut text).ok()?;
     text.trim().parse().ok()
 }
