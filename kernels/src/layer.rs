@@ -53,19 +53,7 @@ pub struct DenseShape {
     pub n_out: usize,
 }
 
-/// Inverted dropout on a layer's activations: the mask of
-/// [`crate::mask::bernoulli_mask`]`(p_drop, seed, stream)` over the
-/// `rows x n_out` outputs, row-major, kept units scaled by
-/// `1 / (1 - p_drop)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Dropout {
-    /// Probability of dropping a unit, in `[0, 1)`.
-    pub p_drop: f32,
-    /// Seed of the mask.
-    pub seed: u64,
-    /// Stream of the mask.
-    pub stream: u64,
-}
+pub use crate::mask::Dropout;
 
 // A tuning detail, out of the public docs; the kernel tests and benches name it.
 #[doc(hidden)]
