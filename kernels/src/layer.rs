@@ -22,6 +22,10 @@
 //! `dw` and `db` (the crate's convention); activations are overwritten by
 //! their gradients in place. No op allocates: the backward takes a scratch
 //! of at least [`relu_dense_backward_scratch`] elements.
+//!
+//! Every other activation has the same pair, [`dense_act_forward`] and
+//! [`act_dense_backward`] (ReLU there is the ReLU pair above; the others
+//! take the GEMM path).
 
 use crate::fused::{self, NARROW_MAX};
 use crate::{activation, gemm, reduce, Transpose};
@@ -54,6 +58,10 @@ pub struct DenseShape {
 }
 
 pub use crate::mask::Dropout;
+
+mod act;
+
+pub use act::{act_dense_backward, act_dense_backward_scratch, dense_act_forward};
 
 // A tuning detail, out of the public docs; the kernel tests and benches name it.
 #[doc(hidden)]

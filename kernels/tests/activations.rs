@@ -407,3 +407,162 @@ fn names_round_trip() {
     let err = "swish".parse::<Activation>().unwrap_err();
     assert!(err.to_string().contains("unknown activation 'swish'"));
 }
+
+/// `X W` by the triple loop in `f64`, `X` `rows x k`, `W` `k x n`, with
+/// either operand read transposed through `x_at` / `w_at`.
+fn naive_product(
+    rows: usize,
+    k: usize,
+    n: usize,
+    x_at: impl Fn(usize, usize) -> f32,
+    w_at: impl Fn(usize, usize) -> f32,
+) -> Vec<f32> {
+    let mut out = vec![0.0; rows * n];
+    for r in 0..rows {
+        for c in 0..n {
+            let s: f64 = (0..k).map(|l| x_at(r, l) as f64 * w_at(l, c) as f64).sum();
+            out[r * n + c] = s as f32;
+        }
+    }
+    out
+}
+
+#[test]
+fn layer_ops_take_any_activation_and_relu_unchanged() {
+    use vnn_kernels::layer::{
+        act_dense_backward, act_dense_backward_scratch, dense_act_forward, dense_relu_forward,
+        relu_dense_backward, relu_dense_backward_scratch, DenseShape,
+    };
+    let mut r = rng(6);
+    let d = DROPOUTS[1].unwrap();
+    for (rows, n_in, n_out) in [(1, 3, 5), (9, 2, 17), (40, 33, 3), (150, 20, 70)] {
+        let shape = DenseShape { rows, n_in, n_out };
+        let x = data(&mut r, rows * n_in, false);
+        let w = data(&mut r, n_in * n_out, false);
+        let b = data(&mut r, n_out, false);
+        for dropout in [None, Some(d)] {
+            // ReLU: the ReLU ops, bit for bit.
+            let (mut a1, mut a2) = (vec![f32::NAN; rows * n_out], vec![f32::NAN; rows * n_out]);
+            dense_act_forward(Activation::Relu, shape, &x, &w, &b, dropout, &mut a1);
+            dense_relu_forward(shape, &x, &w, &b, dropout, &mut a2);
+            assert_bits_eq(&a1, &a2, "relu layer forward");
+            // The backward of the next layer (n_out inputs, n_in outputs).
+            let next = DenseShape {
+                rows,
+                n_in: n_out,
+                n_out: n_in,
+            };
+            let w2 = data(&mut r, n_out * n_in, false);
+            let ds2 = data(&mut r, rows * n_in, false);
+            let (mut dw1, mut dw2) = (vec![0.0; n_out * n_in], vec![0.0; n_out * n_in]);
+            let (mut db1, mut db2) = (vec![0.0; n_out], vec![0.0; n_out]);
+            let mut s1 = vec![0.0; act_dense_backward_scratch(Activation::Relu, next)];
+            let mut s2 = vec![0.0; relu_dense_backward_scratch(next)];
+            let scale = dropout.map_or(1.0, |d| keep_scale(d.p_drop));
+            act_dense_backward(
+                Activation::Relu,
+                next,
+                &mut a1,
+                &ds2,
+                &w2,
+                dropout,
+                &mut dw1,
+                &mut db1,
+                &mut s1,
+            );
+            relu_dense_backward(next, &mut a2, &ds2, &w2, scale, &mut dw2, &mut db2, &mut s2);
+            assert_bits_eq(&a1, &a2, "relu layer backward dZ");
+            assert_bits_eq(&dw1, &dw2, "relu layer backward dW");
+            assert_bits_eq(&db1, &db2, "relu layer backward db");
+
+            for act in [Activation::Tanh, Activation::Sigmoid, Activation::LeakyRelu] {
+                let what = format!("{act} {rows}x{n_in}x{n_out} {dropout:?}");
+                // Forward against X W in f64 and the scalar twin: 1e-5.
+                let mut a = vec![f32::NAN; rows * n_out];
+                dense_act_forward(act, shape, &x, &w, &b, dropout, &mut a);
+                let mut want = naive_product(
+                    rows,
+                    n_in,
+                    n_out,
+                    |i, l| x[i * n_in + l],
+                    |l, c| w[l * n_out + c],
+                );
+                bias_act_forward_scalar(act, &mut want, &b, rows, n_out, dropout);
+                for (i, (&g, &e)) in a.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                        "{what}: A[{i}] {g} vs {e}"
+                    );
+                }
+                // Backward through the output layer S = A W2' + c (W2' n_out x n_in
+                // as `next` has it): dW against Aᵀ dS, dZ against the twin on
+                // dA = dS W2'ᵀ, db the column sums of dZ.
+                let mut dz = a.clone();
+                let mut dw = vec![0.0; n_out * n_in];
+                let mut db = vec![0.0; n_out];
+                let mut scratch = vec![f32::NAN; act_dense_backward_scratch(act, next)];
+                act_dense_backward(
+                    act,
+                    next,
+                    &mut dz,
+                    &ds2,
+                    &w2,
+                    dropout,
+                    &mut dw,
+                    &mut db,
+                    &mut scratch,
+                );
+                let want_dw = naive_product(
+                    n_out,
+                    rows,
+                    n_in,
+                    |j, i| a[i * n_out + j],
+                    |i, c| ds2[i * n_in + c],
+                );
+                let da = naive_product(
+                    rows,
+                    n_in,
+                    n_out,
+                    |i, l| ds2[i * n_in + l],
+                    |l, j| w2[j * n_in + l],
+                );
+                let mut want_dz = a.clone();
+                let mut want_db = vec![0.0; n_out];
+                act_backward_scalar(act, &mut want_dz, &da, rows, n_out, dropout, &mut want_db);
+                // Bounds: 1e-5 of the same sums over absolute values (|act'| <= 1,
+                // the mask at most its scale).
+                let scale = dropout.map_or(1.0, |d| keep_scale(d.p_drop));
+                let dw_mag = naive_product(
+                    n_out,
+                    rows,
+                    n_in,
+                    |j, i| a[i * n_out + j].abs(),
+                    |i, c| ds2[i * n_in + c].abs(),
+                );
+                let dz_mag: Vec<f32> = naive_product(
+                    rows,
+                    n_in,
+                    n_out,
+                    |i, l| ds2[i * n_in + l].abs(),
+                    |l, j| w2[j * n_in + l].abs(),
+                )
+                .iter()
+                .map(|v| v * scale)
+                .collect();
+                let db_mag: Vec<f32> = (0..n_out)
+                    .map(|j| (0..rows).map(|i| dz_mag[i * n_out + j]).sum())
+                    .collect();
+                for (name, got, want, mag) in [
+                    ("dW", &dw, &want_dw, &dw_mag),
+                    ("dZ", &dz, &want_dz, &dz_mag),
+                    ("db", &db, &want_db, &db_mag),
+                ] {
+                    for (i, ((&g, &e), &m)) in got.iter().zip(want).zip(mag).enumerate() {
+                        let bound = 1e-5 * (1.0 + m);
+                        assert!((g - e).abs() <= bound, "{what}: {name}[{i}] {g} vs {e}");
+                    }
+                }
+            }
+        }
+    }
+}
