@@ -329,6 +329,69 @@ fn bench_relu_backward(c: &mut Criterion) {
     g.finish();
 }
 
+/// The hidden-layer size of the benches of every activation (the spiral's).
+const ACT_SIZE: (usize, usize) = (300, 100);
+
+/// The dropout of the activation benches.
+const ACT_DROPOUT: mask::Dropout = mask::Dropout {
+    p_drop: 0.5,
+    seed: 7,
+    stream: 0,
+};
+
+fn bench_act_forward(c: &mut Criterion) {
+    let mut g = group(c, "bias_act_forward");
+    let (rows, cols) = ACT_SIZE;
+    let bias = data(cols, 2);
+    let id = size_id(rows, cols);
+    g.throughput(Throughput::Elements((rows * cols) as u64));
+    for act in activation::Activation::ALL {
+        for (kind, dropout) in [("", None), ("-dropout", Some(ACT_DROPOUT))] {
+            let mut z = data(rows * cols, 1);
+            g.bench_function(format!("{act}{kind}/simd/{id}"), |b| {
+                b.iter(|| {
+                    activation::bias_act_forward(act, black_box(&mut z), &bias, rows, cols, dropout)
+                })
+            });
+            let mut z = data(rows * cols, 1);
+            g.bench_function(format!("{act}{kind}/scalar/{id}"), |b| {
+                b.iter(|| {
+                    let z = black_box(&mut z);
+                    activation::bias_act_forward_scalar(act, z, &bias, rows, cols, dropout)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn bench_act_backward(c: &mut Criterion) {
+    let mut g = group(c, "act_backward");
+    let (rows, cols) = ACT_SIZE;
+    let da = data(rows * cols, 2);
+    let id = size_id(rows, cols);
+    g.throughput(Throughput::Elements((rows * cols) as u64));
+    for act in activation::Activation::ALL {
+        for (kind, dropout) in [("", None), ("-dropout", Some(ACT_DROPOUT))] {
+            let mut a = data(rows * cols, 1);
+            let mut db = vec![0.0f32; cols];
+            g.bench_function(format!("{act}{kind}/simd/{id}"), |b| {
+                b.iter(|| {
+                    let a = black_box(&mut a);
+                    activation::act_backward(act, a, &da, rows, cols, dropout, &mut db)
+                })
+            });
+            g.bench_function(format!("{act}{kind}/scalar/{id}"), |b| {
+                b.iter(|| {
+                    let a = black_box(&mut a);
+                    activation::act_backward_scalar(act, a, &da, rows, cols, dropout, &mut db)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 // --- softmax family ------------------------------------------------------------
 
 fn naive_softmax_rows(x: &mut [f32], rows: usize, cols: usize) {
@@ -724,7 +787,7 @@ criterion_group! {
     name = benches;
     config = config();
     targets = bench_gemm, bench_matvec, bench_bias_relu, bench_bias_relu_dropout,
-        bench_relu_backward, bench_softmax, bench_logsumexp, bench_softmax_cross_entropy,
-        bench_bernoulli_mask, bench_apply_mask, bench_updates, bench_reductions
+        bench_relu_backward, bench_act_forward, bench_act_backward, bench_softmax,
+        bench_logsumexp, bench_softmax_cross_entropy, bench_bernoulli_mask, bench_apply_mask, bench_updates, bench_reductions
 }
 criterion_main!(benches);

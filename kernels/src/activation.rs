@@ -1,5 +1,9 @@
-//! Fused bias + ReLU (+ inverted dropout) forward and the matching backward.
+//! Fused bias + activation (+ inverted dropout) forward and the matching
+//! backward: ReLU here, and every [`Activation`] through
+//! [`bias_act_forward`] and [`act_backward`] (ReLU there takes the ReLU
+//! kernels below, bit for bit).
 //!
+//! For ReLU:
 //! The forward overwrites the pre-activation buffer with the activation
 //! `A`, which is all the backward needs: a unit was active (and kept by
 //! dropout) exactly where `A > 0`.
@@ -10,6 +14,96 @@
 use crate::mask;
 use crate::simd::{store, Lane};
 use wide::f32x8;
+
+mod kinds;
+
+pub use kinds::{
+    act_backward, act_backward_scalar, act_scalar_value, bias_act_forward, bias_act_forward_scalar,
+};
+
+/// The slope of [`Activation::LeakyRelu`] for inputs that are not positive:
+/// `leaky_relu(z) = z` for `z > 0`, else `LEAKY_RELU_SLOPE * z`.
+pub const LEAKY_RELU_SLOPE: f32 = 0.01;
+
+/// A hidden layer's activation function.
+///
+/// Names (for files and flags): `relu`, `tanh`, `sigmoid`, `leaky-relu`.
+///
+/// # Example
+/// ```
+/// use vnn_kernels::activation::Activation;
+/// assert_eq!(Activation::from_name("leaky-relu"), Some(Activation::LeakyRelu));
+/// assert_eq!(Activation::Tanh.name(), "tanh");
+/// assert_eq!("sigmoid".parse::<Activation>(), Ok(Activation::Sigmoid));
+/// assert!("gelu".parse::<Activation>().is_err());
+/// assert_eq!(Activation::default(), Activation::Relu);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// `max(0, z)`; NaN propagates.
+    #[default]
+    Relu,
+    /// `tanh(z)`, in `[-1, 1]` for every finite `z`.
+    Tanh,
+    /// `1 / (1 + e^-z)`, in `[0, 1]` for every finite `z`.
+    Sigmoid,
+    /// `z` for `z > 0`, else [`LEAKY_RELU_SLOPE`]` * z`.
+    LeakyRelu,
+}
+
+impl Activation {
+    /// Every activation, in the order of their names in docs and help.
+    pub const ALL: [Activation; 4] = [
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::LeakyRelu,
+    ];
+
+    /// The name used in files and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::LeakyRelu => "leaky-relu",
+        }
+    }
+
+    /// The activation called `name` ([`Activation::name`]), if any.
+    pub fn from_name(name: &str) -> Option<Activation> {
+        Activation::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+impl std::fmt::Display for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error of parsing an unknown activation name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownActivation(pub String);
+
+impl std::fmt::Display for UnknownActivation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown activation '{}' (expected relu, tanh, sigmoid or leaky-relu)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownActivation {}
+
+impl std::str::FromStr for Activation {
+    type Err = UnknownActivation;
+    fn from_str(s: &str) -> Result<Activation, UnknownActivation> {
+        Activation::from_name(s).ok_or_else(|| UnknownActivation(s.to_string()))
+    }
+}
 
 /// Lanes per SIMD vector.
 const LANES: usize = 8;

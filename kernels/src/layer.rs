@@ -22,6 +22,10 @@
 //! `dw` and `db` (the crate's convention); activations are overwritten by
 //! their gradients in place. No op allocates: the backward takes a scratch
 //! of at least [`relu_dense_backward_scratch`] elements.
+//!
+//! Every other activation has the same pair, [`dense_act_forward`] and
+//! [`act_dense_backward`] (ReLU there is the ReLU pair above; the others
+//! take the GEMM path).
 
 use crate::fused::{self, NARROW_MAX};
 use crate::{activation, gemm, reduce, Transpose};
@@ -53,19 +57,11 @@ pub struct DenseShape {
     pub n_out: usize,
 }
 
-/// Inverted dropout on a layer's activations: the mask of
-/// [`crate::mask::bernoulli_mask`]`(p_drop, seed, stream)` over the
-/// `rows x n_out` outputs, row-major, kept units scaled by
-/// `1 / (1 - p_drop)`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Dropout {
-    /// Probability of dropping a unit, in `[0, 1)`.
-    pub p_drop: f32,
-    /// Seed of the mask.
-    pub seed: u64,
-    /// Stream of the mask.
-    pub stream: u64,
-}
+pub use crate::mask::Dropout;
+
+mod act;
+
+pub use act::{act_dense_backward, act_dense_backward_scratch, dense_act_forward};
 
 // A tuning detail, out of the public docs; the kernel tests and benches name it.
 #[doc(hidden)]

@@ -21,6 +21,20 @@ pub const MASK_BLOCK: usize = 8;
 /// Number of `xoshiro256++` generators behind one mask stream.
 pub const GENERATORS: usize = 4;
 
+/// Inverted dropout on a layer's activations: the mask of
+/// [`bernoulli_mask`]`(p_drop, seed, stream)` over the
+/// `rows x n_out` outputs, row-major, kept units scaled by
+/// `1 / (1 - p_drop)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dropout {
+    /// Probability of dropping a unit, in `[0, 1)`.
+    pub p_drop: f32,
+    /// Seed of the mask.
+    pub seed: u64,
+    /// Stream of the mask.
+    pub stream: u64,
+}
+
 fn splitmix64(x: &mut u64) -> u64 {
     *x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *x;
