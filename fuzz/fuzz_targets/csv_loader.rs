@@ -59,9 +59,15 @@ fn check_generated(spec: &[u8]) {
     let Ok(d) = load_training_csv_from_reader(text.as_bytes(), "fuzz", &opts) else {
         return;
     };
-    d.validate("fuzz").expect("a loaded dataset is consistent");
+    let rebuilt = vnn::data::Dataset::new(
+        d.features().to_vec(),
+        d.labels().to_vec(),
+        d.n_features(),
+        d.n_classes(),
+    );
+    rebuilt.expect("a loaded dataset is consistent");
     let Ok(model) =
-        vnn::model::Model::new(&[d.n_features, d.n_classes], vnn::model::Init::Small, 0)
+        vnn::model::Model::new(&[d.n_features(), d.n_classes()], vnn::model::Init::Small, 0)
     else {
         return;
     };
