@@ -42,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
             let low = if act == Activation::Tanh { -1.0 } else { 0.0 };
             let scale = dropout.map_or(1.0, |d| keep_scale(d.p_drop));
             for &v in &a {
-                assert!(v.is_nan() || (low * scale..=scale).contains(&v), "{what}: {v}");
+                assert!(
+                    v.is_nan() || (low * scale..=scale).contains(&v),
+                    "{what}: {v}"
+                );
             }
         }
     }
