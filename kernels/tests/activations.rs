@@ -6,8 +6,11 @@
 //! `1e-7` absolute of the twin (a polynomial `exp` against `std`); ReLU,
 //! leaky ReLU and every backward bit for bit (two NaNs count as equal).
 
+mod common;
+
 use approx::relative_eq;
-use rand::{RngExt, SeedableRng};
+use common::{assert_bits_eq, rng};
+use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use vnn_kernels::activation::{
     act_backward, act_backward_scalar, bias_act_forward, bias_act_forward_scalar,
@@ -51,10 +54,6 @@ const DROPOUTS: [Option<Dropout>; 3] = [
     }),
 ];
 
-fn rng(seed: u64) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(seed)
-}
-
 /// Uniform values in `[-6, 6)`, about one in eight replaced by a special
 /// value when `specials` is set.
 fn data(r: &mut Xoshiro256PlusPlus, n: usize, specials: bool) -> Vec<f32> {
@@ -81,16 +80,6 @@ fn shapes() -> Vec<(usize, usize)> {
         out.push((r.random_range(0..30), r.random_range(0..70)));
     }
     out
-}
-
-/// Bit-for-bit equality, any NaN equal to any NaN.
-#[track_caller]
-fn assert_bits_eq(simd: &[f32], scalar: &[f32], what: &str) {
-    assert_eq!(simd.len(), scalar.len(), "{what}: lengths");
-    for (i, (&a, &b)) in simd.iter().zip(scalar).enumerate() {
-        let same = a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
-        assert!(same, "{what}: element {i}: simd {a:e} != scalar {b:e}");
-    }
 }
 
 /// NaN where the twin is NaN, equal infinities, else [`MAX_RELATIVE`] or

@@ -6,8 +6,11 @@
 //! their payload). The others use `approx` with a bound stated next to each
 //! comparison.
 
+mod common;
+
 use approx::{assert_abs_diff_eq, assert_relative_eq, relative_eq};
-use rand::{RngExt, SeedableRng};
+use common::{assert_bits_eq, rng};
+use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use vnn_kernels::activation::{
     bias_relu_dropout_forward, bias_relu_dropout_forward_scalar, bias_relu_forward,
@@ -44,10 +47,6 @@ const SPECIALS: [f32; 7] = [
     f32::NAN,
     f32::MIN_POSITIVE,
 ];
-
-fn rng(seed: u64) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(seed)
-}
 
 /// Uniform values in `[-4, 4)`, about one in eight replaced by a special
 /// value (NaN and `-inf` included) when `specials` is set.
@@ -98,16 +97,6 @@ fn shapes() -> Vec<(usize, usize)> {
         out.push((r.random_range(0..40), r.random_range(0..80)));
     }
     out
-}
-
-/// Bit-for-bit equality, any NaN equal to any NaN.
-#[track_caller]
-fn assert_bits_eq(simd: &[f32], scalar: &[f32], what: &str) {
-    assert_eq!(simd.len(), scalar.len(), "{what}: lengths");
-    for (i, (&a, &b)) in simd.iter().zip(scalar).enumerate() {
-        let same = a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
-        assert!(same, "{what}: element {i}: simd {a:e} != scalar {b:e}");
-    }
 }
 
 /// NaN where the reference is NaN, equal infinities, and otherwise
