@@ -24,14 +24,14 @@ pub struct Cli {
     command: Option<Command>,
     /// Without a subcommand, `vnn` trains with these options.
     #[command(flatten)]
-    train: train::TrainArgs,
+    train: vnn::settings::TrainOptions,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train a model on the built-in spiral or a CSV file (the default command).
     #[command(allow_negative_numbers = true)]
-    Train(Box<train::TrainArgs>),
+    Train(Box<vnn::settings::TrainOptions>),
     /// Predict classes (or probabilities) for the rows of a CSV file.
     Predict(predict::PredictArgs),
     /// Evaluate a model on a labelled CSV file: accuracy, loss, confusion matrix.
@@ -109,15 +109,4 @@ pub(crate) fn with_threads<T: Send>(
         .build()
         .context("cannot start the worker threads (--threads)")?;
     Ok(pool.install(f))
-}
-
-/// Parses `--delimiter`: one ASCII character, or `tab` (also `\t`).
-pub(crate) fn parse_delimiter(s: &str) -> Result<u8, String> {
-    match s {
-        "\\t" | "tab" => Ok(b'\t'),
-        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
-        _ => Err(format!(
-            "the delimiter must be one ASCII character (or 'tab'), got '{s}'"
-        )),
-    }
 }

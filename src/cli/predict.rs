@@ -13,7 +13,7 @@ use vnn::predict;
 #[derive(Args, Debug, Clone)]
 pub(crate) struct Input {
     /// CSV field delimiter (one character, or `tab`).
-    #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
+    #[arg(long, default_value = ",", value_parser = vnn::settings::parse_delimiter)]
     pub(crate) delimiter: u8,
     /// Worker threads (default: all cores; at most 256).
     #[arg(long)]

@@ -11,8 +11,7 @@
 use super::with_threads;
 use anyhow::{Context, Result};
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, ValueEnum};
-use serde::Serialize;
+use clap::{ArgMatches, Args};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use vnn::checkpoint::Checkpoint;
@@ -21,148 +20,20 @@ use vnn::output::Console;
 use vnn::session::{
     utc_timestamp, Interrupter, MetricsFile, Outcome, Plots, Progress, SessionBuilder, TensorBoard,
 };
-use vnn::settings::{refuse_with_resume, RunSettings};
-
-#[derive(ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum ModelKind {
-    /// Softmax classifier on the raw features (no hidden layer).
-    Linear,
-    /// ReLU MLP with the --hidden layers.
-    Mlp,
-}
-
-#[derive(ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum OptimizerKind {
-    /// Plain gradient descent.
-    Sgd,
-    /// Gradient descent with momentum (--momentum).
-    Momentum,
-    /// Adam (beta1 0.9, beta2 0.999, eps 1e-8).
-    Adam,
-}
-
-#[derive(ValueEnum, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum InitKind {
-    /// He: normal * sqrt(2 / fan_in).
-    He,
-    /// 0.01 * normal, as in the source text.
-    Small,
-}
-
-/// Options of `vnn train`: the [`RunSettings`] of the run, field for field.
-#[derive(Args, Serialize, Debug, Clone)]
-pub(crate) struct TrainArgs {
-    /// Training data: `spiral` (built in) or a CSV file with a header row.
-    #[arg(long, default_value = "spiral")]
-    pub data: String,
-    /// Label column of the CSV (default: the last column).
-    #[arg(long)]
-    pub label: Option<String>,
-    /// CSV field delimiter (one character, or `tab`); never guessed.
-    #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
-    pub delimiter: u8,
-    /// Model: softmax classifier or ReLU MLP.
-    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
-    pub model: ModelKind,
-    /// Hidden layer widths of the MLP, comma-separated (e.g. 100 or 128,64).
-    #[arg(long, default_value = "100", value_delimiter = ',')]
-    pub hidden: Vec<usize>,
-    /// Passes over the training rows (full batch: one step each).
-    #[arg(long, default_value_t = 10_000)]
-    pub epochs: u64,
-    /// Learning rate.
-    #[arg(long, default_value_t = 1.0)]
-    pub lr: f32,
-    /// L2 regularization strength (loss += 0.5 * reg * sum W^2).
-    #[arg(long, default_value_t = 0.001)]
-    pub reg: f32,
-    /// Update rule.
-    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
-    pub optimizer: OptimizerKind,
-    /// Momentum coefficient for --optimizer momentum.
-    #[arg(long, default_value_t = 0.9)]
-    pub momentum: f32,
-    /// Rows per step (default: the full batch).
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Dropout probability on hidden units during training.
-    #[arg(long, default_value_t = 0.0)]
-    pub dropout: f32,
-    /// Dropconnect probability on weights during training.
-    #[arg(long, default_value_t = 0.0)]
-    pub dropconnect: f32,
-    /// Fraction of rows held out as a stratified test set (e.g. 0.2).
-    #[arg(long)]
-    pub test_split: Option<f64>,
-    /// Standardize features (mean 0, scale 1); stored in the model.
-    #[arg(long)]
-    pub standardize: bool,
-    /// Seed of the data (spiral), split, initialization, shuffles and masks.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Worker threads (default: all cores; at most 256).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Log scalars, histograms and curve points every N optimizer steps.
-    #[arg(long, default_value_t = 100)]
-    pub log_every: u64,
-    /// Print an "EPOCH i: Training loss, Accuracy" line every N optimizer steps.
-    #[arg(long, default_value_t = 1000)]
-    pub print_every: u64,
-    /// Run folder (default: runs/<data>-<model>-<timestamp>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Print one JSON object with the results as the last line of stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Weight initialization.
-    #[arg(long, value_enum, default_value_t = InitKind::He)]
-    pub init: InitKind,
-    /// Points per class of the built-in spiral.
-    #[arg(long, default_value_t = 100)]
-    pub spiral_points: usize,
-    /// Classes of the built-in spiral.
-    #[arg(long, default_value_t = 3)]
-    pub spiral_classes: usize,
-    /// Skip curves.png and boundary.png.
-    #[arg(long)]
-    pub no_plots: bool,
-    /// Write checkpoint.safetensors (model, optimizer state, settings) into
-    /// the run folder every N optimizer steps and at the end.
-    #[arg(long, value_name = "N")]
-    pub checkpoint_every: Option<u64>,
-    /// Continue the run of this checkpoint with its recorded settings
-    /// (allowed with it: --epochs, --out, --threads, --json, --no-plots,
-    /// --log-every, --print-every, --checkpoint-every).
-    #[arg(long, value_name = "PATH")]
-    #[serde(skip)]
-    pub resume: Option<PathBuf>,
-}
-
-impl TrainArgs {
-    /// The run settings of these options (the same fields, by name).
-    fn settings(&self) -> Result<RunSettings> {
-        let mut s: RunSettings = serde_json::from_value(serde_json::to_value(self)?)?;
-        s.resume = self.resume.clone();
-        Ok(s)
-    }
-}
+use vnn::settings::{refuse_with_resume, RunSettings, TrainOptions};
 
 /// The settings of the run: those of the options, or with `--resume` the
 /// ones recorded in its checkpoint with the options it accepts.
-fn settings(cli: &TrainArgs, matches: &ArgMatches) -> Result<(RunSettings, Option<Checkpoint>)> {
+fn settings(cli: &TrainOptions, matches: &ArgMatches) -> Result<(RunSettings, Option<Checkpoint>)> {
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    let own = cli.settings()?;
+    let own = cli.settings();
     let Some(path) = &cli.resume else {
         own.refuse_inapplicable(given)?;
         return Ok((own, None));
     };
     // The options of `vnn train`, in declaration order (the matches also
     // hold argument groups).
-    for arg in TrainArgs::augment_args(clap::Command::new("train")).get_arguments() {
+    for arg in TrainOptions::augment_args(clap::Command::new("train")).get_arguments() {
         let id = arg.get_id().as_str();
         refuse_with_resume(id, given(id))?;
     }
@@ -170,7 +41,7 @@ fn settings(cli: &TrainArgs, matches: &ArgMatches) -> Result<(RunSettings, Optio
     Ok((s, Some(ckpt)))
 }
 
-pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode> {
+pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitCode> {
     let (args, resume) = settings(cli_args, matches)?;
     let args = &args;
     let config = args.config();

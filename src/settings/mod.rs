@@ -14,23 +14,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
+mod options;
+pub use options::{parse_delimiter, TrainOptions};
+
 /// The model family of a run.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// Softmax classifier on the raw features (no hidden layer).
     Linear,
-    /// ReLU MLP with the hidden layers of [`RunSettings::hidden`].
+    /// ReLU MLP with the `hidden` layer widths.
     Mlp,
 }
 
 /// The update rule of a run.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// Plain gradient descent.
     Sgd,
-    /// Gradient descent with momentum ([`RunSettings::momentum`]).
+    /// Gradient descent with momentum (the `momentum` setting).
     Momentum,
     /// Adam (beta1 0.9, beta2 0.999, eps 1e-8).
     Adam,
@@ -38,11 +43,12 @@ pub enum OptimizerKind {
 
 /// The weight initialization of a run.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum InitKind {
     /// He: normal * sqrt(2 / fan_in).
     He,
-    /// 0.01 * normal.
+    /// 0.01 * normal, as in the source text.
     Small,
 }
 
