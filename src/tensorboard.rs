@@ -1,5 +1,5 @@
-//! TensorBoard event files: scalars and histograms, written without
-//! TensorFlow.
+//! TensorBoard event files: scalars, histograms and the hparams of a run,
+//! written without TensorFlow.
 //!
 //! An event file is a sequence of TFRecords, each
 //! `u64 length | u32 masked_crc(length) | data | u32 masked_crc(data)`, all
@@ -189,7 +189,7 @@ impl EventWriter {
             proto::Value {
                 tag: tag.to_string(),
                 simple_value: Some(value),
-                histo: None,
+                ..Default::default()
             },
         )
     }
@@ -204,8 +204,116 @@ impl EventWriter {
             step,
             proto::Value {
                 tag: tag.to_string(),
-                simple_value: None,
                 histo: Some(histogram(values)),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Records the run's hyper-parameters for TensorBoard's HParams
+    /// dashboard: the hparams plugin's three summaries (tags
+    /// `_hparams_/experiment`, `_hparams_/session_start_info` and
+    /// `_hparams_/session_end_info`, each an empty tensor whose metadata
+    /// holds an `HParamsPluginData` of version 0), at `step`. The
+    /// experiment names the hparams and the scalar tags `metric_tags` (to be
+    /// written into this file too) as its metrics; the session has the
+    /// values of `hparams` ([`hparam_values`]), started at
+    /// `start_time_secs` (seconds since the Unix epoch) and ended now with
+    /// `STATUS_SUCCESS`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the buffered write fails.
+    ///
+    /// # Example
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("vnn-doc-hparams-{}", std::process::id()));
+    /// let mut w = vnn::tensorboard::EventWriter::create(&dir).unwrap();
+    /// w.add_scalar("final/train_loss", 10, 0.25).unwrap();
+    /// let hparams = serde_json::json!({"lr": 0.01, "optimizer": "adam"});
+    /// w.add_hparams(10, &hparams, &["final/train_loss"], 0.0).unwrap();
+    /// w.flush().unwrap();
+    /// let bytes = std::fs::read(w.path()).unwrap();
+    /// // The file version, the scalar and the three hparams summaries.
+    /// assert_eq!(vnn::tensorboard::read_records(&bytes, "events").unwrap().len(), 5);
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn add_hparams(
+        &mut self,
+        step: i64,
+        hparams: &serde_json::Value,
+        metric_tags: &[&str],
+        start_time_secs: f64,
+    ) -> Result<()> {
+        use proto::hparams::{self as hp, Data};
+        let values = hparam_values(hparams);
+        let hparam_infos = values
+            .iter()
+            .map(|(name, v)| hp::HParamInfo {
+                name: name.clone(),
+                r#type: match v.kind {
+                    Some(hp::Kind::BoolValue(_)) => hp::DATA_TYPE_BOOL,
+                    Some(hp::Kind::NumberValue(_)) => hp::DATA_TYPE_FLOAT64,
+                    _ => hp::DATA_TYPE_STRING,
+                },
+            })
+            .collect();
+        let metric_infos = metric_tags
+            .iter()
+            .map(|tag| hp::MetricInfo {
+                name: Some(hp::MetricName {
+                    group: String::new(),
+                    tag: tag.to_string(),
+                }),
+            })
+            .collect();
+        let experiment = hp::Experiment {
+            hparam_infos,
+            metric_infos,
+        };
+        let start = hp::SessionStartInfo {
+            hparams: values,
+            start_time_secs,
+        };
+        let end = hp::SessionEndInfo {
+            status: hp::STATUS_SUCCESS,
+            end_time_secs: wall_time(),
+        };
+        self.add_hparams_data(step, "experiment", Data::Experiment(experiment))?;
+        self.add_hparams_data(step, "session_start_info", Data::SessionStartInfo(start))?;
+        self.add_hparams_data(step, "session_end_info", Data::SessionEndInfo(end))
+    }
+
+    /// Writes one hparams plugin summary, tagged `_hparams_/{name}`.
+    fn add_hparams_data(
+        &mut self,
+        step: i64,
+        name: &str,
+        data: proto::hparams::Data,
+    ) -> Result<()> {
+        let content = proto::hparams::HParamsPluginData {
+            version: 0,
+            data: Some(data),
+        };
+        let metadata = proto::SummaryMetadata {
+            plugin_data: Some(proto::PluginData {
+                plugin_name: "hparams".into(),
+                content: content.encode_to_vec(),
+            }),
+        };
+        // TensorBoard's own empty tensor: float32 of shape [0].
+        let tensor = proto::TensorProto {
+            dtype: proto::DT_FLOAT,
+            tensor_shape: Some(proto::TensorShapeProto {
+                dim: vec![proto::TensorDim { size: 0 }],
+            }),
+        };
+        self.write_value(
+            step,
+            proto::Value {
+                tag: format!("_hparams_/{name}"),
+                tensor: Some(tensor),
+                metadata: Some(metadata),
+                ..Default::default()
             },
         )
     }
@@ -287,6 +395,53 @@ pub fn histogram(values: &[f32]) -> proto::HistogramProto {
         bucket_limit,
         bucket,
     }
+}
+
+/// The hparams values of the JSON object `hparams`: strings, numbers and
+/// booleans as they are, arrays and objects as their JSON text; nulls (and
+/// anything that is not an object) left out.
+///
+/// # Example
+/// ```
+/// use vnn::tensorboard::proto::hparams::Kind;
+/// let v = vnn::tensorboard::hparam_values(&serde_json::json!(
+///     {"lr": 0.5, "optimizer": "sgd", "standardize": true, "batch_size": null, "sizes": [2, 3]}));
+/// let kinds: Vec<_> = v.iter().map(|(k, v)| (k.as_str(), v.kind.clone().unwrap())).collect();
+/// assert_eq!(kinds, [
+///     ("lr", Kind::NumberValue(0.5)),
+///     ("optimizer", Kind::StringValue("sgd".into())),
+///     ("sizes", Kind::StringValue("[2,3]".into())),
+///     ("standardize", Kind::BoolValue(true)),
+/// ]);
+/// ```
+// Hidden from the docs with `crate::proto`, the type it returns.
+#[doc(hidden)]
+pub fn hparam_values(
+    hparams: &serde_json::Value,
+) -> std::collections::BTreeMap<String, proto::hparams::PbValue> {
+    use proto::hparams::{Kind, PbValue};
+    use serde_json::Value;
+    let Some(object) = hparams.as_object() else {
+        return Default::default();
+    };
+    let kind = |v: &Value| match v {
+        Value::Null => None,
+        Value::Bool(b) => Some(Kind::BoolValue(*b)),
+        Value::Number(n) => n.as_f64().map(Kind::NumberValue),
+        Value::String(s) => Some(Kind::StringValue(s.clone())),
+        other => Some(Kind::StringValue(other.to_string())),
+    };
+    object
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.clone(),
+                PbValue {
+                    kind: Some(kind(v)?),
+                },
+            ))
+        })
+        .collect()
 }
 
 fn wall_time() -> f64 {

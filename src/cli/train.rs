@@ -55,7 +55,8 @@ pub(crate) enum InitKind {
 /// Options of `vnn train`: the [`RunSettings`] of the run, field for field.
 #[derive(Args, Serialize, Debug, Clone)]
 pub(crate) struct TrainArgs {
-    /// Training data: `spiral` (built in) or a CSV file with a header row.
+    /// Training data: `spiral` (built in), a CSV file with a header row, or
+    /// `-` for a CSV on standard input.
     #[arg(long, default_value = "spiral")]
     pub data: String,
     /// Label column of the CSV (default: the last column).
@@ -112,7 +113,7 @@ pub(crate) struct TrainArgs {
     /// Print an "EPOCH i: Training loss, Accuracy" line every N optimizer steps.
     #[arg(long, default_value_t = 1000)]
     pub print_every: u64,
-    /// Run folder (default: runs/<data>-<model>-<timestamp>).
+    /// Run folder (default: runs/<data>-<model>-<optimizer>-lr<lr>-<UTC time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print one JSON object with the results as the last line of stdout.
@@ -184,15 +185,10 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         None => (full.clone(), None),
     };
     let (model, train_std) = args.build_model(&train_raw)?;
-    let dir = args.out.clone().unwrap_or_else(|| {
-        let name = format!(
-            "{}-{}-{}",
-            args.data_name(),
-            args.model_name(),
-            utc_timestamp()
-        );
-        PathBuf::from("runs").join(name)
-    });
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run_folder(&utc_timestamp()));
     let settings = args.recorded(&dir)?;
     let command = resume
         .as_ref()
@@ -216,7 +212,6 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         .extra("label_column", label_col)
         .data_fingerprint(&args.data, &full)
         .interrupter(stop)
-        .observer(TensorBoard::new(&dir))
         .observer(Progress::new(args.json, args.print_every).console(out.clone()));
     if !args.no_plots {
         builder = builder.observer(Plots::new(title, points));
@@ -229,9 +224,13 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
     }
     let test = test_raw.as_ref();
     let outcome = with_threads(args.threads, || {
-        // The metrics record the threads of the pool.
-        let metrics = MetricsFile::new(args.metrics_json(&sizes));
-        let session = builder.observer(metrics).build(&train_std, test)?;
+        // The metrics and the hparams record the threads of the pool.
+        let recorded = args.metrics_json(&sizes);
+        let events = TensorBoard::new(&dir).hparams(recorded.clone());
+        let builder = builder
+            .observer(events)
+            .observer(MetricsFile::new(recorded));
+        let session = builder.build(&train_std, test)?;
         header(&out, args, (&train_raw, test), &sizes, resumed_at);
         session.evaluate_at_end(&train_raw).run()
     })??;
