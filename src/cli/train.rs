@@ -210,7 +210,7 @@ pub(crate) fn run(cli_args: &TrainArgs, matches: &ArgMatches) -> Result<ExitCode
         .settings(settings)
         .extra("training_command", command)
         .extra("label_column", label_col)
-        .data_fingerprint(&args.data, &full)
+        .data_fingerprint(vnn::csv::input_name(args.data.as_ref()), &full)
         .interrupter(stop)
         .observer(Progress::new(args.json, args.print_every).console(out.clone()));
     if !args.no_plots {
