@@ -210,16 +210,20 @@ impl EventWriter {
         )
     }
 
-    /// Records the run's hyper-parameters for TensorBoard's HParams
-    /// dashboard: the hparams plugin's three summaries (tags
-    /// `_hparams_/experiment`, `_hparams_/session_start_info` and
-    /// `_hparams_/session_end_info`, each an empty tensor whose metadata
-    /// holds an `HParamsPluginData` of version 0), at `step`. The
-    /// experiment names the hparams and the scalar tags `metric_tags` (to be
-    /// written into this file too) as its metrics; the session has the
-    /// values of `hparams` ([`hparam_values`]), started at
-    /// `start_time_secs` (seconds since the Unix epoch) and ended now with
-    /// `STATUS_SUCCESS`.
+    /// Records a session's hyper-parameters for TensorBoard's HParams
+    /// dashboard: the hparams plugin's summaries `_hparams_/session_start_info`
+    /// (the values of `hparams`, see [`hparam_values`], started at
+    /// `start_time_secs`, seconds since the Unix epoch) and
+    /// `_hparams_/session_end_info` (`STATUS_SUCCESS`, ended now), at
+    /// `step`. Each is an empty tensor whose metadata holds an
+    /// `HParamsPluginData` of version 0.
+    ///
+    /// Without an experiment summary ([`EventWriter::add_hparams_experiment`])
+    /// anywhere in the log folder, TensorBoard makes the experiment from
+    /// every session: all their hparams, and the scalar tags of their runs
+    /// as metrics. That suits a folder of runs with different settings: an
+    /// experiment summary in each run would have TensorBoard pick one of
+    /// them, and show only that run's hparams and metrics for all.
     ///
     /// # Errors
     /// [`Error::Io`] if the buffered write fails.
@@ -230,26 +234,53 @@ impl EventWriter {
     /// let mut w = vnn::tensorboard::EventWriter::create(&dir).unwrap();
     /// w.add_scalar("final/train_loss", 10, 0.25).unwrap();
     /// let hparams = serde_json::json!({"lr": 0.01, "optimizer": "adam"});
-    /// w.add_hparams(10, &hparams, &["final/train_loss"], 0.0).unwrap();
+    /// w.add_hparams_session(10, &hparams, 0.0).unwrap();
     /// w.flush().unwrap();
     /// let bytes = std::fs::read(w.path()).unwrap();
-    /// // The file version, the scalar and the three hparams summaries.
-    /// assert_eq!(vnn::tensorboard::read_records(&bytes, "events").unwrap().len(), 5);
+    /// // The file version, the scalar and the two session summaries.
+    /// assert_eq!(vnn::tensorboard::read_records(&bytes, "events").unwrap().len(), 4);
     /// std::fs::remove_dir_all(&dir).unwrap();
     /// ```
-    pub fn add_hparams(
+    pub fn add_hparams_session(
+        &mut self,
+        step: i64,
+        hparams: &serde_json::Value,
+        start_time_secs: f64,
+    ) -> Result<()> {
+        use proto::hparams::{self as hp, Data};
+        let start = hp::SessionStartInfo {
+            hparams: hparam_values(hparams),
+            start_time_secs,
+        };
+        let end = hp::SessionEndInfo {
+            status: hp::STATUS_SUCCESS,
+            end_time_secs: wall_time(),
+        };
+        self.add_hparams_data(step, "session_start_info", Data::SessionStartInfo(start))?;
+        self.add_hparams_data(step, "session_end_info", Data::SessionEndInfo(end))
+    }
+
+    /// Records the experiment of TensorBoard's HParams dashboard: the
+    /// summary `_hparams_/experiment` (an `HParamsPluginData` of version 0)
+    /// naming the hparams of `hparams` with their types (string, bool or
+    /// float64, as [`hparam_values`] gives them) and the scalar tags
+    /// `metric_tags` as its metrics. TensorBoard uses one experiment for a
+    /// log folder, so write it once, for example into the folder's own
+    /// event file above the runs'.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the buffered write fails.
+    pub fn add_hparams_experiment(
         &mut self,
         step: i64,
         hparams: &serde_json::Value,
         metric_tags: &[&str],
-        start_time_secs: f64,
     ) -> Result<()> {
         use proto::hparams::{self as hp, Data};
-        let values = hparam_values(hparams);
-        let hparam_infos = values
-            .iter()
+        let hparam_infos = hparam_values(hparams)
+            .into_iter()
             .map(|(name, v)| hp::HParamInfo {
-                name: name.clone(),
+                name,
                 r#type: match v.kind {
                     Some(hp::Kind::BoolValue(_)) => hp::DATA_TYPE_BOOL,
                     Some(hp::Kind::NumberValue(_)) => hp::DATA_TYPE_FLOAT64,
@@ -270,17 +301,7 @@ impl EventWriter {
             hparam_infos,
             metric_infos,
         };
-        let start = hp::SessionStartInfo {
-            hparams: values,
-            start_time_secs,
-        };
-        let end = hp::SessionEndInfo {
-            status: hp::STATUS_SUCCESS,
-            end_time_secs: wall_time(),
-        };
-        self.add_hparams_data(step, "experiment", Data::Experiment(experiment))?;
-        self.add_hparams_data(step, "session_start_info", Data::SessionStartInfo(start))?;
-        self.add_hparams_data(step, "session_end_info", Data::SessionEndInfo(end))
+        self.add_hparams_data(step, "experiment", Data::Experiment(experiment))
     }
 
     /// Writes one hparams plugin summary, tagged `_hparams_/{name}`.

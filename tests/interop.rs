@@ -872,10 +872,10 @@ fn eval_report_matches_scikit_learn() {
 /// Reads the run folders under a log folder as TensorBoard's HParams
 /// dashboard does (its own backend: the experiment and the session groups
 /// with their hparams and metric values), every hparams plugin summary
-/// parsed with the plugin's protobuf classes, and one run's histogram and
-/// scalar tags.
+/// parsed with the plugin's protobuf classes (by run folder and tag), and
+/// the histogram tags of each run.
 const HPARAMS_READ: &str = r#"
-import glob, json, sys
+import glob, json, os, sys
 from google.protobuf import json_format
 from tensorboard import context
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
@@ -885,9 +885,10 @@ from tensorboard.plugins import base_plugin
 from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups
 from tensorboard.plugins.hparams import metadata, plugin_data_pb2
 
-logdir, run = sys.argv[1], sys.argv[2]
-hparams = {}
-for path in sorted(glob.glob(run + "/events.out.tfevents.*")):
+logdir = sys.argv[1]
+summaries, histograms = {}, {}
+for path in sorted(glob.glob(logdir + "/**/events.out.tfevents.*", recursive=True)):
+    run = os.path.relpath(os.path.dirname(path), logdir)
     for event in EventFileLoader(path).Load():
         for value in event.summary.value:
             plugin = value.metadata.plugin_data
@@ -895,7 +896,10 @@ for path in sorted(glob.glob(run + "/events.out.tfevents.*")):
                 continue
             data = plugin_data_pb2.HParamsPluginData.FromString(plugin.content)
             assert data.version == metadata.PLUGIN_DATA_VERSION, data
-            hparams[value.tag] = json_format.MessageToDict(data)
+            summaries.setdefault(run, {})[value.tag] = json_format.MessageToDict(data)
+    ea = EventAccumulator(os.path.dirname(path))
+    ea.Reload()
+    histograms[run] = sorted(ea.Tags()["histograms"])
 
 mux = plugin_event_multiplexer.EventMultiplexer()
 mux.AddRunsFromDirectory(logdir)
@@ -907,143 +911,211 @@ experiment = backend.experiment_from_metadata(ctx, "", True, backend.hparams_met
 request = api_pb2.ListSessionGroupsRequest(
     start_index=0, slice_size=100, allowed_statuses=[api_pb2.STATUS_SUCCESS])
 response = list_session_groups.Handler(ctx, backend, "", request).run()
-ea = EventAccumulator(run)
-ea.Reload()
 print(json.dumps({
-    "hparams": hparams,
+    "summaries": summaries,
+    "histograms": histograms,
     "experiment": json_format.MessageToDict(experiment),
-    "groups": [{
-        "name": g.name,
+    "groups": {g.name: {
         "hparams": {k: json_format.MessageToDict(v) for k, v in g.hparams.items()},
         "metrics": {m.name.tag: m.value for m in g.metric_values},
         "status": [api_pb2.Status.Name(s.status) for s in g.sessions],
-    } for g in response.session_groups],
-    "histograms": sorted(ea.Tags()["histograms"]),
+    } for g in response.session_groups},
 }))
 "#;
 
-/// A `vnn train` run's event file has the hparams plugin's experiment,
-/// session start and session end summaries: TensorBoard's HParams backend
-/// lists the run as a session with the settings as hparams and the final
-/// metrics (those of `--json`) as its metric values. The event file also
-/// has the weight and bias histograms.
+/// The names of the JSON list `list` of objects, by `key` (a `/`-separated
+/// path of object keys).
+fn names_in<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    let name = |mut v: &'a serde_json::Value| {
+        for k in key.split('/') {
+            v = &v[k];
+        }
+        v.as_str().unwrap()
+    };
+    list.as_array().unwrap().iter().map(name).collect()
+}
+
+/// Two `vnn train` runs with different settings in one log folder, as
+/// TensorBoard's HParams dashboard shows them (its own backend): each is
+/// a session with its settings as hparams and its final metrics (those of
+/// `--json`) among its metric values, and the experiment has the hparams
+/// and metrics of both. Each event file has the session start and end
+/// summaries of the hparams plugin and the weight and bias histograms.
 #[test]
-fn tensorboard_reads_the_hparams_and_histograms_of_a_run() {
-    let Some(py) = python("tensorboard_reads_the_hparams_and_histograms_of_a_run") else {
+fn tensorboard_reads_the_hparams_and_histograms_of_runs() {
+    let Some(py) = python("tensorboard_reads_the_hparams_and_histograms_of_runs") else {
         return;
     };
     let dir = scratch("hparams");
-    let run = dir.join("run");
-    let out = vnn(&[
-        "train",
-        "--hidden",
-        "8",
-        "--epochs",
-        "30",
-        "--log-every",
-        "10",
-    ]
-    .into_iter()
-    .chain([
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.01",
-        "--test-split",
-        "0.2",
-        "--json",
-    ])
-    .chain([
-        "--standardize",
-        "--no-plots",
-        "--out",
-        run.to_str().unwrap(),
-    ])
-    .collect::<Vec<_>>());
-    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(&run_python(&py, HPARAMS_READ, &[&dir, &run])).unwrap();
-    let hp = &v["hparams"];
-    let mut tags: Vec<&str> = hp.as_object().unwrap().keys().map(String::as_str).collect();
-    tags.sort_unstable();
-    assert_eq!(
-        tags,
-        [
-            "_hparams_/experiment",
-            "_hparams_/session_end_info",
-            "_hparams_/session_start_info"
-        ]
+    let train = |run: &str, options: &[&str]| -> serde_json::Value {
+        let out = dir.join("logs").join(run);
+        let mut args = vec![
+            "train",
+            "--hidden",
+            "8",
+            "--epochs",
+            "30",
+            "--log-every",
+            "10",
+        ];
+        args.extend([
+            "--standardize",
+            "--no-plots",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        args.extend(options);
+        serde_json::from_str(vnn(&args).lines().last().unwrap()).unwrap()
+    };
+    let a = train(
+        "a",
+        &["--optimizer", "adam", "--lr", "0.01", "--test-split", "0.2"],
     );
-    let end = &hp["_hparams_/session_end_info"]["sessionEndInfo"];
-    assert_eq!(end["status"], "STATUS_SUCCESS");
+    let b = train(
+        "b",
+        &[
+            "--optimizer",
+            "momentum",
+            "--lr",
+            "0.1",
+            "--momentum",
+            "0.5",
+        ],
+    );
+    let logs = dir.join("logs");
+    let v: serde_json::Value =
+        serde_json::from_str(&run_python(&py, HPARAMS_READ, &[&logs])).unwrap();
+    for run in ["a", "b"] {
+        let summaries = v["summaries"][run].as_object().unwrap();
+        let mut tags: Vec<&str> = summaries.keys().map(String::as_str).collect();
+        tags.sort_unstable();
+        assert_eq!(
+            tags,
+            ["_hparams_/session_end_info", "_hparams_/session_start_info"]
+        );
+        let end = &summaries["_hparams_/session_end_info"]["sessionEndInfo"];
+        assert_eq!(end["status"], "STATUS_SUCCESS");
+        let histograms = &v["histograms"][run];
+        let expected = [
+            "biases/layers.0",
+            "biases/layers.1",
+            "weights/layers.0",
+            "weights/layers.1",
+        ];
+        assert_eq!(*histograms, serde_json::json!(expected));
+    }
 
-    // The experiment: the settings with their types, the final metrics.
+    // The experiment TensorBoard makes from both sessions.
     let experiment = &v["experiment"];
-    let infos = experiment["hparamInfos"].as_array().unwrap();
-    let types: BTreeMap<&str, &str> = infos
-        .iter()
-        .map(|h| (h["name"].as_str().unwrap(), h["type"].as_str().unwrap()))
-        .collect();
-    assert_eq!(types["lr"], "DATA_TYPE_FLOAT64");
-    assert_eq!(types["epochs"], "DATA_TYPE_FLOAT64");
-    assert_eq!(types["optimizer"], "DATA_TYPE_STRING");
-    assert_eq!(types["sizes"], "DATA_TYPE_STRING");
-    assert_eq!(types["standardize"], "DATA_TYPE_BOOL");
-    let metrics: Vec<&str> = experiment["metricInfos"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"]["tag"].as_str().unwrap())
-        .collect();
+    let names = names_in(&experiment["hparamInfos"], "name");
+    for name in [
+        "lr",
+        "optimizer",
+        "momentum",
+        "test_split",
+        "standardize",
+        "epochs",
+        "sizes",
+    ] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+    let metrics = names_in(&experiment["metricInfos"], "name/tag");
     let finals = [
         "final/train_loss",
         "final/train_accuracy",
         "final/test_loss",
         "final/test_accuracy",
     ];
-    assert_eq!(metrics, finals);
-
-    // The session as the dashboard lists it.
-    let groups = v["groups"].as_array().unwrap();
-    assert_eq!(groups.len(), 1, "{groups:?}");
-    let g = &groups[0];
-    assert_eq!(g["name"], "run");
-    assert_eq!(g["status"], serde_json::json!(["STATUS_SUCCESS"]));
-    let values = &g["hparams"];
-    assert_eq!(values["lr"], 0.01);
-    assert_eq!(values["optimizer"], "adam");
-    assert_eq!(values["standardize"], true);
-    assert_eq!(values["epochs"], 30.0);
-    assert_eq!(values["sizes"], "[2,8,3]");
-    let metric_values = g["metrics"].as_object().unwrap();
-    assert_eq!(metric_values.len(), 4, "{metric_values:?}");
-    for (tag, key) in [
-        ("final/train_accuracy", "train_accuracy"),
-        ("final/test_accuracy", "test_accuracy"),
-    ] {
-        let (got, want) = (
-            metric_values[tag].as_f64().unwrap(),
-            summary[key].as_f64().unwrap(),
-        );
-        assert!(
-            (got - want).abs() < 1e-6,
-            "{tag}: {got} against --json {want}"
-        );
+    for tag in finals {
+        assert!(metrics.contains(&tag), "{tag} not in {metrics:?}");
     }
-    let histograms: Vec<&str> = v["histograms"]
+
+    // Each session with its own values and metrics.
+    let groups = v["groups"].as_object().unwrap();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    for (run, summary, lr, optimizer) in [("a", &a, 0.01, "adam"), ("b", &b, 0.1, "momentum")] {
+        let g = &groups[run];
+        assert_eq!(g["status"], serde_json::json!(["STATUS_SUCCESS"]));
+        let values = &g["hparams"];
+        assert_eq!(
+            (&values["lr"], &values["optimizer"]),
+            (&lr.into(), &optimizer.into())
+        );
+        assert_eq!(
+            (&values["standardize"], &values["epochs"]),
+            (&true.into(), &30.0.into())
+        );
+        assert_eq!(values["sizes"], "[2,8,3]");
+        let metric_values = g["metrics"].as_object().unwrap();
+        let has_test = run == "a";
+        assert_eq!(
+            metric_values.contains_key("final/test_loss"),
+            has_test,
+            "{run}: {g}"
+        );
+        for set in ["train", "test"].into_iter().take(1 + has_test as usize) {
+            let got = metric_values[&format!("final/{set}_accuracy")]
+                .as_f64()
+                .unwrap();
+            let want = summary[format!("{set}_accuracy")].as_f64().unwrap();
+            assert!(
+                (got - want).abs() < 1e-6,
+                "{run} {set}: {got} against --json {want}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An experiment summary written once into a log folder's own event file
+/// ([`vnn::tensorboard::EventWriter::add_hparams_experiment`]) is the
+/// experiment TensorBoard's HParams dashboard uses: its hparams with their
+/// types and its metrics, for the sessions of the runs below it.
+#[test]
+fn tensorboard_uses_an_experiment_summary_written_once() {
+    let Some(py) = python("tensorboard_uses_an_experiment_summary_written_once") else {
+        return;
+    };
+    let dir = scratch("experiment");
+    let hparams =
+        serde_json::json!({"lr": 0.5, "optimizer": "sgd", "standardize": false, "sizes": [2, 3]});
+    let mut root = vnn::tensorboard::EventWriter::create(&dir).unwrap();
+    root.add_hparams_experiment(0, &hparams, &["final/train_loss", "loss"])
+        .unwrap();
+    root.flush().unwrap();
+    let mut run = vnn::tensorboard::EventWriter::create(dir.join("run")).unwrap();
+    run.add_scalar("loss", 3, 0.75).unwrap();
+    run.add_scalar("final/train_loss", 3, 0.5).unwrap();
+    run.add_hparams_session(3, &hparams, 1.0).unwrap();
+    run.flush().unwrap();
+    drop((root, run));
+    let v: serde_json::Value =
+        serde_json::from_str(&run_python(&py, HPARAMS_READ, &[&dir])).unwrap();
+    let experiment = &v["experiment"];
+    let types: BTreeMap<&str, &str> = experiment["hparamInfos"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t.as_str().unwrap())
+        .map(|h| (h["name"].as_str().unwrap(), h["type"].as_str().unwrap()))
         .collect();
+    let expected = [
+        ("lr", "DATA_TYPE_FLOAT64"),
+        ("optimizer", "DATA_TYPE_STRING"),
+        ("sizes", "DATA_TYPE_STRING"),
+        ("standardize", "DATA_TYPE_BOOL"),
+    ];
+    assert_eq!(types, BTreeMap::from(expected));
     assert_eq!(
-        histograms,
-        [
-            "biases/layers.0",
-            "biases/layers.1",
-            "weights/layers.0",
-            "weights/layers.1"
-        ]
+        names_in(&experiment["metricInfos"], "name/tag"),
+        ["final/train_loss", "loss"]
     );
+    let g = &v["groups"]["run"];
+    assert_eq!(
+        g["metrics"],
+        serde_json::json!({"final/train_loss": 0.5, "loss": 0.75})
+    );
+    assert_eq!(g["hparams"]["sizes"], "[2,3]");
+    assert_eq!(g["hparams"]["standardize"], false);
     std::fs::remove_dir_all(&dir).unwrap();
 }

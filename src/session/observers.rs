@@ -19,8 +19,10 @@ use {crate::data::Dataset, crate::plot};
 /// completes it writes the final metrics ([`final_metrics`]: `final/train_loss`,
 /// `final/train_accuracy`, `final/test_loss`, `final/test_accuracy`, those
 /// the outcome has) and, given [`TensorBoard::hparams`], the run's
-/// hyper-parameters with those metrics for the HParams dashboard
-/// ([`EventWriter::add_hparams`]).
+/// hyper-parameters as a session of the HParams dashboard
+/// ([`EventWriter::add_hparams_session`]; TensorBoard makes the experiment
+/// from all the sessions of its log folder, with the scalars, the final
+/// metrics among them, as their metrics).
 pub struct TensorBoard {
     dir: PathBuf,
     writer: Option<EventWriter>,
@@ -115,8 +117,7 @@ impl Observer for TensorBoard {
             events.add_scalar(tag, step, *value as f32)?;
         }
         if let Some(hparams) = &self.hparams {
-            let tags: Vec<&str> = metrics.iter().map(|(t, _)| t.as_str()).collect();
-            events.add_hparams(step, hparams, &tags, self.start_time_secs)?;
+            events.add_hparams_session(step, hparams, self.start_time_secs)?;
         }
         events.flush()
     }
