@@ -495,7 +495,81 @@ fn host_name() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::masked_crc;
+    use super::{masked_crc, proto, read_records, EventWriter};
+    use prost::Message;
+
+    /// The hparams plugin data of every record of the event file of `w`, by tag.
+    fn plugin_data(w: &EventWriter) -> Vec<(String, proto::hparams::HParamsPluginData)> {
+        let bytes = std::fs::read(w.path()).unwrap();
+        let mut out = Vec::new();
+        for record in read_records(&bytes, "events").unwrap() {
+            let event = proto::Event::decode(record).unwrap();
+            let Some(proto::What::Summary(summary)) = event.what else {
+                continue;
+            };
+            for value in summary.value {
+                let Some(meta) = value.metadata else { continue };
+                let plugin = meta.plugin_data.unwrap();
+                assert_eq!(plugin.plugin_name, "hparams");
+                let tensor = value.tensor.unwrap();
+                assert_eq!(
+                    (tensor.dtype, tensor.tensor_shape.unwrap().dim.len()),
+                    (1, 1)
+                );
+                let data = proto::hparams::HParamsPluginData::decode(&plugin.content[..]).unwrap();
+                out.push((value.tag, data));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn hparams_summaries_round_trip() {
+        use proto::hparams::{Data, Kind};
+        let dir = std::env::temp_dir().join(format!("vnn-tb-hparams-{}", std::process::id()));
+        let mut w = EventWriter::create(&dir).unwrap();
+        let hparams = serde_json::json!({"lr": 0.5, "data": null, "adam": true});
+        w.add_hparams_experiment(2, &hparams, &["final/train_loss"])
+            .unwrap();
+        w.add_hparams_session(2, &hparams, 7.0).unwrap();
+        w.flush().unwrap();
+        let data = plugin_data(&w);
+        let tags: Vec<&str> = data.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            tags,
+            [
+                "_hparams_/experiment",
+                "_hparams_/session_start_info",
+                "_hparams_/session_end_info"
+            ]
+        );
+        assert!(data.iter().all(|(_, d)| d.version == 0));
+        let Some(Data::Experiment(e)) = &data[0].1.data else {
+            panic!("{data:?}")
+        };
+        let infos: Vec<(&str, i32)> = e
+            .hparam_infos
+            .iter()
+            .map(|h| (h.name.as_str(), h.r#type))
+            .collect();
+        assert_eq!(infos, [("adam", 2), ("lr", 3)]);
+        assert_eq!(
+            e.metric_infos[0].name.as_ref().unwrap().tag,
+            "final/train_loss"
+        );
+        let Some(Data::SessionStartInfo(start)) = &data[1].1.data else {
+            panic!("{data:?}")
+        };
+        assert_eq!(start.start_time_secs, 7.0);
+        assert_eq!(start.hparams["lr"].kind, Some(Kind::NumberValue(0.5)));
+        assert_eq!(start.hparams["adam"].kind, Some(Kind::BoolValue(true)));
+        assert!(!start.hparams.contains_key("data"));
+        let Some(Data::SessionEndInfo(end)) = &data[2].1.data else {
+            panic!("{data:?}")
+        };
+        assert_eq!(end.status, proto::hparams::STATUS_SUCCESS);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn masked_crc_of_no_bytes_is_the_mask_constant() {
