@@ -75,11 +75,11 @@ mod training;
 
 pub use checkpoints::fingerprint;
 pub use lock::LOCK_FILE;
-pub use observers::MetricsFile;
 #[cfg(feature = "plots")]
 pub use observers::Plots;
 #[cfg(feature = "tensorboard")]
-pub use observers::{final_metrics, TensorBoard};
+pub use observers::TensorBoard;
+pub use observers::{final_metrics, MetricsFile};
 #[cfg(feature = "progress")]
 pub use progress::Progress;
 

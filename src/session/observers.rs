@@ -52,7 +52,6 @@ impl TensorBoard {
     }
 }
 
-#[cfg(feature = "tensorboard")]
 /// The final metrics of a completed run as (TensorBoard tag, value):
 /// `final/train_loss` and `final/train_accuracy` from
 /// [`Outcome::train_eval`], `final/test_loss` and `final/test_accuracy`
