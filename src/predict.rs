@@ -1,6 +1,11 @@
 //! Predictions and evaluations of a model on CSV rows, as `vnn predict`
-//! and `vnn eval` give them: JSON and CSV forms of predictions, and the
-//! confusion matrix as a text table.
+//! and `vnn eval` give them: JSON and CSV forms of predictions, the
+//! classification report ([`ClassificationReport`]) and the confusion
+//! matrix as a text table.
+
+mod report;
+
+pub use report::{ClassScores, ClassificationReport};
 
 #[cfg(feature = "csv")]
 use crate::csv::CsvFeatures;
@@ -30,7 +35,7 @@ use std::path::Path;
 pub fn at_line(e: Error, path: &Path, data: &CsvFeatures) -> Error {
     match e {
         Error::OutputNotFinite { row } => Error::Data {
-            path: path.to_path_buf(),
+            path: crate::csv::input_name(path).into(),
             line: Some(data.line(row.saturating_sub(1))),
             column: None,
             msg: crate::error::OUTPUT_NOT_FINITE.into(),
@@ -76,32 +81,81 @@ pub fn evaluate_rows(
     crate::train::evaluate(model, &ds).map_err(|e| at_line(e, path, &data))
 }
 
-/// The lines `vnn eval` prints: rows, accuracy, loss and the confusion
-/// matrix, or a line saying it was left out (more than
-/// [`MAX_CONFUSION_CLASSES`] classes).
+/// The lines `vnn eval` prints: rows, accuracy, loss, the classification
+/// report ([`ClassificationReport::lines`]) and the confusion matrix, both
+/// with the model's class names; or, with more than
+/// [`MAX_CONFUSION_CLASSES`] classes, one line saying each was left out.
+///
+/// # Example
+/// ```
+/// let model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
+/// let x = vec!["x0".to_string(), "x1".to_string()];
+/// let model = model.with_names(x, vec!["no".into(), "yes".into()]).unwrap();
+/// let eval = vnn::train::Evaluation { accuracy: 0.75, loss: 0.5, n: 4, confusion: vec![vec![1, 1], vec![0, 2]] };
+/// let lines = vnn::predict::evaluation_lines(&model, &eval);
+/// assert_eq!(lines[3], "classification report:");
+/// assert!(lines[5].trim_start().starts_with("no     1.0000    0.5000    0.6667         2"));
+/// assert_eq!(lines[9], "confusion matrix (rows = true class, columns = predicted):");
+/// assert_eq!(lines[11], "  no    1    1");
+/// ```
 pub fn evaluation_lines(model: &Model, eval: &Evaluation) -> Vec<String> {
     let mut lines = vec![
         format!("rows: {}", eval.n),
         format!("accuracy: {:.4}", eval.accuracy),
         format!("loss: {:.4}", eval.loss),
     ];
-    if eval.confusion.is_empty() && model.n_classes() > MAX_CONFUSION_CLASSES {
-        lines.push(format!(
-            "confusion matrix: left out ({} classes, more than {MAX_CONFUSION_CLASSES})",
-            model.n_classes()
-        ));
+    if left_out(model, eval) {
+        let k = model.n_classes();
+        for what in ["classification report", "confusion matrix"] {
+            lines.push(format!(
+                "{what}: left out ({k} classes, more than {MAX_CONFUSION_CLASSES})"
+            ));
+        }
         return lines;
     }
+    lines.push("classification report:".into());
+    let report = ClassificationReport::from_confusion(&eval.confusion);
+    lines.extend(report.lines(&model.class_names));
     lines.push("confusion matrix (rows = true class, columns = predicted):".into());
     lines.extend(confusion_table(&model.class_names, &eval.confusion));
     lines
 }
 
-/// The JSON `vnn eval --json` prints: `accuracy`, `loss`, `n` and
-/// `confusion` (`null` when left out, see [`evaluation_lines`]).
-pub fn evaluation_json(eval: &Evaluation) -> Value {
-    let confusion = (!eval.confusion.is_empty() || eval.n == 0).then_some(&eval.confusion);
-    json!({ "accuracy": eval.accuracy, "loss": eval.loss, "n": eval.n, "confusion": confusion })
+/// Whether the confusion matrix (and with it the report) of `eval` was
+/// left out: more than [`MAX_CONFUSION_CLASSES`] classes.
+fn left_out(model: &Model, eval: &Evaluation) -> bool {
+    eval.confusion.is_empty() && model.n_classes() > MAX_CONFUSION_CLASSES
+}
+
+/// The JSON `vnn eval --json` prints: `accuracy`, `loss`, `n`,
+/// `confusion`, and the classification report
+/// ([`ClassificationReport::add_json`]: `per_class`, with the classes as
+/// [`class_value`] gives them, `macro_f1`, `weighted_f1` and the other
+/// averages). The confusion matrix and the report are `null` when left out
+/// (see [`evaluation_lines`]).
+///
+/// # Example
+/// ```
+/// let model = vnn::model::Model::new(&[2, 2], vnn::model::Init::He, 0).unwrap();
+/// let x = vec!["x0".to_string(), "x1".to_string()];
+/// let model = model.with_names(x, vec!["3".into(), "5".into()]).unwrap();
+/// let eval = vnn::train::Evaluation { accuracy: 0.75, loss: 0.5, n: 4, confusion: vec![vec![1, 1], vec![0, 2]] };
+/// let j = vnn::predict::evaluation_json(&model, &eval);
+/// assert_eq!((j["n"].as_u64(), j["per_class"][1]["class"].as_i64()), (Some(4), Some(5)));
+/// assert!((j["weighted_f1"].as_f64().unwrap() - (2.0 * 2.0 / 3.0 + 2.0 * 0.8) / 4.0).abs() < 1e-12);
+/// ```
+pub fn evaluation_json(model: &Model, eval: &Evaluation) -> Value {
+    let confusion = (!left_out(model, eval)).then_some(&eval.confusion);
+    let mut obj = json!({ "accuracy": eval.accuracy, "loss": eval.loss, "n": eval.n, "confusion": confusion });
+    if confusion.is_some() {
+        let report = ClassificationReport::from_confusion(&eval.confusion);
+        report.add_json(&mut obj, |c| class_value(model, c));
+    } else {
+        for key in ["per_class", "macro_f1", "weighted_f1"] {
+            obj[key] = Value::Null;
+        }
+    }
+    obj
 }
 
 /// Class `class` of `model` as JSON: a number when every class name is an

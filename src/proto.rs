@@ -11,8 +11,9 @@
 
 #[cfg(feature = "tensorboard")]
 /// The protobuf messages of an event file: the subset of TensorBoard's
-/// `Event`, `Summary` and `HistogramProto` that vnn writes, with the same
-/// field numbers.
+/// `Event`, `Summary`, `HistogramProto`, `SummaryMetadata`, `TensorProto`
+/// and the hparams plugin's messages that vnn writes, with the same field
+/// numbers.
 pub mod tensorboard {
     /// One record of an event file.
     #[derive(Clone, PartialEq, prost::Message)]
@@ -47,7 +48,7 @@ pub mod tensorboard {
         pub value: Vec<Value>,
     }
 
-    /// One tagged value: a scalar or a histogram.
+    /// One tagged value: a scalar, a histogram, or a plugin's tensor.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Value {
         /// The series name, e.g. `train/loss`.
@@ -59,6 +60,191 @@ pub mod tensorboard {
         /// A histogram.
         #[prost(message, optional, tag = "5")]
         pub histo: Option<HistogramProto>,
+        /// A tensor (the hparams summaries hold an empty one).
+        #[prost(message, optional, tag = "8")]
+        pub tensor: Option<TensorProto>,
+        /// Which plugin the value is for, and its data.
+        #[prost(message, optional, tag = "9")]
+        pub metadata: Option<SummaryMetadata>,
+    }
+
+    /// The metadata of a summary value.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct SummaryMetadata {
+        /// The plugin's name and data.
+        #[prost(message, optional, tag = "1")]
+        pub plugin_data: Option<PluginData>,
+    }
+
+    /// `SummaryMetadata.PluginData`: a plugin's name (`hparams`) and its
+    /// serialized message.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PluginData {
+        /// The plugin's name.
+        #[prost(string, tag = "1")]
+        pub plugin_name: String,
+        /// The plugin's message (an [`hparams::HParamsPluginData`]).
+        #[prost(bytes = "vec", tag = "2")]
+        pub content: Vec<u8>,
+    }
+
+    /// `DataType.DT_FLOAT` of a [`TensorProto`].
+    pub const DT_FLOAT: i32 = 1;
+
+    /// A tensor: its type and shape (vnn writes only empty ones).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorProto {
+        /// The element type ([`DT_FLOAT`]).
+        #[prost(int32, tag = "1")]
+        pub dtype: i32,
+        /// The shape.
+        #[prost(message, optional, tag = "2")]
+        pub tensor_shape: Option<TensorShapeProto>,
+    }
+
+    /// A tensor's shape.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorShapeProto {
+        /// The dimensions.
+        #[prost(message, repeated, tag = "2")]
+        pub dim: Vec<TensorDim>,
+    }
+
+    /// `TensorShapeProto.Dim`: one dimension's size.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TensorDim {
+        /// The size.
+        #[prost(int64, tag = "1")]
+        pub size: i64,
+    }
+
+    /// The messages of TensorBoard's hparams plugin
+    /// (`tensorboard/plugins/hparams/plugin_data.proto` and `api.proto`,
+    /// package `tensorboard.hparams`) and the `google.protobuf.Value` they
+    /// hold.
+    pub mod hparams {
+        use std::collections::BTreeMap;
+
+        /// `Status.STATUS_SUCCESS` of a [`SessionEndInfo`].
+        pub const STATUS_SUCCESS: i32 = 1;
+        /// `DataType.DATA_TYPE_STRING` of an [`HParamInfo`].
+        pub const DATA_TYPE_STRING: i32 = 1;
+        /// `DataType.DATA_TYPE_BOOL` of an [`HParamInfo`].
+        pub const DATA_TYPE_BOOL: i32 = 2;
+        /// `DataType.DATA_TYPE_FLOAT64` of an [`HParamInfo`].
+        pub const DATA_TYPE_FLOAT64: i32 = 3;
+
+        /// The content of the plugin's summary metadata: version 0 and one
+        /// of its messages.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct HParamsPluginData {
+            /// The plugin data version (0).
+            #[prost(int32, tag = "1")]
+            pub version: i32,
+            /// The message.
+            #[prost(oneof = "Data", tags = "2, 3, 4")]
+            pub data: Option<Data>,
+        }
+
+        /// The messages of [`HParamsPluginData`].
+        #[derive(Clone, PartialEq, prost::Oneof)]
+        pub enum Data {
+            /// The hparams and metrics of the experiment.
+            #[prost(message, tag = "2")]
+            Experiment(Experiment),
+            /// A session's hparams values.
+            #[prost(message, tag = "3")]
+            SessionStartInfo(SessionStartInfo),
+            /// How a session ended.
+            #[prost(message, tag = "4")]
+            SessionEndInfo(SessionEndInfo),
+        }
+
+        /// The hparams and metrics the dashboard shows.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct Experiment {
+            /// The hparams.
+            #[prost(message, repeated, tag = "4")]
+            pub hparam_infos: Vec<HParamInfo>,
+            /// The metrics.
+            #[prost(message, repeated, tag = "5")]
+            pub metric_infos: Vec<MetricInfo>,
+        }
+
+        /// One hparam: its name and type.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct HParamInfo {
+            /// The name.
+            #[prost(string, tag = "1")]
+            pub name: String,
+            /// The type ([`DATA_TYPE_STRING`], [`DATA_TYPE_BOOL`] or
+            /// [`DATA_TYPE_FLOAT64`]).
+            #[prost(int32, tag = "4")]
+            pub r#type: i32,
+        }
+
+        /// One metric: a scalar tag.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct MetricInfo {
+            /// The tag (and the group, the run's sub-folder: empty).
+            #[prost(message, optional, tag = "1")]
+            pub name: Option<MetricName>,
+        }
+
+        /// The name of a metric.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct MetricName {
+            /// The run's sub-folder holding the scalar (empty: the run).
+            #[prost(string, tag = "1")]
+            pub group: String,
+            /// The scalar's tag.
+            #[prost(string, tag = "2")]
+            pub tag: String,
+        }
+
+        /// A session's hparams values and start time.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct SessionStartInfo {
+            /// The values by hparam name.
+            #[prost(btree_map = "string, message", tag = "1")]
+            pub hparams: BTreeMap<String, PbValue>,
+            /// Seconds since the Unix epoch.
+            #[prost(double, tag = "5")]
+            pub start_time_secs: f64,
+        }
+
+        /// How a session ended.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct SessionEndInfo {
+            /// [`STATUS_SUCCESS`].
+            #[prost(int32, tag = "1")]
+            pub status: i32,
+            /// Seconds since the Unix epoch.
+            #[prost(double, tag = "2")]
+            pub end_time_secs: f64,
+        }
+
+        /// `google.protobuf.Value`, as far as hparams use it.
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct PbValue {
+            /// The value.
+            #[prost(oneof = "Kind", tags = "2, 3, 4")]
+            pub kind: Option<Kind>,
+        }
+
+        /// The kinds of [`PbValue`] vnn writes.
+        #[derive(Clone, PartialEq, prost::Oneof)]
+        pub enum Kind {
+            /// A number.
+            #[prost(double, tag = "2")]
+            NumberValue(f64),
+            /// A string.
+            #[prost(string, tag = "3")]
+            StringValue(String),
+            /// A boolean.
+            #[prost(bool, tag = "4")]
+            BoolValue(bool),
+        }
     }
 
     /// A histogram: bucket `i` counts the values in

@@ -1,5 +1,5 @@
-//! TensorBoard event files: scalars and histograms, written without
-//! TensorFlow.
+//! TensorBoard event files: scalars, histograms and the hparams of a run,
+//! written without TensorFlow.
 //!
 //! An event file is a sequence of TFRecords, each
 //! `u64 length | u32 masked_crc(length) | data | u32 masked_crc(data)`, all
@@ -189,7 +189,7 @@ impl EventWriter {
             proto::Value {
                 tag: tag.to_string(),
                 simple_value: Some(value),
-                histo: None,
+                ..Default::default()
             },
         )
     }
@@ -204,8 +204,137 @@ impl EventWriter {
             step,
             proto::Value {
                 tag: tag.to_string(),
-                simple_value: None,
                 histo: Some(histogram(values)),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Records a session's hyper-parameters for TensorBoard's HParams
+    /// dashboard: the hparams plugin's summaries `_hparams_/session_start_info`
+    /// (the values of `hparams`, see [`hparam_values`], started at
+    /// `start_time_secs`, seconds since the Unix epoch) and
+    /// `_hparams_/session_end_info` (`STATUS_SUCCESS`, ended now), at
+    /// `step`. Each is an empty tensor whose metadata holds an
+    /// `HParamsPluginData` of version 0.
+    ///
+    /// Without an experiment summary ([`EventWriter::add_hparams_experiment`])
+    /// anywhere in the log folder, TensorBoard makes the experiment from
+    /// every session: all their hparams, and the scalar tags of their runs
+    /// as metrics. That suits a folder of runs with different settings: an
+    /// experiment summary in each run would have TensorBoard pick one of
+    /// them, and show only that run's hparams and metrics for all.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the buffered write fails.
+    ///
+    /// # Example
+    /// ```
+    /// let dir = std::env::temp_dir().join(format!("vnn-doc-hparams-{}", std::process::id()));
+    /// let mut w = vnn::tensorboard::EventWriter::create(&dir).unwrap();
+    /// w.add_scalar("final/train_loss", 10, 0.25).unwrap();
+    /// let hparams = serde_json::json!({"lr": 0.01, "optimizer": "adam"});
+    /// w.add_hparams_session(10, &hparams, 0.0).unwrap();
+    /// w.flush().unwrap();
+    /// let bytes = std::fs::read(w.path()).unwrap();
+    /// // The file version, the scalar and the two session summaries.
+    /// assert_eq!(vnn::tensorboard::read_records(&bytes, "events").unwrap().len(), 4);
+    /// std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn add_hparams_session(
+        &mut self,
+        step: i64,
+        hparams: &serde_json::Value,
+        start_time_secs: f64,
+    ) -> Result<()> {
+        use proto::hparams::{self as hp, Data};
+        let start = hp::SessionStartInfo {
+            hparams: hparam_values(hparams),
+            start_time_secs,
+        };
+        let end = hp::SessionEndInfo {
+            status: hp::STATUS_SUCCESS,
+            end_time_secs: wall_time(),
+        };
+        self.add_hparams_data(step, "session_start_info", Data::SessionStartInfo(start))?;
+        self.add_hparams_data(step, "session_end_info", Data::SessionEndInfo(end))
+    }
+
+    /// Records the experiment of TensorBoard's HParams dashboard: the
+    /// summary `_hparams_/experiment` (an `HParamsPluginData` of version 0)
+    /// naming the hparams of `hparams` with their types (string, bool or
+    /// float64, as [`hparam_values`] gives them) and the scalar tags
+    /// `metric_tags` as its metrics. TensorBoard uses one experiment for a
+    /// log folder, so write it once, for example into the folder's own
+    /// event file above the runs'.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the buffered write fails.
+    pub fn add_hparams_experiment(
+        &mut self,
+        step: i64,
+        hparams: &serde_json::Value,
+        metric_tags: &[&str],
+    ) -> Result<()> {
+        use proto::hparams::{self as hp, Data};
+        let hparam_infos = hparam_values(hparams)
+            .into_iter()
+            .map(|(name, v)| hp::HParamInfo {
+                name,
+                r#type: match v.kind {
+                    Some(hp::Kind::BoolValue(_)) => hp::DATA_TYPE_BOOL,
+                    Some(hp::Kind::NumberValue(_)) => hp::DATA_TYPE_FLOAT64,
+                    _ => hp::DATA_TYPE_STRING,
+                },
+            })
+            .collect();
+        let metric_infos = metric_tags
+            .iter()
+            .map(|tag| hp::MetricInfo {
+                name: Some(hp::MetricName {
+                    group: String::new(),
+                    tag: tag.to_string(),
+                }),
+            })
+            .collect();
+        let experiment = hp::Experiment {
+            hparam_infos,
+            metric_infos,
+        };
+        self.add_hparams_data(step, "experiment", Data::Experiment(experiment))
+    }
+
+    /// Writes one hparams plugin summary, tagged `_hparams_/{name}`.
+    fn add_hparams_data(
+        &mut self,
+        step: i64,
+        name: &str,
+        data: proto::hparams::Data,
+    ) -> Result<()> {
+        let content = proto::hparams::HParamsPluginData {
+            version: 0,
+            data: Some(data),
+        };
+        let metadata = proto::SummaryMetadata {
+            plugin_data: Some(proto::PluginData {
+                plugin_name: "hparams".into(),
+                content: content.encode_to_vec(),
+            }),
+        };
+        // TensorBoard's own empty tensor: float32 of shape [0].
+        let tensor = proto::TensorProto {
+            dtype: proto::DT_FLOAT,
+            tensor_shape: Some(proto::TensorShapeProto {
+                dim: vec![proto::TensorDim { size: 0 }],
+            }),
+        };
+        self.write_value(
+            step,
+            proto::Value {
+                tag: format!("_hparams_/{name}"),
+                tensor: Some(tensor),
+                metadata: Some(metadata),
+                ..Default::default()
             },
         )
     }
@@ -289,6 +418,53 @@ pub fn histogram(values: &[f32]) -> proto::HistogramProto {
     }
 }
 
+/// The hparams values of the JSON object `hparams`: strings, numbers and
+/// booleans as they are, arrays and objects as their JSON text; nulls (and
+/// anything that is not an object) left out.
+///
+/// # Example
+/// ```
+/// use vnn::tensorboard::proto::hparams::Kind;
+/// let v = vnn::tensorboard::hparam_values(&serde_json::json!(
+///     {"lr": 0.5, "optimizer": "sgd", "standardize": true, "batch_size": null, "sizes": [2, 3]}));
+/// let kinds: Vec<_> = v.iter().map(|(k, v)| (k.as_str(), v.kind.clone().unwrap())).collect();
+/// assert_eq!(kinds, [
+///     ("lr", Kind::NumberValue(0.5)),
+///     ("optimizer", Kind::StringValue("sgd".into())),
+///     ("sizes", Kind::StringValue("[2,3]".into())),
+///     ("standardize", Kind::BoolValue(true)),
+/// ]);
+/// ```
+// Hidden from the docs with `crate::proto`, the type it returns.
+#[doc(hidden)]
+pub fn hparam_values(
+    hparams: &serde_json::Value,
+) -> std::collections::BTreeMap<String, proto::hparams::PbValue> {
+    use proto::hparams::{Kind, PbValue};
+    use serde_json::Value;
+    let Some(object) = hparams.as_object() else {
+        return Default::default();
+    };
+    let kind = |v: &Value| match v {
+        Value::Null => None,
+        Value::Bool(b) => Some(Kind::BoolValue(*b)),
+        Value::Number(n) => n.as_f64().map(Kind::NumberValue),
+        Value::String(s) => Some(Kind::StringValue(s.clone())),
+        other => Some(Kind::StringValue(other.to_string())),
+    };
+    object
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.clone(),
+                PbValue {
+                    kind: Some(kind(v)?),
+                },
+            ))
+        })
+        .collect()
+}
+
 fn wall_time() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -319,7 +495,81 @@ fn host_name() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::masked_crc;
+    use super::{masked_crc, proto, read_records, EventWriter};
+    use prost::Message;
+
+    /// The hparams plugin data of every record of the event file of `w`, by tag.
+    fn plugin_data(w: &EventWriter) -> Vec<(String, proto::hparams::HParamsPluginData)> {
+        let bytes = std::fs::read(w.path()).unwrap();
+        let mut out = Vec::new();
+        for record in read_records(&bytes, "events").unwrap() {
+            let event = proto::Event::decode(record).unwrap();
+            let Some(proto::What::Summary(summary)) = event.what else {
+                continue;
+            };
+            for value in summary.value {
+                let Some(meta) = value.metadata else { continue };
+                let plugin = meta.plugin_data.unwrap();
+                assert_eq!(plugin.plugin_name, "hparams");
+                let tensor = value.tensor.unwrap();
+                assert_eq!(
+                    (tensor.dtype, tensor.tensor_shape.unwrap().dim.len()),
+                    (1, 1)
+                );
+                let data = proto::hparams::HParamsPluginData::decode(&plugin.content[..]).unwrap();
+                out.push((value.tag, data));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn hparams_summaries_round_trip() {
+        use proto::hparams::{Data, Kind};
+        let dir = std::env::temp_dir().join(format!("vnn-tb-hparams-{}", std::process::id()));
+        let mut w = EventWriter::create(&dir).unwrap();
+        let hparams = serde_json::json!({"lr": 0.5, "data": null, "adam": true});
+        w.add_hparams_experiment(2, &hparams, &["final/train_loss"])
+            .unwrap();
+        w.add_hparams_session(2, &hparams, 7.0).unwrap();
+        w.flush().unwrap();
+        let data = plugin_data(&w);
+        let tags: Vec<&str> = data.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            tags,
+            [
+                "_hparams_/experiment",
+                "_hparams_/session_start_info",
+                "_hparams_/session_end_info"
+            ]
+        );
+        assert!(data.iter().all(|(_, d)| d.version == 0));
+        let Some(Data::Experiment(e)) = &data[0].1.data else {
+            panic!("{data:?}")
+        };
+        let infos: Vec<(&str, i32)> = e
+            .hparam_infos
+            .iter()
+            .map(|h| (h.name.as_str(), h.r#type))
+            .collect();
+        assert_eq!(infos, [("adam", 2), ("lr", 3)]);
+        assert_eq!(
+            e.metric_infos[0].name.as_ref().unwrap().tag,
+            "final/train_loss"
+        );
+        let Some(Data::SessionStartInfo(start)) = &data[1].1.data else {
+            panic!("{data:?}")
+        };
+        assert_eq!(start.start_time_secs, 7.0);
+        assert_eq!(start.hparams["lr"].kind, Some(Kind::NumberValue(0.5)));
+        assert_eq!(start.hparams["adam"].kind, Some(Kind::BoolValue(true)));
+        assert!(!start.hparams.contains_key("data"));
+        let Some(Data::SessionEndInfo(end)) = &data[2].1.data else {
+            panic!("{data:?}")
+        };
+        assert_eq!(end.status, proto::hparams::STATUS_SUCCESS);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn masked_crc_of_no_bytes_is_the_mask_constant() {

@@ -110,6 +110,63 @@ fn train_predict_eval_on_the_spiral() {
     assert_eq!(confusion.iter().flatten().sum::<u64>(), 300);
     let diag: u64 = (0..3).map(|i| confusion[i][i]).sum();
     assert_eq!(diag, (acc * 300.0).round() as u64);
+    // The report's recall and precision are the diagonal over the row and
+    // the column sums; F1 their harmonic mean.
+    let per_class = e["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 3);
+    let mut macro_f1 = 0.0;
+    for (c, scores) in per_class.iter().enumerate() {
+        let support: u64 = confusion[c].iter().sum();
+        let predicted: u64 = confusion.iter().map(|row| row[c]).sum();
+        let (tp, support_f, predicted_f) =
+            (confusion[c][c] as f64, support as f64, predicted as f64);
+        let (p, r) = (tp / predicted_f, tp / support_f);
+        assert_eq!(
+            (scores["class"].as_i64(), scores["support"].as_u64()),
+            (Some(c as i64), Some(support))
+        );
+        assert!(
+            (scores["precision"].as_f64().unwrap() - p).abs() < 1e-12,
+            "{scores}"
+        );
+        assert!(
+            (scores["recall"].as_f64().unwrap() - r).abs() < 1e-12,
+            "{scores}"
+        );
+        let f1 = 2.0 * p * r / (p + r);
+        assert!(
+            (scores["f1"].as_f64().unwrap() - f1).abs() < 1e-12,
+            "{scores}"
+        );
+        macro_f1 += f1 / 3.0;
+    }
+    assert!(
+        (e["macro_f1"].as_f64().unwrap() - macro_f1).abs() < 1e-12,
+        "{e}"
+    );
+    // The human form: the report with the class names, then the matrix.
+    let out = vnn(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[3], "classification report:", "{text}");
+    assert_eq!(
+        lines[4].split_whitespace().collect::<Vec<_>>(),
+        ["precision", "recall", "f1-score", "support"]
+    );
+    for (i, name) in ["0", "1", "2", "macro avg", "weighted avg"]
+        .iter()
+        .enumerate()
+    {
+        assert!(lines[5 + i].trim_start().starts_with(name), "{text}");
+        assert!(lines[5 + i].ends_with(" 300") || i < 3, "{text}");
+    }
+    assert!(lines[10].starts_with("confusion matrix"), "{text}");
 
     // predict --json: one label per row, the original label values, agreeing
     // with the library's predictions of the loaded model.

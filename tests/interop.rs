@@ -3,8 +3,12 @@
 //! TensorBoard's `EventAccumulator` reads vnn event files, and `onnx` and
 //! `onnxruntime` check and run the graphs of `vnn export`.
 //!
+//! `scikit-learn`'s `precision_recall_fscore_support` gives the numbers of
+//! `vnn eval`'s classification report, and TensorBoard's hparams plugin
+//! reads the hparams of a run.
+//!
 //! These tests need a Python with `safetensors`, `numpy`, `tensorboard`,
-//! `onnx` and `onnxruntime` installed, named by the `VNN_PYTHON` environment variable
+//! `onnx`, `onnxruntime` and `scikit-learn` installed, named by the `VNN_PYTHON` environment variable
 //! (`.ci/python-env.sh` creates one and prints its path). Without it they
 //! print a `SKIPPED` line and pass.
 
@@ -26,7 +30,7 @@ fn python(test: &str) -> Option<PathBuf> {
             let _ = writeln!(
                 std::io::stderr(),
                 "SKIPPED: VNN_PYTHON not set; {test} needs a python with safetensors, numpy, \
-                 tensorboard, onnx and onnxruntime (create one with: export VNN_PYTHON=$(bash .ci/python-env.sh))"
+                 tensorboard, onnx, onnxruntime and scikit-learn (create one with: export VNN_PYTHON=$(bash .ci/python-env.sh))"
             );
             None
         }
@@ -339,8 +343,35 @@ fn a_vnn_train_run_reads_in_python() {
     let scalars = v["scalars"].as_object().unwrap();
     let mut tags: Vec<&str> = scalars.keys().map(String::as_str).collect();
     tags.sort_unstable();
-    assert_eq!(tags, ["accuracy/test", "accuracy/train", "loss", "lr"]);
-    for (tag, series) in scalars {
+    let finals = [
+        "final/test_accuracy",
+        "final/test_loss",
+        "final/train_accuracy",
+        "final/train_loss",
+    ];
+    assert_eq!(
+        tags[..4],
+        [
+            "accuracy/test",
+            "accuracy/train",
+            "final/test_accuracy",
+            "final/test_loss"
+        ]
+    );
+    assert_eq!(
+        tags[4..],
+        ["final/train_accuracy", "final/train_loss", "loss", "lr"]
+    );
+    // The final metrics: one point, at the last step.
+    for tag in finals {
+        let series = scalars[tag].as_array().unwrap();
+        assert_eq!(series.len(), 1, "{tag}");
+        assert_eq!(series[0][0], 200, "{tag}");
+    }
+    let curves = scalars
+        .iter()
+        .filter(|(t, _)| !finals.contains(&t.as_str()));
+    for (tag, series) in curves {
         let steps: Vec<i64> = series
             .as_array()
             .unwrap()
@@ -359,14 +390,19 @@ fn a_vnn_train_run_reads_in_python() {
     let histograms = v["histograms"].as_object().unwrap();
     let mut tags: Vec<&str> = histograms.keys().map(String::as_str).collect();
     tags.sort_unstable();
-    assert_eq!(
-        tags,
-        ["weights/layers.0", "weights/layers.1", "weights/layers.2"]
-    );
+    let layers = ["layers.0", "layers.1", "layers.2"];
+    let expected: Vec<String> = ["biases", "weights"]
+        .iter()
+        .flat_map(|kind| layers.iter().map(move |l| format!("{kind}/{l}")))
+        .collect();
+    assert_eq!(tags, expected);
     for (tag, weights) in [
         ("weights/layers.0", 2 * 16),
         ("weights/layers.1", 16 * 8),
         ("weights/layers.2", 8 * 3),
+        ("biases/layers.0", 16),
+        ("biases/layers.1", 8),
+        ("biases/layers.2", 3),
     ] {
         let series = histograms[tag].as_array().unwrap();
         assert_eq!(series.len(), points, "{tag}");
@@ -721,5 +757,365 @@ fn readme_numpy_loader_matches_predict() {
     let (_, csv_path) = spiral_csv(&dir);
     let train = ["--hidden", "16,8", "--epochs", "300"];
     numpy_loader_matches_predict(&py, &dir, &train, &csv_path);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// scikit-learn's `precision_recall_fscore_support` (per class, macro and
+/// weighted, over the classes given, zero division 0) of the labels and
+/// predictions in a JSON file `{"labels": [...], "pred": [...], "classes": [...]}`.
+const SKLEARN_SCORES: &str = r#"
+import json, sys
+from sklearn.metrics import precision_recall_fscore_support
+d = json.load(open(sys.argv[1]))
+out = {}
+for average in [None, "macro", "weighted"]:
+    p, r, f, s = precision_recall_fscore_support(
+        d["labels"], d["pred"], labels=d["classes"], average=average, zero_division=0)
+    if average is None:
+        out["per_class"] = [{"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                             "support": int(s[i])} for i in range(len(d["classes"]))]
+    else:
+        out[average] = [float(p), float(r), float(f)]
+print(json.dumps(out))
+"#;
+
+/// Rows of the spiral of `seed` of the classes `keep` as CSV, the classes
+/// named `arm a`, `arm b`, `arm c`; gives the text and the row labels.
+fn arms_csv(seed: u64, keep: &[u32]) -> (String, Vec<String>) {
+    let d = spiral(40, 3, seed);
+    let mut csv = String::from("x0,x1,arm\n");
+    let mut labels = Vec::new();
+    for i in (0..d.n_rows()).filter(|&i| keep.contains(&d.labels()[i])) {
+        let row = d.row(i);
+        let arm = format!("arm {}", ["a", "b", "c"][d.labels()[i] as usize]);
+        csv.push_str(&format!("{},{},{arm}\n", row[0], row[1]));
+        labels.push(arm);
+    }
+    (csv, labels)
+}
+
+/// `vnn eval --json` of a weak spiral model on rows of two of its three
+/// classes (the third has no support) gives scikit-learn's precision,
+/// recall, F1 and support per class and their macro and weighted averages,
+/// within 1e-6.
+#[test]
+fn eval_report_matches_scikit_learn() {
+    let Some(py) = python("eval_report_matches_scikit_learn") else {
+        return;
+    };
+    let dir = scratch("report");
+    let (train_csv, _) = arms_csv(0, &[0, 1, 2]);
+    let train_path = dir.join("train.csv");
+    std::fs::write(&train_path, train_csv).unwrap();
+    let run = dir.join("run");
+    let (train, run_s) = (train_path.to_str().unwrap(), run.to_str().unwrap());
+    vnn(
+        &["train", "--data", train, "--hidden", "8", "--epochs", "40"]
+            .into_iter()
+            .chain(["--lr", "0.3", "--no-plots", "--out", run_s])
+            .collect::<Vec<_>>(),
+    );
+    let (eval_csv, labels) = arms_csv(7, &[0, 1]);
+    let eval_path = dir.join("eval.csv");
+    std::fs::write(&eval_path, eval_csv).unwrap();
+    let model = run.join("model.safetensors");
+    let (model, data) = (model.to_str().unwrap(), eval_path.to_str().unwrap());
+    let last = |out: String| -> serde_json::Value {
+        serde_json::from_str(out.lines().last().unwrap()).unwrap()
+    };
+    let pred = last(vnn(&[
+        "predict", "--json", "--model", model, "--data", data,
+    ]));
+    let report = last(vnn(&["eval", "--json", "--model", model, "--data", data]));
+    let classes = ["arm a", "arm b", "arm c"];
+    let input =
+        serde_json::json!({"labels": labels, "pred": pred["predictions"], "classes": classes});
+    let input_path = dir.join("scores.json");
+    std::fs::write(&input_path, input.to_string()).unwrap();
+    let want: serde_json::Value =
+        serde_json::from_str(&run_python(&py, SKLEARN_SCORES, &[&input_path])).unwrap();
+
+    let close = |got: &serde_json::Value, want: &serde_json::Value, what: &str| {
+        let (g, w) = (got.as_f64().unwrap(), want.as_f64().unwrap());
+        assert!((g - w).abs() <= 1e-6, "{what}: vnn {g}, scikit-learn {w}");
+    };
+    let per_class = report["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 3);
+    for (i, (got, want)) in per_class
+        .iter()
+        .zip(want["per_class"].as_array().unwrap())
+        .enumerate()
+    {
+        assert_eq!(got["class"], classes[i]);
+        assert_eq!(got["support"], want["support"], "{}", classes[i]);
+        for key in ["precision", "recall", "f1"] {
+            close(&got[key], &want[key], &format!("{} {key}", classes[i]));
+        }
+    }
+    assert_eq!(per_class[2]["support"], 0);
+    for (average, keys) in [
+        ("macro", ["macro_precision", "macro_recall", "macro_f1"]),
+        (
+            "weighted",
+            ["weighted_precision", "weighted_recall", "weighted_f1"],
+        ),
+    ] {
+        for (key, want) in keys.iter().zip(want[average].as_array().unwrap()) {
+            close(&report[*key], want, key);
+        }
+    }
+    // A weak model: the report is not all ones.
+    assert!(report["macro_f1"].as_f64().unwrap() < 0.99, "{report}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Reads the run folders under a log folder as TensorBoard's HParams
+/// dashboard does (its own backend: the experiment and the session groups
+/// with their hparams and metric values), every hparams plugin summary
+/// parsed with the plugin's protobuf classes (by run folder and tag), and
+/// the histogram tags of each run.
+const HPARAMS_READ: &str = r#"
+import glob, json, os, sys
+from google.protobuf import json_format
+from tensorboard import context
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups
+from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+logdir = sys.argv[1]
+summaries, histograms = {}, {}
+for path in sorted(glob.glob(logdir + "/**/events.out.tfevents.*", recursive=True)):
+    run = os.path.relpath(os.path.dirname(path), logdir)
+    for event in EventFileLoader(path).Load():
+        for value in event.summary.value:
+            plugin = value.metadata.plugin_data
+            if plugin.plugin_name != metadata.PLUGIN_NAME:
+                continue
+            data = plugin_data_pb2.HParamsPluginData.FromString(plugin.content)
+            assert data.version == metadata.PLUGIN_DATA_VERSION, data
+            summaries.setdefault(run, {})[value.tag] = json_format.MessageToDict(data)
+    ea = EventAccumulator(os.path.dirname(path))
+    ea.Reload()
+    histograms[run] = sorted(ea.Tags()["histograms"])
+
+mux = plugin_event_multiplexer.EventMultiplexer()
+mux.AddRunsFromDirectory(logdir)
+mux.Reload()
+provider = data_provider.MultiplexerDataProvider(mux, logdir)
+tb = base_plugin.TBContext(logdir=logdir, multiplexer=mux, data_provider=provider)
+ctx, backend = context.RequestContext(), backend_context.Context(tb)
+experiment = backend.experiment_from_metadata(ctx, "", True, backend.hparams_metadata(ctx, ""), [])
+request = api_pb2.ListSessionGroupsRequest(
+    start_index=0, slice_size=100, allowed_statuses=[api_pb2.STATUS_SUCCESS])
+response = list_session_groups.Handler(ctx, backend, "", request).run()
+print(json.dumps({
+    "summaries": summaries,
+    "histograms": histograms,
+    "experiment": json_format.MessageToDict(experiment),
+    "groups": {g.name: {
+        "hparams": {k: json_format.MessageToDict(v) for k, v in g.hparams.items()},
+        "metrics": {m.name.tag: m.value for m in g.metric_values},
+        "status": [api_pb2.Status.Name(s.status) for s in g.sessions],
+    } for g in response.session_groups},
+}))
+"#;
+
+/// The names of the JSON list `list` of objects, by `key` (a `/`-separated
+/// path of object keys).
+fn names_in<'a>(list: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    let name = |mut v: &'a serde_json::Value| {
+        for k in key.split('/') {
+            v = &v[k];
+        }
+        v.as_str().unwrap()
+    };
+    list.as_array().unwrap().iter().map(name).collect()
+}
+
+/// Two `vnn train` runs with different settings in one log folder, as
+/// TensorBoard's HParams dashboard shows them (its own backend): each is
+/// a session with its settings as hparams and its final metrics (those of
+/// `--json`) among its metric values, and the experiment has the hparams
+/// and metrics of both. Each event file has the session start and end
+/// summaries of the hparams plugin and the weight and bias histograms.
+#[test]
+fn tensorboard_reads_the_hparams_and_histograms_of_runs() {
+    let Some(py) = python("tensorboard_reads_the_hparams_and_histograms_of_runs") else {
+        return;
+    };
+    let dir = scratch("hparams");
+    let train = |run: &str, options: &[&str]| -> serde_json::Value {
+        let out = dir.join("logs").join(run);
+        let mut args = vec![
+            "train",
+            "--hidden",
+            "8",
+            "--epochs",
+            "30",
+            "--log-every",
+            "10",
+        ];
+        args.extend([
+            "--standardize",
+            "--no-plots",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        args.extend(options);
+        serde_json::from_str(vnn(&args).lines().last().unwrap()).unwrap()
+    };
+    let a = train(
+        "a",
+        &["--optimizer", "adam", "--lr", "0.01", "--test-split", "0.2"],
+    );
+    let b = train(
+        "b",
+        &[
+            "--optimizer",
+            "momentum",
+            "--lr",
+            "0.1",
+            "--momentum",
+            "0.5",
+        ],
+    );
+    let logs = dir.join("logs");
+    let v: serde_json::Value =
+        serde_json::from_str(&run_python(&py, HPARAMS_READ, &[&logs])).unwrap();
+    for run in ["a", "b"] {
+        let summaries = v["summaries"][run].as_object().unwrap();
+        let mut tags: Vec<&str> = summaries.keys().map(String::as_str).collect();
+        tags.sort_unstable();
+        assert_eq!(
+            tags,
+            ["_hparams_/session_end_info", "_hparams_/session_start_info"]
+        );
+        let end = &summaries["_hparams_/session_end_info"]["sessionEndInfo"];
+        assert_eq!(end["status"], "STATUS_SUCCESS");
+        let histograms = &v["histograms"][run];
+        let expected = [
+            "biases/layers.0",
+            "biases/layers.1",
+            "weights/layers.0",
+            "weights/layers.1",
+        ];
+        assert_eq!(*histograms, serde_json::json!(expected));
+    }
+
+    // The experiment TensorBoard makes from both sessions.
+    let experiment = &v["experiment"];
+    let names = names_in(&experiment["hparamInfos"], "name");
+    for name in [
+        "lr",
+        "optimizer",
+        "momentum",
+        "test_split",
+        "standardize",
+        "epochs",
+        "sizes",
+    ] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+    let metrics = names_in(&experiment["metricInfos"], "name/tag");
+    let finals = [
+        "final/train_loss",
+        "final/train_accuracy",
+        "final/test_loss",
+        "final/test_accuracy",
+    ];
+    for tag in finals {
+        assert!(metrics.contains(&tag), "{tag} not in {metrics:?}");
+    }
+
+    // Each session with its own values and metrics.
+    let groups = v["groups"].as_object().unwrap();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    for (run, summary, lr, optimizer) in [("a", &a, 0.01, "adam"), ("b", &b, 0.1, "momentum")] {
+        let g = &groups[run];
+        assert_eq!(g["status"], serde_json::json!(["STATUS_SUCCESS"]));
+        let values = &g["hparams"];
+        assert_eq!(
+            (&values["lr"], &values["optimizer"]),
+            (&lr.into(), &optimizer.into())
+        );
+        assert_eq!(
+            (&values["standardize"], &values["epochs"]),
+            (&true.into(), &30.0.into())
+        );
+        assert_eq!(values["sizes"], "[2,8,3]");
+        let metric_values = g["metrics"].as_object().unwrap();
+        let has_test = run == "a";
+        assert_eq!(
+            metric_values.contains_key("final/test_loss"),
+            has_test,
+            "{run}: {g}"
+        );
+        for set in ["train", "test"].into_iter().take(1 + has_test as usize) {
+            let got = metric_values[&format!("final/{set}_accuracy")]
+                .as_f64()
+                .unwrap();
+            let want = summary[format!("{set}_accuracy")].as_f64().unwrap();
+            assert!(
+                (got - want).abs() < 1e-6,
+                "{run} {set}: {got} against --json {want}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An experiment summary written once into a log folder's own event file
+/// ([`vnn::tensorboard::EventWriter::add_hparams_experiment`]) is the
+/// experiment TensorBoard's HParams dashboard uses: its hparams with their
+/// types and its metrics, for the sessions of the runs below it.
+#[test]
+fn tensorboard_uses_an_experiment_summary_written_once() {
+    let Some(py) = python("tensorboard_uses_an_experiment_summary_written_once") else {
+        return;
+    };
+    let dir = scratch("experiment");
+    let hparams =
+        serde_json::json!({"lr": 0.5, "optimizer": "sgd", "standardize": false, "sizes": [2, 3]});
+    let mut root = vnn::tensorboard::EventWriter::create(&dir).unwrap();
+    root.add_hparams_experiment(0, &hparams, &["final/train_loss", "loss"])
+        .unwrap();
+    root.flush().unwrap();
+    let mut run = vnn::tensorboard::EventWriter::create(dir.join("run")).unwrap();
+    run.add_scalar("loss", 3, 0.75).unwrap();
+    run.add_scalar("final/train_loss", 3, 0.5).unwrap();
+    run.add_hparams_session(3, &hparams, 1.0).unwrap();
+    run.flush().unwrap();
+    drop((root, run));
+    let v: serde_json::Value =
+        serde_json::from_str(&run_python(&py, HPARAMS_READ, &[&dir])).unwrap();
+    let experiment = &v["experiment"];
+    let types: BTreeMap<&str, &str> = experiment["hparamInfos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["name"].as_str().unwrap(), h["type"].as_str().unwrap()))
+        .collect();
+    let expected = [
+        ("lr", "DATA_TYPE_FLOAT64"),
+        ("optimizer", "DATA_TYPE_STRING"),
+        ("sizes", "DATA_TYPE_STRING"),
+        ("standardize", "DATA_TYPE_BOOL"),
+    ];
+    assert_eq!(types, BTreeMap::from(expected));
+    assert_eq!(
+        names_in(&experiment["metricInfos"], "name/tag"),
+        ["final/train_loss", "loss"]
+    );
+    let g = &v["groups"]["run"];
+    assert_eq!(
+        g["metrics"],
+        serde_json::json!({"final/train_loss": 0.5, "loss": 0.75})
+    );
+    assert_eq!(g["hparams"]["sizes"], "[2,3]");
+    assert_eq!(g["hparams"]["standardize"], false);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -186,7 +186,7 @@ fn many_classes_train_in_mini_batches_and_full_batch_is_refused() {
 }
 
 #[test]
-fn eval_leaves_out_a_confusion_matrix_of_many_classes() {
+fn eval_leaves_out_the_report_and_confusion_matrix_of_many_classes() {
     let dir = scratch("confusion");
     let k = vnn::train::MAX_CONFUSION_CLASSES + 76;
     let model = Model::new(&[2, k], Init::Small, 0).unwrap();
@@ -207,12 +207,12 @@ fn eval_leaves_out_a_confusion_matrix_of_many_classes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("rows: 3\n"), "{text}");
-    assert!(
-        text.contains(&format!(
-            "confusion matrix: left out ({k} classes, more than 1024)"
-        )),
-        "{text}"
-    );
+    for what in ["classification report", "confusion matrix"] {
+        let line = format!("{what}: left out ({k} classes, more than 1024)\n");
+        assert!(text.contains(&line), "{text}");
+    }
+    // One line each, nothing of the report's table.
+    assert_eq!(text.lines().count(), 5, "{text}");
     let out = run_for(
         limited(&["eval", "--json", "--model", m, "--data", c]),
         30,
@@ -223,6 +223,9 @@ fn eval_leaves_out_a_confusion_matrix_of_many_classes() {
         (json["n"].as_u64(), json["confusion"].is_null()),
         (Some(3), true)
     );
+    for key in ["per_class", "macro_f1", "weighted_f1"] {
+        assert!(json[key].is_null(), "{key}: {json}");
+    }
 }
 
 #[test]

@@ -34,7 +34,7 @@ enum Command {
     Train(Box<vnn::settings::TrainOptions>),
     /// Predict classes (or probabilities) for the rows of a CSV file.
     Predict(predict::PredictArgs),
-    /// Evaluate a model on a labelled CSV file: accuracy, loss, confusion matrix.
+    /// Evaluate a model on a labelled CSV file: accuracy, loss, per-class report, confusion matrix.
     Eval(predict::EvalArgs),
     /// Time the training step, batch-1 inference and the FMA peak.
     Bench(bench::BenchArgs),

@@ -26,7 +26,8 @@ pub(crate) struct PredictArgs {
     /// Model file written by `vnn train` (model.safetensors).
     #[arg(long)]
     model: PathBuf,
-    /// CSV file with a header row holding the model's feature columns by name.
+    /// CSV file with a header row holding the model's feature columns by name
+    /// (`-`: standard input).
     #[arg(long)]
     data: PathBuf,
     /// Also print one probability column per class.
@@ -45,13 +46,13 @@ pub(crate) struct EvalArgs {
     /// Model file written by `vnn train` (model.safetensors).
     #[arg(long)]
     model: PathBuf,
-    /// Labelled CSV file with a header row.
+    /// Labelled CSV file with a header row (`-`: standard input).
     #[arg(long)]
     data: PathBuf,
     /// Label column (default: the one the model was trained with).
     #[arg(long)]
     label: Option<String>,
-    /// Print one JSON object with accuracy, loss, n and confusion.
+    /// Print one JSON object with accuracy, loss, n, confusion and the report.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -110,14 +111,14 @@ pub(crate) fn run_eval(args: &EvalArgs) -> Result<ExitCode> {
         };
         bail!(
             "{}: no label column '{label}' to evaluate against{hint}",
-            args.data.display()
+            vnn::csv::input_name(&args.data)
         );
     };
     let eval = with_threads(args.input.threads, || {
         predict::evaluate_rows(&model, data, labels, &args.data)
     })??;
     if args.json {
-        out.data(&predict::evaluation_json(&eval).to_string());
+        out.data(&predict::evaluation_json(&model, &eval).to_string());
         return Ok(out.finish().map(|()| ExitCode::SUCCESS)?);
     }
     for line in predict::evaluation_lines(&model, &eval) {

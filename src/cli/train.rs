@@ -12,7 +12,6 @@ use super::with_threads;
 use anyhow::{Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use vnn::checkpoint::Checkpoint;
 use vnn::data::{self, Dataset};
@@ -55,15 +54,10 @@ pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitC
         None => (full.clone(), None),
     };
     let (model, train_std) = args.build_model(&train_raw)?;
-    let dir = args.out.clone().unwrap_or_else(|| {
-        let name = format!(
-            "{}-{}-{}",
-            args.data_name(),
-            args.model_name(),
-            utc_timestamp()
-        );
-        PathBuf::from("runs").join(name)
-    });
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run_folder(&utc_timestamp()));
     let settings = args.recorded(&dir)?;
     let command = resume
         .as_ref()
@@ -85,9 +79,8 @@ pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitC
         .settings(settings)
         .extra("training_command", command)
         .extra("label_column", label_col)
-        .data_fingerprint(&args.data, &full)
+        .data_fingerprint(vnn::csv::input_name(args.data.as_ref()), &full)
         .interrupter(stop)
-        .observer(TensorBoard::new(&dir))
         .observer(Progress::new(args.json, args.print_every).console(out.clone()));
     if !args.no_plots {
         builder = builder.observer(Plots::new(title, points));
@@ -100,9 +93,13 @@ pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitC
     }
     let test = test_raw.as_ref();
     let outcome = with_threads(args.threads, || {
-        // The metrics record the threads of the pool.
-        let metrics = MetricsFile::new(args.metrics_json(&sizes));
-        let session = builder.observer(metrics).build(&train_std, test)?;
+        // The metrics and the hparams record the threads of the pool.
+        let recorded = args.metrics_json(&sizes);
+        let events = TensorBoard::new(&dir).hparams(recorded.clone());
+        let builder = builder
+            .observer(events)
+            .observer(MetricsFile::new(recorded));
+        let session = builder.build(&train_std, test)?;
         header(&out, args, (&train_raw, test), &sizes, resumed_at);
         session.evaluate_at_end(&train_raw).run()
     })??;

@@ -7,6 +7,9 @@
 //! guessed: it is `,` unless the caller says otherwise. Whitespace around a
 //! field is ignored. Empty lines are skipped.
 //!
+//! The path `-` is standard input (read once, as a stream); errors name it
+//! [`STDIN_NAME`], `<stdin>`.
+//!
 //! Input is untrusted: every malformed file gives an [`Error::Data`] naming
 //! the file, the 1-based line (the header is line 1) and the column at fault,
 //! and memory stays bounded: a single record may not exceed
@@ -31,6 +34,34 @@ pub const MAX_RECORD_BYTES: u64 = 1 << 20;
 
 /// The largest CSV input accepted, in bytes: 1 GiB.
 pub const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+/// The name of standard input (the path `-`) in error messages.
+pub const STDIN_NAME: &str = "<stdin>";
+
+/// Whether `path` is `-`, which the loaders read as standard input.
+///
+/// ```
+/// assert!(vnn::csv::is_stdin("-".as_ref()));
+/// assert!(!vnn::csv::is_stdin("./-".as_ref()));
+/// ```
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// The name of the input `path` in error messages: [`STDIN_NAME`] for `-`,
+/// else the path as displayed.
+///
+/// ```
+/// assert_eq!(vnn::csv::input_name("-".as_ref()), "<stdin>");
+/// assert_eq!(vnn::csv::input_name("data/iris.csv".as_ref()), "data/iris.csv");
+/// ```
+pub fn input_name(path: &Path) -> String {
+    if is_stdin(path) {
+        STDIN_NAME.into()
+    } else {
+        path.display().to_string()
+    }
+}
 
 /// How to read a training CSV.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +137,8 @@ pub fn load_training_csv(path: impl AsRef<Path>, opts: &CsvOptions) -> Result<Da
 
 /// [`load_training_csv`], also giving the name of the label column as the
 /// header names it (trimmed, as the feature names are). The file is opened
-/// and read once, so a pipe or `/dev/stdin` gives its real header.
+/// and read once, so a pipe or `/dev/stdin` gives its real header; the path
+/// `-` reads standard input.
 ///
 /// # Errors
 /// As [`load_training_csv`].
@@ -125,7 +157,7 @@ pub fn load_training_csv_with_label(
     opts: &CsvOptions,
 ) -> Result<(Dataset, String)> {
     let path = path.as_ref();
-    let name = path.display().to_string();
+    let name = input_name(path);
     let file = open_input(path, &name)?;
     read_training_csv(file, &name, opts)
 }
@@ -309,7 +341,7 @@ pub fn load_features_csv(
     delimiter: u8,
 ) -> Result<CsvFeatures> {
     let path = path.as_ref();
-    let name = path.display().to_string();
+    let name = input_name(path);
     let file = open_input(path, &name)?;
     load_features_csv_from_reader(file, &name, feature_names, class_names, label, delimiter)
 }

@@ -14,8 +14,17 @@ const BUFFER_BYTES: usize = 64 * 1024;
 /// Opens a CSV file for reading after checking a regular file is within
 /// the size limit. A pipe, FIFO or device (`/dev/stdin`) is read once, as a
 /// stream (the limits are checked while reading); a FIFO without a writer
-/// is given up on after [`crate::fsutil::OPEN_TIMEOUT`].
-pub(super) fn open_input(path: &Path, name: &str) -> Result<std::fs::File> {
+/// is given up on after [`crate::fsutil::OPEN_TIMEOUT`]. The path `-` is
+/// standard input, read the same way.
+pub(super) fn open_input(path: &Path, name: &str) -> Result<Box<dyn Read>> {
+    if super::is_stdin(path) {
+        return Ok(Box::new(std::io::stdin()));
+    }
+    Ok(Box::new(open_file(path, name)?))
+}
+
+/// [`open_input`] of a path that is not `-`.
+fn open_file(path: &Path, name: &str) -> Result<std::fs::File> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,

@@ -75,11 +75,11 @@ mod training;
 
 pub use checkpoints::fingerprint;
 pub use lock::LOCK_FILE;
-pub use observers::MetricsFile;
 #[cfg(feature = "plots")]
 pub use observers::Plots;
 #[cfg(feature = "tensorboard")]
 pub use observers::TensorBoard;
+pub use observers::{final_metrics, MetricsFile};
 #[cfg(feature = "progress")]
 pub use progress::Progress;
 
@@ -607,13 +607,13 @@ pub fn model_for(
     Ok((model, seen))
 }
 
-/// UTC timestamp `YYYYmmdd-HHMMSS` of the system clock (for run folder
-/// names).
+/// UTC timestamp `YYYYmmddTHHMMSSZ` (ISO 8601, basic format) of the
+/// system clock, for run folder names.
 ///
 /// # Example
 /// ```
 /// let t = vnn::session::utc_timestamp();
-/// assert_eq!((t.len(), &t[8..9]), (15, "-"));
+/// assert_eq!((t.len(), &t[8..9], &t[15..]), (16, "T", "Z"));
 /// ```
 // Hidden from the docs: a helper of the `vnn` binary (`src/cli/train.rs`
 // names run folders with it), not a user API.
@@ -634,7 +634,7 @@ pub fn utc_timestamp() -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60

@@ -14,11 +14,20 @@ use {crate::data::Dataset, crate::plot};
 #[cfg(feature = "tensorboard")]
 /// Writes a TensorBoard event file into a folder: at each log point the
 /// scalars `loss`, `accuracy/train`, `accuracy/test` (with a test set) and
-/// `lr`, and a histogram `weights/layers.{i}` per layer. The file is created
-/// when the run starts.
+/// `lr`, and the histograms `weights/layers.{i}` and `biases/layers.{i}`
+/// of every layer. The file is created when the run starts. When the run
+/// completes it writes the final metrics ([`final_metrics`]: `final/train_loss`,
+/// `final/train_accuracy`, `final/test_loss`, `final/test_accuracy`, those
+/// the outcome has) and, given [`TensorBoard::hparams`], the run's
+/// hyper-parameters as a session of the HParams dashboard
+/// ([`EventWriter::add_hparams_session`]; TensorBoard makes the experiment
+/// from all the sessions of its log folder, with the scalars, the final
+/// metrics among them, as their metrics).
 pub struct TensorBoard {
     dir: PathBuf,
     writer: Option<EventWriter>,
+    hparams: Option<serde_json::Value>,
+    start_time_secs: f64,
 }
 
 #[cfg(feature = "tensorboard")]
@@ -28,14 +37,44 @@ impl TensorBoard {
         TensorBoard {
             dir: dir.into(),
             writer: None,
+            hparams: None,
+            start_time_secs: 0.0,
         }
     }
+
+    /// Records `settings` (a JSON object, such as
+    /// [`crate::settings::RunSettings::metrics_json`] gives: strings,
+    /// numbers and booleans; nulls are left out, arrays written as their
+    /// JSON text) as the run's hparams when it completes.
+    pub fn hparams(mut self, settings: serde_json::Value) -> TensorBoard {
+        self.hparams = Some(settings);
+        self
+    }
+}
+
+/// The final metrics of a completed run as (TensorBoard tag, value):
+/// `final/train_loss` and `final/train_accuracy` from
+/// [`Outcome::train_eval`], `final/test_loss` and `final/test_accuracy`
+/// from [`Outcome::test_eval`], those present.
+pub fn final_metrics(outcome: &Outcome) -> Vec<(String, f64)> {
+    let sets = [("train", &outcome.train_eval), ("test", &outcome.test_eval)];
+    let mut metrics = Vec::new();
+    for (set, eval) in sets {
+        if let Some(e) = eval {
+            metrics.push((format!("final/{set}_loss"), e.loss));
+            metrics.push((format!("final/{set}_accuracy"), e.accuracy));
+        }
+    }
+    metrics
 }
 
 #[cfg(feature = "tensorboard")]
 impl Observer for TensorBoard {
     fn on_start(&mut self, _start: u64, _total: u64) -> Result<()> {
         self.writer = Some(EventWriter::create(&self.dir)?);
+        self.start_time_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         Ok(())
     }
 
@@ -52,11 +91,10 @@ impl Observer for TensorBoard {
         events.add_scalar("lr", step, trainer.config().lr)?;
         let model = trainer.model();
         for (i, slot) in model.layout.layers.iter().enumerate() {
-            events.add_histogram(
-                &format!("weights/layers.{i}"),
-                step,
-                &model.params[slot.weight_range()],
-            )?;
+            let weights = &model.params[slot.weight_range()];
+            events.add_histogram(&format!("weights/layers.{i}"), step, weights)?;
+            let biases = &model.params[slot.bias_range()];
+            events.add_histogram(&format!("biases/layers.{i}"), step, biases)?;
         }
         events.flush()
     }
@@ -66,6 +104,21 @@ impl Observer for TensorBoard {
             Some(events) => events.flush(),
             None => Ok(()),
         }
+    }
+
+    fn on_finish(&mut self, outcome: &Outcome) -> Result<()> {
+        let Some(events) = &mut self.writer else {
+            return Ok(());
+        };
+        let step = outcome.steps as i64;
+        let metrics = final_metrics(outcome);
+        for (tag, value) in &metrics {
+            events.add_scalar(tag, step, *value as f32)?;
+        }
+        if let Some(hparams) = &self.hparams {
+            events.add_hparams_session(step, hparams, self.start_time_secs)?;
+        }
+        events.flush()
     }
 }
 

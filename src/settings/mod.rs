@@ -172,15 +172,48 @@ impl RunSettings {
         format!("{:?}", self.model).to_lowercase()
     }
 
-    /// The data's short name: `spiral`, or the CSV file's stem.
+    /// The data's short name: `spiral`, `stdin` for `-` (standard input),
+    /// or the CSV file's stem.
     pub fn data_name(&self) -> String {
         if self.data == "spiral" {
             "spiral".into()
+        } else if self.data == "-" {
+            "stdin".into()
         } else {
             Path::new(&self.data)
                 .file_stem()
                 .map_or_else(|| "data".into(), |s| s.to_string_lossy().into_owned())
         }
+    }
+
+    /// The default run folder of a run started at `time` (a timestamp
+    /// such as `vnn::session::utc_timestamp` gives):
+    /// `runs/<data>-<model>-<optimizer>-lr<lr>-<time>`, with the data's
+    /// [`RunSettings::data_name`].
+    ///
+    /// # Example
+    /// ```
+    /// let mut s: vnn::settings::RunSettings = serde_json::from_str(r#"{"data": "data/digits.csv",
+    ///     "label": null, "delimiter": 44, "model": "mlp", "hidden": [100], "epochs": 200, "lr": 0.001,
+    ///     "reg": 0.0001, "optimizer": "adam", "momentum": 0.9, "batch_size": 200, "dropout": 0.0,
+    ///     "dropconnect": 0.0, "test_split": null, "standardize": true, "seed": 0, "threads": null,
+    ///     "log_every": 100, "print_every": 1000, "out": null, "json": false, "init": "he",
+    ///     "spiral_points": 100, "spiral_classes": 3, "no_plots": false}"#).unwrap();
+    /// let dir = s.run_folder("20261202T051500Z");
+    /// assert_eq!(dir, std::path::Path::new("runs/digits-mlp-adam-lr0.001-20261202T051500Z"));
+    /// s.data = "-".into();
+    /// let dir = s.run_folder("20261202T051500Z");
+    /// assert_eq!(dir, std::path::Path::new("runs/stdin-mlp-adam-lr0.001-20261202T051500Z"));
+    /// ```
+    pub fn run_folder(&self, time: &str) -> PathBuf {
+        let name = format!(
+            "{}-{}-{}-lr{}-{time}",
+            self.data_name(),
+            self.model_name(),
+            self.config().optimizer.name(),
+            self.lr
+        );
+        Path::new("runs").join(name)
     }
 
     /// Refuses options that the other settings make meaningless (they would
@@ -369,7 +402,8 @@ impl RunSettings {
         recorded.out = Some(dir.to_path_buf());
         // The label column as the CSV loader names it: trimmed.
         recorded.label = self.label.as_deref().map(|l| l.trim().to_string());
-        if recorded.data != "spiral" && self.resume.is_none() {
+        // `-` (standard input) stays `-`: a resumed run reads stdin again.
+        if !matches!(recorded.data.as_str(), "spiral" | "-") && self.resume.is_none() {
             if let Ok(abs) = std::fs::canonicalize(&recorded.data) {
                 recorded.data = abs.to_string_lossy().into_owned();
             }

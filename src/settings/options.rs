@@ -10,7 +10,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct TrainOptions {
-    /// Training data: `spiral` (built in) or a CSV file with a header row.
+    /// Training data: `spiral` (built in), a CSV file with a header row, or
+    /// `-` for a CSV on standard input.
     #[cfg_attr(feature = "cli", arg(long, default_value = "spiral"))]
     pub data: String,
     /// Label column of the CSV (default: the last column).
@@ -70,7 +71,7 @@ pub struct TrainOptions {
     /// Print an "EPOCH i: Training loss, Accuracy" line every N optimizer steps.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 1000))]
     pub print_every: u64,
-    /// Run folder (default: runs/<data>-<model>-<timestamp>).
+    /// Run folder (default: runs/<data>-<model>-<optimizer>-lr<lr>-<UTC time>).
     #[cfg_attr(feature = "cli", arg(long))]
     pub out: Option<PathBuf>,
     /// Print one JSON object with the results as the last line of stdout.
