@@ -28,7 +28,7 @@ use vnn::settings::{refuse_with_resume, RunSettings};
 pub(crate) enum ModelKind {
     /// Softmax classifier on the raw features (no hidden layer).
     Linear,
-    /// ReLU MLP with the --hidden layers.
+    /// MLP with the --hidden layers and --activation.
     Mlp,
 }
 
@@ -64,12 +64,15 @@ pub(crate) struct TrainArgs {
     /// CSV field delimiter (one character, or `tab`); never guessed.
     #[arg(long, default_value = ",", value_parser = super::parse_delimiter)]
     pub delimiter: u8,
-    /// Model: softmax classifier or ReLU MLP.
+    /// Model: softmax classifier or MLP (hidden layers with --activation).
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
     pub model: ModelKind,
     /// Hidden layer widths of the MLP, comma-separated (e.g. 100 or 128,64).
     #[arg(long, default_value = "100", value_delimiter = ',')]
     pub hidden: Vec<usize>,
+    /// Activation after each hidden layer of the MLP: relu, tanh, sigmoid or leaky-relu.
+    #[arg(long, default_value = "relu")]
+    pub activation: vnn::model::Activation,
     /// Passes over the training rows (full batch: one step each).
     #[arg(long, default_value_t = 10_000)]
     pub epochs: u64,
