@@ -2,8 +2,9 @@
 //! independent `f64` reference forward pass.
 //!
 //! The reference is written from the math alone: for layers `l`,
-//! `Z_l = A_{l-1} (W_l * C_l) + b_l`, `A_l = relu(Z_l) * D_l` on hidden
-//! layers, and the loss
+//! `Z_l = A_{l-1} (W_l * C_l) + b_l`, `A_l = act(Z_l) * D_l` on hidden
+//! layers (`act` one of ReLU, tanh, sigmoid and leaky ReLU, written here
+//! in `f64` from their definitions), and the loss
 //! `L = mean_r (logsumexp(Z_r) - Z_r[y_r]) + 0.5 * reg * sum_l sum(W_l^2)`
 //! (biases excluded from the L2 term, which uses the unmasked weights), with
 //! `D_l` the dropout masks and `C_l` the dropconnect masks (all ones when
@@ -14,8 +15,10 @@
 //!
 //! Central differences `(L(p + h e_i) - L(p - h e_i)) / 2h` with `h = 1e-6`
 //! in `f64`: truncation `O(h^2)` and round-off `~1e-16 / h = 1e-10` are both
-//! far below the tolerance, and `h` is small enough that no ReLU input of
-//! these fixed-seed cases crosses its kink.
+//! far below the tolerance, and `h` is small enough that no ReLU or leaky
+//! ReLU input of these fixed-seed cases crosses its kink. The trainer's
+//! tanh and sigmoid are `f32` approximations within about `1e-6` relative
+//! of the exact functions, far inside the tolerance.
 //!
 //! Error measure for every parameter:
 //! `|analytic - numeric| / max(|analytic|, |numeric|, FLOOR)` must be
@@ -36,7 +39,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use vnn::data::{spiral, Dataset};
 use vnn::kernels::mask::bernoulli_mask;
-use vnn::model::{Init, Model};
+use vnn::model::{Activation, Init, Model};
 use vnn::train::{
     dropout_stream, Optimizer, TrainConfig, Trainer, DROPCONNECT_DOMAIN, MAX_BLOCKS, MIN_BLOCK_ROWS,
 };
@@ -66,8 +69,33 @@ struct Masks {
     dropconnect: Vec<f64>,
 }
 
+/// The activation `act` at `z`, in `f64`, from its definition.
+fn ref_act(act: Activation, z: f64) -> f64 {
+    match act {
+        Activation::Relu => z.max(0.0),
+        Activation::Tanh => z.tanh(),
+        Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
+        Activation::LeakyRelu => {
+            if z > 0.0 {
+                z
+            } else {
+                0.01 * z
+            }
+        }
+    }
+}
+
 /// The reference loss.
-fn ref_loss(sizes: &[usize], p: &[f64], x: &[f64], y: &[u32], reg: f64, masks: &Masks) -> f64 {
+#[allow(clippy::too_many_arguments)]
+fn ref_loss(
+    sizes: &[usize],
+    act: Activation,
+    p: &[f64],
+    x: &[f64],
+    y: &[u32],
+    reg: f64,
+    masks: &Masks,
+) -> f64 {
     let n = y.len();
     let (offs, _) = offsets(sizes);
     let n_layers = sizes.len() - 1;
@@ -87,7 +115,7 @@ fn ref_loss(sizes: &[usize], p: &[f64], x: &[f64], y: &[u32], reg: f64, masks: &
         }
         if l + 1 < n_layers {
             for (v, m) in z.iter_mut().zip(&masks.dropout[l]) {
-                *v = v.max(0.0) * m;
+                *v = ref_act(act, *v) * m;
             }
         }
         a = z;
@@ -173,6 +201,8 @@ fn gaussian(rows: usize, n_features: usize, n_classes: usize, seed: u64) -> Data
 struct Case {
     name: &'static str,
     sizes: Vec<usize>,
+    /// The hidden layers' activation.
+    act: Activation,
     data: Dataset,
     reg: f32,
     dropout: f32,
@@ -201,6 +231,7 @@ fn check(case: Case) {
     let Case {
         name,
         sizes,
+        act,
         data,
         reg,
         dropout,
@@ -217,7 +248,8 @@ fn check(case: Case) {
         dropconnect,
         seed: 42,
     };
-    let model = Model::new(&sizes, Init::He, 7).unwrap();
+    let model = Model::new(&sizes, Init::He, 7).unwrap().with_activation(act);
+    let name = &format!("{name} {act}")[..];
     let (offs, len) = offsets(&sizes);
     assert_eq!(model.params().len(), len, "{name}: parameter count");
     for (slot, &(wo, bo)) in model.layout().layers().iter().zip(&offs) {
@@ -232,7 +264,7 @@ fn check(case: Case) {
     let p: Vec<f64> = before.iter().map(|&v| v as f64).collect();
     let x: Vec<f64> = data.features().iter().map(|&v| v as f64).collect();
     let masks = masks_at(&sizes, data.n_rows(), &config, step);
-    let loss_ref = ref_loss(&sizes, &p, &x, data.labels(), reg as f64, &masks);
+    let loss_ref = ref_loss(&sizes, act, &p, &x, data.labels(), reg as f64, &masks);
 
     let (stats, grad) = trainer.gradient().unwrap();
     let grad = grad.to_vec();
@@ -257,9 +289,9 @@ fn check(case: Case) {
         .map(|i| {
             let mut q = p.clone();
             q[i] = p[i] + H;
-            let up = ref_loss(&sizes, &q, &x, data.labels(), reg as f64, &masks);
+            let up = ref_loss(&sizes, act, &q, &x, data.labels(), reg as f64, &masks);
             q[i] = p[i] - H;
-            let down = ref_loss(&sizes, &q, &x, data.labels(), reg as f64, &masks);
+            let down = ref_loss(&sizes, act, &q, &x, data.labels(), reg as f64, &masks);
             (up - down) / (2.0 * H)
         })
         .collect();
@@ -291,6 +323,7 @@ fn check(case: Case) {
 fn linear_without_and_with_l2() {
     for reg in [0.0, 1e-2] {
         check(Case {
+            act: Activation::Relu,
             name: "linear [2,3]",
             sizes: vec![2, 3],
             data: spiral(20, 3, 1),
@@ -306,6 +339,7 @@ fn linear_without_and_with_l2() {
 fn mlp_one_hidden_layer_without_and_with_l2() {
     for reg in [0.0, 1e-2] {
         check(Case {
+            act: Activation::Relu,
             name: "mlp [2,16,3]",
             sizes: vec![2, 16, 3],
             data: spiral(20, 3, 2),
@@ -321,6 +355,7 @@ fn mlp_one_hidden_layer_without_and_with_l2() {
 fn mlp_two_hidden_layers_without_and_with_l2() {
     for reg in [0.0, 1e-2] {
         check(Case {
+            act: Activation::Relu,
             name: "mlp [2,12,8,3]",
             sizes: vec![2, 12, 8, 3],
             data: spiral(20, 3, 3),
@@ -336,6 +371,7 @@ fn mlp_two_hidden_layers_without_and_with_l2() {
 fn mlp_odd_widths_gaussian_data() {
     // Widths off the 8-lane grid exercise every SIMD remainder path.
     check(Case {
+        act: Activation::Relu,
         name: "mlp [5,13,9,4]",
         sizes: vec![5, 13, 9, 4],
         data: gaussian(50, 5, 4, 11),
@@ -352,6 +388,7 @@ fn mlp_wide_layers_take_the_gemm_paths() {
     // through the GEMM (not the fused narrow kernel), and the backward
     // `dA = dZ W^T` of the second layer runs in chunks of 128 rows.
     check(Case {
+        act: Activation::Relu,
         name: "mlp [20,24,18,5] x 300 rows",
         sizes: vec![20, 24, 18, 5],
         data: gaussian(300, 20, 5, 15),
@@ -367,6 +404,7 @@ fn mlp_several_row_blocks() {
     // 1100 rows: three blocks of at most 512 rows, gradients summed across
     // blocks.
     check(Case {
+        act: Activation::Relu,
         name: "mlp [3,10,4] x 1100 rows",
         sizes: vec![3, 10, 4],
         data: gaussian(1100, 3, 4, 12),
@@ -380,6 +418,7 @@ fn mlp_several_row_blocks() {
 #[test]
 fn mlp_with_dropout() {
     check(Case {
+        act: Activation::Relu,
         name: "mlp [2,16,3] dropout 0.5",
         sizes: vec![2, 16, 3],
         data: spiral(20, 3, 4),
@@ -390,6 +429,7 @@ fn mlp_with_dropout() {
     });
     // Two hidden layers, three blocks: every (block, layer) has its own mask.
     check(Case {
+        act: Activation::Relu,
         name: "mlp [3,10,6,4] x 1100 rows dropout 0.3",
         sizes: vec![3, 10, 6, 4],
         data: gaussian(1100, 3, 4, 13),
@@ -403,6 +443,7 @@ fn mlp_with_dropout() {
 #[test]
 fn mlp_with_dropconnect() {
     check(Case {
+        act: Activation::Relu,
         name: "mlp [2,12,8,3] dropconnect 0.3",
         sizes: vec![2, 12, 8, 3],
         data: spiral(20, 3, 5),
@@ -412,6 +453,7 @@ fn mlp_with_dropconnect() {
         warmup: 3,
     });
     check(Case {
+        act: Activation::Relu,
         name: "linear [5,4] dropconnect 0.5",
         sizes: vec![5, 4],
         data: gaussian(40, 5, 4, 14),
@@ -420,4 +462,112 @@ fn mlp_with_dropconnect() {
         dropconnect: 0.5,
         warmup: 1,
     });
+}
+
+/// The activations besides ReLU (every one of them takes the GEMM path of
+/// the layer ops, not ReLU's fused strips).
+const OTHERS: [Activation; 3] = [
+    Activation::Tanh,
+    Activation::Sigmoid,
+    Activation::LeakyRelu,
+];
+
+#[test]
+fn every_activation_one_and_two_hidden_layers() {
+    for act in OTHERS {
+        for reg in [0.0, 1e-2] {
+            check(Case {
+                name: "mlp [2,16,3]",
+                sizes: vec![2, 16, 3],
+                act,
+                data: spiral(20, 3, 2),
+                reg,
+                dropout: 0.0,
+                dropconnect: 0.0,
+                warmup: 5,
+            });
+        }
+        // Widths off the 8-lane grid: every SIMD remainder of the kernels.
+        check(Case {
+            name: "mlp [5,13,9,4]",
+            sizes: vec![5, 13, 9, 4],
+            act,
+            data: gaussian(50, 5, 4, 11),
+            reg: 1e-2,
+            dropout: 0.0,
+            dropconnect: 0.0,
+            warmup: 2,
+        });
+    }
+}
+
+#[test]
+fn every_activation_wide_layers_and_several_blocks() {
+    for act in OTHERS {
+        // The shape on which ReLU, too, leaves its fused strips.
+        check(Case {
+            name: "mlp [20,24,18,5] x 300 rows",
+            sizes: vec![20, 24, 18, 5],
+            act,
+            data: gaussian(300, 20, 5, 15),
+            reg: 1e-2,
+            dropout: 0.0,
+            dropconnect: 0.0,
+            warmup: 2,
+        });
+        check(Case {
+            name: "mlp [3,10,4] x 1100 rows",
+            sizes: vec![3, 10, 4],
+            act,
+            data: gaussian(1100, 3, 4, 12),
+            reg: 1e-2,
+            dropout: 0.0,
+            dropconnect: 0.0,
+            warmup: 2,
+        });
+    }
+}
+
+#[test]
+fn every_activation_with_dropout() {
+    for act in OTHERS {
+        check(Case {
+            name: "mlp [2,16,3] dropout 0.5",
+            sizes: vec![2, 16, 3],
+            act,
+            data: spiral(20, 3, 4),
+            reg: 1e-2,
+            dropout: 0.5,
+            dropconnect: 0.0,
+            warmup: 3,
+        });
+        // Two hidden layers, three blocks: the backward regenerates the
+        // mask of each (block, layer).
+        check(Case {
+            name: "mlp [3,10,6,4] x 1100 rows dropout 0.3",
+            sizes: vec![3, 10, 6, 4],
+            act,
+            data: gaussian(1100, 3, 4, 13),
+            reg: 1e-2,
+            dropout: 0.3,
+            dropconnect: 0.0,
+            warmup: 2,
+        });
+    }
+}
+
+#[test]
+fn every_activation_with_dropconnect() {
+    for act in OTHERS {
+        check(Case {
+            name: "mlp [2,12,8,3] dropconnect 0.3",
+            sizes: vec![2, 12, 8, 3],
+            act,
+            data: spiral(20, 3, 5),
+            reg: 1e-2,
+            dropout: 0.0,
+            dropconnect: 0.3,
+            warmup: 3,
+        });
+    }
 }
