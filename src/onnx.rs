@@ -27,8 +27,8 @@
 use crate::error::{Error, Result};
 use crate::model::{Activation, Model};
 use prost::Message;
-use vnn_kernels::activation::LEAKY_RELU_SLOPE;
 use std::path::Path;
+use vnn_kernels::activation::LEAKY_RELU_SLOPE;
 
 /// The ONNX opset version of the default domain the graph uses.
 pub const OPSET: i64 = 17;
@@ -93,7 +93,10 @@ fn activation_op(act: Activation) -> (&'static str, Vec<AttributeProto>) {
         Activation::Relu => ("Relu", vec![]),
         Activation::Tanh => ("Tanh", vec![]),
         Activation::Sigmoid => ("Sigmoid", vec![]),
-        Activation::LeakyRelu => ("LeakyRelu", vec![float_attribute("alpha", LEAKY_RELU_SLOPE)]),
+        Activation::LeakyRelu => (
+            "LeakyRelu",
+            vec![float_attribute("alpha", LEAKY_RELU_SLOPE)],
+        ),
     }
 }
 
@@ -493,7 +496,10 @@ mod tests {
         for (act, op) in expected {
             let model = Model::new(&[2, 6, 4, 3], Init::He, 1).unwrap();
             let graph = exported(&model.with_activation(act));
-            assert_eq!(ops(&graph), ["Gemm", op, "Gemm", op, "Gemm", "Softmax", "ArgMax"]);
+            assert_eq!(
+                ops(&graph),
+                ["Gemm", op, "Gemm", op, "Gemm", "Softmax", "ArgMax"]
+            );
             for n in graph.node.iter().filter(|n| n.op_type == op) {
                 let attributes: Vec<_> = n
                     .attribute

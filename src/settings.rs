@@ -190,7 +190,11 @@ impl RunSettings {
         // (option, whether it is meaningless here, the setting and value it needs)
         let checks = [
             ("hidden", self.model == ModelKind::Linear, ("model", "mlp")),
-            ("activation", self.model == ModelKind::Linear, ("model", "mlp")),
+            (
+                "activation",
+                self.model == ModelKind::Linear,
+                ("model", "mlp"),
+            ),
             (
                 "momentum",
                 self.optimizer != OptimizerKind::Momentum,

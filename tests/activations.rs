@@ -221,7 +221,10 @@ fn an_unknown_activation_is_refused_naming_the_file_and_the_entry() {
         let bytes = relu_file_with(&format!(r#""activation":"{bad}","#));
         std::fs::write(&path, &bytes).unwrap();
         let err = Model::load(&path).unwrap_err();
-        assert!(matches!(err, vnn::Error::Model { tensor: None, .. }), "{err:?}");
+        assert!(
+            matches!(err, vnn::Error::Model { tensor: None, .. }),
+            "{err:?}"
+        );
         let shown = vnn::Error::Model {
             path: path.clone(),
             tensor: None,
@@ -277,7 +280,9 @@ fn checkpoints_carry_the_activation() {
 
 /// The settings recorded in the stored version-1 checkpoint `name`.
 fn stored_settings(name: &str) -> (String, RunSettings) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/checkpoints").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/checkpoints")
+        .join(name);
     let text = Checkpoint::load(path).unwrap().settings;
     let settings = serde_json::from_str(&text).unwrap();
     (text, settings)
@@ -312,7 +317,9 @@ fn run_settings_choose_record_and_default_the_activation() {
         model: vnn::settings::ModelKind::Linear,
         ..old
     };
-    let err = linear.refuse_inapplicable(|o| o == "activation").unwrap_err();
+    let err = linear
+        .refuse_inapplicable(|o| o == "activation")
+        .unwrap_err();
     assert!(matches!(err, vnn::Error::Inapplicable { ref option, .. } if option == "activation"));
     assert!(linear.refuse_inapplicable(|_| false).is_ok());
 }
@@ -334,7 +341,11 @@ fn run_config() -> TrainConfig {
 fn an_interrupted_run_of_each_activation_resumes_bit_exact() {
     let data = spiral(30, 3, 2);
     for act in [Activation::Tanh, Activation::Sigmoid, Activation::LeakyRelu] {
-        let model = || Model::new(&[2, 12, 7, 3], Init::He, 2).unwrap().with_activation(act);
+        let model = || {
+            Model::new(&[2, 12, 7, 3], Init::He, 2)
+                .unwrap()
+                .with_activation(act)
+        };
         let whole_dir = scratch(&format!("whole-{act}"));
         let whole = SessionBuilder::new(model(), run_config(), &whole_dir)
             .build(&data, None)
@@ -352,7 +363,10 @@ fn an_interrupted_run_of_each_activation_resumes_bit_exact() {
             .unwrap();
         assert!(first.interrupted && first.steps == 1);
         let ckpt_path = dir.join(checkpoint::FILE_NAME);
-        assert_eq!(Checkpoint::load(&ckpt_path).unwrap().model.activation(), act);
+        assert_eq!(
+            Checkpoint::load(&ckpt_path).unwrap().model.activation(),
+            act
+        );
         // A model of another activation is not this run's.
         let relu = model().with_activation(Activation::Relu);
         let refused = SessionBuilder::new(relu, run_config(), &dir)

@@ -155,7 +155,12 @@ fn packed_calls(sizes: &[usize], block_rows: &[usize], dropout: bool) -> usize {
 }
 
 /// [`packed_calls`] for hidden activation `act`.
-fn packed_calls_act(act: Activation, sizes: &[usize], block_rows: &[usize], dropout: bool) -> usize {
+fn packed_calls_act(
+    act: Activation,
+    sizes: &[usize],
+    block_rows: &[usize],
+    dropout: bool,
+) -> usize {
     let relu = act == Activation::Relu;
     let packs = |m, n, k| usize::from(!use_small(m, n, k));
     let n_layers = sizes.len() - 1;
@@ -309,7 +314,10 @@ fn allocations_per_step() {
 
     // ---- batch-1 inference: predict_one and predict_proba_one allocate nothing ----
     let shapes = [&[2usize, 100, 3][..], &[784, 512, 10], &[5, 7, 9, 4]];
-    for (sizes, act) in shapes.into_iter().flat_map(|s| Activation::ALL.map(|a| (s, a))) {
+    for (sizes, act) in shapes
+        .into_iter()
+        .flat_map(|s| Activation::ALL.map(|a| (s, a)))
+    {
         let model = Model::new(sizes, Init::He, 3).unwrap().with_activation(act);
         let model = model
             .with_standardizer(

@@ -248,7 +248,9 @@ fn check(case: Case) {
         dropconnect,
         seed: 42,
     };
-    let model = Model::new(&sizes, Init::He, 7).unwrap().with_activation(act);
+    let model = Model::new(&sizes, Init::He, 7)
+        .unwrap()
+        .with_activation(act);
     let name = &format!("{name} {act}")[..];
     let (offs, len) = offsets(&sizes);
     assert_eq!(model.params().len(), len, "{name}: parameter count");
@@ -466,11 +468,7 @@ fn mlp_with_dropconnect() {
 
 /// The activations besides ReLU (every one of them takes the GEMM path of
 /// the layer ops, not ReLU's fused strips).
-const OTHERS: [Activation; 3] = [
-    Activation::Tanh,
-    Activation::Sigmoid,
-    Activation::LeakyRelu,
-];
+const OTHERS: [Activation; 3] = [Activation::Tanh, Activation::Sigmoid, Activation::LeakyRelu];
 
 #[test]
 fn every_activation_one_and_two_hidden_layers() {

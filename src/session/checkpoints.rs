@@ -96,8 +96,7 @@ pub(super) fn check_resume(
             checkpoint: path.to_path_buf(),
             what: "model".into(),
             expected: "its recorded settings".into(),
-            got: "layer sizes, feature or class names, standardization or activation differ"
-                .into(),
+            got: "layer sizes, feature or class names, standardization or activation differ".into(),
         });
     }
     Ok(())
