@@ -7,8 +7,10 @@
 //! of tanh in `tests/accuracy.rs`, the command line in `tests/cli.rs`, and
 //! numpy and onnxruntime in `tests/interop.rs`.
 
+mod support;
 use approx::assert_relative_eq;
 use std::path::{Path, PathBuf};
+use support::ref_act;
 use vnn::checkpoint::{self, Checkpoint};
 use vnn::data::{spiral, Dataset, Standardizer};
 use vnn::model::{Activation, Init, Model};
@@ -23,22 +25,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// `act(z)` in `f64`, from the definition (leaky slope 0.01).
-fn ref_act(act: Activation, z: f64) -> f64 {
-    match act {
-        Activation::Relu => z.max(0.0),
-        Activation::Tanh => z.tanh(),
-        Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
-        Activation::LeakyRelu => {
-            if z > 0.0 {
-                z
-            } else {
-                0.01 * z
-            }
-        }
-    }
 }
 
 /// The logits of `rows` raw rows `x` in `f64`: standardize, then per layer

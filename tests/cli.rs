@@ -46,6 +46,30 @@ fn spiral_csv(path: &Path, seed: u64) -> vnn::data::Dataset {
     d
 }
 
+/// `vnn predict --json` of the model file `model` on the CSV file `csv`
+/// (holding `data`, integer labels): the predicted labels, checked equal
+/// to the library's predictions of the loaded model.
+fn predict_matches_library(model: &Path, csv: &Path, data: &vnn::data::Dataset) -> Vec<i64> {
+    let p = last_json(&vnn(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--json",
+    ]));
+    let preds: Vec<i64> = serde_json::from_value(p["predictions"].clone()).unwrap();
+    let loaded = vnn::model::Model::load(model).unwrap();
+    let lib: Vec<i64> = loaded
+        .predict(data.features(), data.n_rows())
+        .unwrap()
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    assert_eq!(preds, lib);
+    preds
+}
+
 #[test]
 fn train_predict_eval_on_the_spiral() {
     let dir = tmp("spiral");
@@ -113,24 +137,8 @@ fn train_predict_eval_on_the_spiral() {
 
     // predict --json: one label per row, the original label values, agreeing
     // with the library's predictions of the loaded model.
-    let p = last_json(&vnn(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        csv.to_str().unwrap(),
-        "--json",
-    ]));
-    let preds: Vec<i64> = serde_json::from_value(p["predictions"].clone()).unwrap();
+    let preds = predict_matches_library(&model, &csv, &data);
     assert_eq!(preds.len(), 300);
-    let loaded = vnn::model::Model::load(&model).unwrap();
-    let lib: Vec<i64> = loaded
-        .predict(data.features(), 300)
-        .unwrap()
-        .into_iter()
-        .map(i64::from)
-        .collect();
-    assert_eq!(preds, lib);
 
     // predict without --json: CSV with a header, and --proba adds one column per class.
     let out = vnn(&[
@@ -469,28 +477,13 @@ fn train_with_tanh_records_it_and_predict_uses_it() {
 
     let csv = dir.join("spiral.csv");
     let data = spiral_csv(&csv, 0);
-    let p = last_json(&vnn(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        csv.to_str().unwrap(),
-        "--json",
-    ]));
-    let preds: Vec<i64> = serde_json::from_value(p["predictions"].clone()).unwrap();
-    let lib: Vec<i64> = loaded
-        .predict(data.features(), data.n_rows())
-        .unwrap()
+    let lib: Vec<u32> = predict_matches_library(&model, &csv, &data)
         .into_iter()
-        .map(i64::from)
+        .map(|c| c as u32)
         .collect();
-    assert_eq!(preds, lib);
     // The same weights as ReLU predict differently: predict used tanh.
     let relu = loaded.with_activation(vnn::model::Activation::Relu);
-    assert_ne!(
-        relu.predict(data.features(), data.n_rows()).unwrap(),
-        lib.iter().map(|&c| c as u32).collect::<Vec<_>>()
-    );
+    assert_ne!(relu.predict(data.features(), data.n_rows()).unwrap(), lib);
 
     let ckpt = run.join("checkpoint.safetensors");
     let refused = [

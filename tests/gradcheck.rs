@@ -34,9 +34,11 @@
 //! up to ~2 carries an absolute rounding error of up to one ulp (~2.4e-7),
 //! so there the floor is `STEP_FLOOR = 1e-3`.
 
+mod support;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use support::ref_act;
 use vnn::data::{spiral, Dataset};
 use vnn::kernels::mask::bernoulli_mask;
 use vnn::model::{Activation, Init, Model};
@@ -67,22 +69,6 @@ struct Masks {
     dropout: Vec<Vec<f64>>,
     /// Parameter-sized dropconnect multipliers (1 on biases and when off).
     dropconnect: Vec<f64>,
-}
-
-/// The activation `act` at `z`, in `f64`, from its definition.
-fn ref_act(act: Activation, z: f64) -> f64 {
-    match act {
-        Activation::Relu => z.max(0.0),
-        Activation::Tanh => z.tanh(),
-        Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
-        Activation::LeakyRelu => {
-            if z > 0.0 {
-                z
-            } else {
-                0.01 * z
-            }
-        }
-    }
 }
 
 /// The reference loss.
@@ -325,9 +311,9 @@ fn check(case: Case) {
 fn linear_without_and_with_l2() {
     for reg in [0.0, 1e-2] {
         check(Case {
-            act: Activation::Relu,
             name: "linear [2,3]",
             sizes: vec![2, 3],
+            act: Activation::Relu,
             data: spiral(20, 3, 1),
             reg,
             dropout: 0.0,
@@ -337,13 +323,19 @@ fn linear_without_and_with_l2() {
     }
 }
 
+// Every MLP case runs with each activation: ReLU on its fused kernels where
+// the shapes allow, the others always on the GEMM path of the layer ops.
+
 #[test]
 fn mlp_one_hidden_layer_without_and_with_l2() {
-    for reg in [0.0, 1e-2] {
+    for (act, reg) in Activation::ALL
+        .into_iter()
+        .flat_map(|a| [(a, 0.0), (a, 1e-2)])
+    {
         check(Case {
-            act: Activation::Relu,
             name: "mlp [2,16,3]",
             sizes: vec![2, 16, 3],
+            act,
             data: spiral(20, 3, 2),
             reg,
             dropout: 0.0,
@@ -355,11 +347,14 @@ fn mlp_one_hidden_layer_without_and_with_l2() {
 
 #[test]
 fn mlp_two_hidden_layers_without_and_with_l2() {
-    for reg in [0.0, 1e-2] {
+    for (act, reg) in Activation::ALL
+        .into_iter()
+        .flat_map(|a| [(a, 0.0), (a, 1e-2)])
+    {
         check(Case {
-            act: Activation::Relu,
             name: "mlp [2,12,8,3]",
             sizes: vec![2, 12, 8, 3],
+            act,
             data: spiral(20, 3, 3),
             reg,
             dropout: 0.0,
@@ -372,120 +367,7 @@ fn mlp_two_hidden_layers_without_and_with_l2() {
 #[test]
 fn mlp_odd_widths_gaussian_data() {
     // Widths off the 8-lane grid exercise every SIMD remainder path.
-    check(Case {
-        act: Activation::Relu,
-        name: "mlp [5,13,9,4]",
-        sizes: vec![5, 13, 9, 4],
-        data: gaussian(50, 5, 4, 11),
-        reg: 1e-2,
-        dropout: 0.0,
-        dropconnect: 0.0,
-        warmup: 2,
-    });
-}
-
-#[test]
-fn mlp_wide_layers_take_the_gemm_paths() {
-    // More than 16 inputs and outputs per hidden layer: the forward goes
-    // through the GEMM (not the fused narrow kernel), and the backward
-    // `dA = dZ W^T` of the second layer runs in chunks of 128 rows.
-    check(Case {
-        act: Activation::Relu,
-        name: "mlp [20,24,18,5] x 300 rows",
-        sizes: vec![20, 24, 18, 5],
-        data: gaussian(300, 20, 5, 15),
-        reg: 1e-2,
-        dropout: 0.0,
-        dropconnect: 0.0,
-        warmup: 2,
-    });
-}
-
-#[test]
-fn mlp_several_row_blocks() {
-    // 1100 rows: three blocks of at most 512 rows, gradients summed across
-    // blocks.
-    check(Case {
-        act: Activation::Relu,
-        name: "mlp [3,10,4] x 1100 rows",
-        sizes: vec![3, 10, 4],
-        data: gaussian(1100, 3, 4, 12),
-        reg: 1e-2,
-        dropout: 0.0,
-        dropconnect: 0.0,
-        warmup: 2,
-    });
-}
-
-#[test]
-fn mlp_with_dropout() {
-    check(Case {
-        act: Activation::Relu,
-        name: "mlp [2,16,3] dropout 0.5",
-        sizes: vec![2, 16, 3],
-        data: spiral(20, 3, 4),
-        reg: 1e-2,
-        dropout: 0.5,
-        dropconnect: 0.0,
-        warmup: 3,
-    });
-    // Two hidden layers, three blocks: every (block, layer) has its own mask.
-    check(Case {
-        act: Activation::Relu,
-        name: "mlp [3,10,6,4] x 1100 rows dropout 0.3",
-        sizes: vec![3, 10, 6, 4],
-        data: gaussian(1100, 3, 4, 13),
-        reg: 1e-2,
-        dropout: 0.3,
-        dropconnect: 0.0,
-        warmup: 2,
-    });
-}
-
-#[test]
-fn mlp_with_dropconnect() {
-    check(Case {
-        act: Activation::Relu,
-        name: "mlp [2,12,8,3] dropconnect 0.3",
-        sizes: vec![2, 12, 8, 3],
-        data: spiral(20, 3, 5),
-        reg: 1e-2,
-        dropout: 0.0,
-        dropconnect: 0.3,
-        warmup: 3,
-    });
-    check(Case {
-        act: Activation::Relu,
-        name: "linear [5,4] dropconnect 0.5",
-        sizes: vec![5, 4],
-        data: gaussian(40, 5, 4, 14),
-        reg: 0.0,
-        dropout: 0.0,
-        dropconnect: 0.5,
-        warmup: 1,
-    });
-}
-
-/// The activations besides ReLU (every one of them takes the GEMM path of
-/// the layer ops, not ReLU's fused strips).
-const OTHERS: [Activation; 3] = [Activation::Tanh, Activation::Sigmoid, Activation::LeakyRelu];
-
-#[test]
-fn every_activation_one_and_two_hidden_layers() {
-    for act in OTHERS {
-        for reg in [0.0, 1e-2] {
-            check(Case {
-                name: "mlp [2,16,3]",
-                sizes: vec![2, 16, 3],
-                act,
-                data: spiral(20, 3, 2),
-                reg,
-                dropout: 0.0,
-                dropconnect: 0.0,
-                warmup: 5,
-            });
-        }
-        // Widths off the 8-lane grid: every SIMD remainder of the kernels.
+    for act in Activation::ALL {
         check(Case {
             name: "mlp [5,13,9,4]",
             sizes: vec![5, 13, 9, 4],
@@ -500,9 +382,11 @@ fn every_activation_one_and_two_hidden_layers() {
 }
 
 #[test]
-fn every_activation_wide_layers_and_several_blocks() {
-    for act in OTHERS {
-        // The shape on which ReLU, too, leaves its fused strips.
+fn mlp_wide_layers_take_the_gemm_paths() {
+    // More than 16 inputs and outputs per hidden layer: the ReLU forward
+    // goes through the GEMM (not the fused narrow kernel), and the backward
+    // `dA = dZ W^T` of the second layer runs in chunks of 128 rows.
+    for act in Activation::ALL {
         check(Case {
             name: "mlp [20,24,18,5] x 300 rows",
             sizes: vec![20, 24, 18, 5],
@@ -513,6 +397,14 @@ fn every_activation_wide_layers_and_several_blocks() {
             dropconnect: 0.0,
             warmup: 2,
         });
+    }
+}
+
+#[test]
+fn mlp_several_row_blocks() {
+    // 1100 rows: three blocks of at most 512 rows, gradients summed across
+    // blocks.
+    for act in Activation::ALL {
         check(Case {
             name: "mlp [3,10,4] x 1100 rows",
             sizes: vec![3, 10, 4],
@@ -527,8 +419,8 @@ fn every_activation_wide_layers_and_several_blocks() {
 }
 
 #[test]
-fn every_activation_with_dropout() {
-    for act in OTHERS {
+fn mlp_with_dropout() {
+    for act in Activation::ALL {
         check(Case {
             name: "mlp [2,16,3] dropout 0.5",
             sizes: vec![2, 16, 3],
@@ -539,8 +431,9 @@ fn every_activation_with_dropout() {
             dropconnect: 0.0,
             warmup: 3,
         });
-        // Two hidden layers, three blocks: the backward regenerates the
-        // mask of each (block, layer).
+        // Two hidden layers, three blocks: every (block, layer) has its own
+        // mask, which the backward of tanh, sigmoid and leaky ReLU draws
+        // again.
         check(Case {
             name: "mlp [3,10,6,4] x 1100 rows dropout 0.3",
             sizes: vec![3, 10, 6, 4],
@@ -555,8 +448,8 @@ fn every_activation_with_dropout() {
 }
 
 #[test]
-fn every_activation_with_dropconnect() {
-    for act in OTHERS {
+fn mlp_with_dropconnect() {
+    for act in Activation::ALL {
         check(Case {
             name: "mlp [2,12,8,3] dropconnect 0.3",
             sizes: vec![2, 12, 8, 3],
@@ -568,4 +461,14 @@ fn every_activation_with_dropconnect() {
             warmup: 3,
         });
     }
+    check(Case {
+        name: "linear [5,4] dropconnect 0.5",
+        sizes: vec![5, 4],
+        act: Activation::Relu,
+        data: gaussian(40, 5, 4, 14),
+        reg: 0.0,
+        dropout: 0.0,
+        dropconnect: 0.5,
+        warmup: 1,
+    });
 }
