@@ -11,7 +11,8 @@
 //!   `activation` (the hidden layers' [`Activation`](crate::model::Activation)
 //!   by name: `"relu"`, `"tanh"`, `"sigmoid"` or `"leaky-relu"`; a file
 //!   without it is read as ReLU, the only activation of earlier vnn
-//!   versions), `feature_names` and `class_names` (JSON arrays of strings), `standardize` (JSON `{"mean": [..], "scale": [..]}` or
+//!   versions), `feature_names` and `class_names` (JSON arrays of
+//!   strings), `standardize` (JSON `{"mean": [..], "scale": [..]}` or
 //!   `null`), plus any extra entries the writer adds (for example
 //!   `training_command`).
 //!
