@@ -310,7 +310,8 @@ fn run_settings_choose_record_and_default_the_activation() {
     assert!(linear.refuse_inapplicable(|_| false).is_ok());
 }
 
-/// Mini-batches, momentum and dropout on a model of hidden activation `act`.
+/// Mini-batches, momentum and dropout: the batch order and the masks of
+/// every hidden layer must come back right after a resume.
 fn run_config() -> TrainConfig {
     TrainConfig {
         epochs: 6,
