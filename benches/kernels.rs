@@ -20,7 +20,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
+};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use vnn_kernels::gemm::{self, Transpose};
@@ -339,26 +341,37 @@ const ACT_DROPOUT: mask::Dropout = mask::Dropout {
     stream: 0,
 };
 
+/// The inputs of the activation benches: every iteration starts from a
+/// fresh copy of `start`. Run in place over and over, the outputs would
+/// drift (leaky ReLU multiplies negatives by 0.01 each time, the backward
+/// multiplies by derivatives below 1) into subnormal numbers, which are
+/// far slower and never seen in training.
+fn fresh(start: &[f32]) -> impl FnMut() -> Vec<f32> + '_ {
+    || start.to_vec()
+}
+
 fn bench_act_forward(c: &mut Criterion) {
     let mut g = group(c, "bias_act_forward");
     let (rows, cols) = ACT_SIZE;
     let bias = data(cols, 2);
+    let z0 = data(rows * cols, 1);
     let id = size_id(rows, cols);
     g.throughput(Throughput::Elements((rows * cols) as u64));
     for act in activation::Activation::ALL {
         for (kind, dropout) in [("", None), ("-dropout", Some(ACT_DROPOUT))] {
-            let mut z = data(rows * cols, 1);
             g.bench_function(format!("{act}{kind}/simd/{id}"), |b| {
-                b.iter(|| {
-                    activation::bias_act_forward(act, black_box(&mut z), &bias, rows, cols, dropout)
-                })
+                b.iter_batched_ref(
+                    fresh(&z0),
+                    |z| activation::bias_act_forward(act, z, &bias, rows, cols, dropout),
+                    BatchSize::PerIteration,
+                )
             });
-            let mut z = data(rows * cols, 1);
             g.bench_function(format!("{act}{kind}/scalar/{id}"), |b| {
-                b.iter(|| {
-                    let z = black_box(&mut z);
-                    activation::bias_act_forward_scalar(act, z, &bias, rows, cols, dropout)
-                })
+                b.iter_batched_ref(
+                    fresh(&z0),
+                    |z| activation::bias_act_forward_scalar(act, z, &bias, rows, cols, dropout),
+                    BatchSize::PerIteration,
+                )
             });
         }
     }
@@ -373,19 +386,23 @@ fn bench_act_backward(c: &mut Criterion) {
     g.throughput(Throughput::Elements((rows * cols) as u64));
     for act in activation::Activation::ALL {
         for (kind, dropout) in [("", None), ("-dropout", Some(ACT_DROPOUT))] {
-            let mut a = data(rows * cols, 1);
+            // Outputs of the forward, as the backward gets them.
+            let mut a0 = data(rows * cols, 1);
+            activation::bias_act_forward(act, &mut a0, &vec![0.0; cols], rows, cols, dropout);
             let mut db = vec![0.0f32; cols];
             g.bench_function(format!("{act}{kind}/simd/{id}"), |b| {
-                b.iter(|| {
-                    let a = black_box(&mut a);
-                    activation::act_backward(act, a, &da, rows, cols, dropout, &mut db)
-                })
+                b.iter_batched_ref(
+                    fresh(&a0),
+                    |a| activation::act_backward(act, a, &da, rows, cols, dropout, &mut db),
+                    BatchSize::PerIteration,
+                )
             });
             g.bench_function(format!("{act}{kind}/scalar/{id}"), |b| {
-                b.iter(|| {
-                    let a = black_box(&mut a);
-                    activation::act_backward_scalar(act, a, &da, rows, cols, dropout, &mut db)
-                })
+                b.iter_batched_ref(
+                    fresh(&a0),
+                    |a| activation::act_backward_scalar(act, a, &da, rows, cols, dropout, &mut db),
+                    BatchSize::PerIteration,
+                )
             });
         }
     }

@@ -1,5 +1,6 @@
-//! Models: the linear softmax classifier and the ReLU MLP, on one flat
-//! parameter buffer, with allocation-free batch-1 inference.
+//! Models: the linear softmax classifier and the MLP (ReLU by default, or
+//! another hidden [`Activation`]), on one flat parameter buffer, with
+//! allocation-free batch-1 inference.
 
 use crate::data::Standardizer;
 use crate::error::{Error, Result};
@@ -12,6 +13,7 @@ use vnn_kernels::{reduce, softmax};
 
 mod parts;
 pub(crate) use parts::names_problem;
+pub use vnn_kernels::activation::Activation;
 
 /// Where one layer's weight and bias sit in a flat parameter buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,13 +182,16 @@ pub enum Init {
 }
 
 /// A trained or freshly initialized classifier: a linear softmax model
-/// (no hidden layer) or a ReLU MLP, with everything prediction needs.
+/// (no hidden layer) or an MLP whose hidden layers apply one
+/// [`Activation`] (ReLU unless [`Model::with_activation`] says otherwise),
+/// with everything prediction needs.
 ///
 /// Its fields are private so that every model holds together (a parameter
 /// buffer of the layout's length, one name per feature and class, a
 /// standardizer of the feature count): build one with [`Model::new`] or
-/// [`Model::from_params`], then [`Model::with_names`] and
-/// [`Model::with_standardizer`], or load one with [`Model::load`].
+/// [`Model::from_params`], then [`Model::with_names`],
+/// [`Model::with_standardizer`] and [`Model::with_activation`], or load one
+/// with [`Model::load`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
     /// Parameter layout.
@@ -199,6 +204,8 @@ pub struct Model {
     pub(crate) class_names: Vec<String>,
     /// Standardization applied to raw inputs before the first layer.
     pub(crate) standardizer: Option<Standardizer>,
+    /// The activation of every hidden layer.
+    pub(crate) activation: Activation,
 }
 
 /// Scratch space for allocation-free [`Model::predict_one`]; make it once
@@ -246,17 +253,21 @@ pub(crate) fn hidden_range(layout: &Layout, rows: usize, l: usize) -> std::ops::
 /// and batch-1 predict all run it.
 ///
 /// - `x`: `rows x n_in`, the (standardized) inputs.
+/// - `act`: the hidden layers' activation.
 /// - `hidden`: at least `rows x` the total hidden width; hidden layer `l`'s
-///   activations `A_l = relu(A_{l-1} W_l + b_l)` (what the backward needs)
+///   activations `A_l = act(A_{l-1} W_l + b_l)` (what the backward needs)
 ///   go to [`hidden_range`]`(layout, rows, l)`.
 /// - `scores`: `rows x n_classes`, the logits `A W + b` of the last layer.
 /// - `dropout`: inverted dropout on the hidden activations (training only);
 ///   hidden layer `l` uses the stream `dropout.stream | l`.
 ///
-/// The layer ops choose the kernels by shape ([`vnn_kernels::layer`]).
+/// The layer ops choose the kernels by shape ([`vnn_kernels::layer`]);
+/// ReLU keeps its fused ops ([`layer::dense_act_forward`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_rows(
     layout: &Layout,
     params: &[f32],
+    act: Activation,
     x: &[f32],
     rows: usize,
     hidden: &mut [f32],
@@ -278,13 +289,13 @@ pub(crate) fn forward_rows(
             // scores = A W + b
             layer::dense_forward(shape, input, w, b, scores);
         } else {
-            // A_l = relu(A_{l-1} W_l + b_l) (* dropout mask)
+            // A_l = act(A_{l-1} W_l + b_l) (* dropout mask)
             let a = &mut rest[..rows * n_out];
             let d = dropout.map(|d| Dropout {
                 stream: d.stream | l as u64,
                 ..d
             });
-            layer::dense_relu_forward(shape, input, w, b, d, a);
+            layer::dense_act_forward(act, shape, input, w, b, d, a);
         }
         if l > 0 {
             start += rows * n_in;
@@ -331,7 +342,8 @@ impl Model {
         self.layout.n_out()
     }
 
-    /// `"linear"` without hidden layers, `"mlp"` with.
+    /// `"linear"` without hidden layers, `"mlp"` with (of any
+    /// [`Model::activation`]).
     pub fn architecture(&self) -> &'static str {
         if self.layout.layers.len() == 1 {
             "linear"
@@ -390,7 +402,8 @@ impl Model {
             }
             None => x,
         };
-        forward_rows(&self.layout, &self.params, x, 1, hidden, scores, None);
+        let (layout, params, act) = (&self.layout, &self.params, self.activation);
+        forward_rows(layout, params, act, x, 1, hidden, scores, None);
         check_finite_output(scores, k, 0)?;
         Ok(scores)
     }
@@ -529,7 +542,8 @@ impl Model {
             }
             None => x,
         };
-        forward_rows(&self.layout, &self.params, x, rows, hidden, out, None);
+        let (layout, params, act) = (&self.layout, &self.params, self.activation);
+        forward_rows(layout, params, act, x, rows, hidden, out, None);
     }
 
     /// Predicted classes of `rows` raw input rows, in parallel; with many

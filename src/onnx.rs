@@ -10,8 +10,9 @@
 //!   first layer, which would change the rounding);
 //! - per layer `i`, `Gemm(x, layers.{i}.weight, layers.{i}.bias)` with
 //!   `transB = 0` (the weight is `[n_in, n_out]`, used as `x @ W`, as in the
-//!   model file), followed by `Relu` for every hidden layer; the last Gemm
-//!   gives `logits`;
+//!   model file), followed for every hidden layer by the node of the
+//!   model's [`Activation`]: `Relu`, `Tanh`, `Sigmoid` or `LeakyRelu` (with
+//!   `alpha` = [`LEAKY_RELU_SLOPE`]); the last Gemm gives `logits`;
 //! - the outputs `probabilities` (float32 `[N, n_classes]`,
 //!   `Softmax(axis = -1)` of the logits) and `class` (int64 `[N]`, the index
 //!   of the largest logit: `ArgMax(axis = 1, keepdims = 0)`, the first one on
@@ -24,9 +25,10 @@
 //! as little-endian float32 `raw_data`, bit for bit.
 
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{Activation, Model};
 use prost::Message;
 use std::path::Path;
+use vnn_kernels::activation::LEAKY_RELU_SLOPE;
 
 /// The ONNX opset version of the default domain the graph uses.
 pub const OPSET: i64 = 17;
@@ -70,7 +72,31 @@ fn int_attribute(name: &str, value: i64) -> AttributeProto {
     AttributeProto {
         name: name.to_string(),
         r#type: Some(proto::ATTRIBUTE_INT),
+        f: None,
         i: Some(value),
+    }
+}
+
+/// A float attribute.
+fn float_attribute(name: &str, value: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.to_string(),
+        r#type: Some(proto::ATTRIBUTE_FLOAT),
+        f: Some(value),
+        i: None,
+    }
+}
+
+/// The ONNX operator of `act` and its attributes.
+fn activation_op(act: Activation) -> (&'static str, Vec<AttributeProto>) {
+    match act {
+        Activation::Relu => ("Relu", vec![]),
+        Activation::Tanh => ("Tanh", vec![]),
+        Activation::Sigmoid => ("Sigmoid", vec![]),
+        Activation::LeakyRelu => (
+            "LeakyRelu",
+            vec![float_attribute("alpha", LEAKY_RELU_SLOPE)],
+        ),
     }
 }
 
@@ -185,9 +211,10 @@ fn nodes(model: &Model) -> (Vec<NodeProto>, Vec<TensorProto>) {
         ));
         x = linear;
         if i != last {
-            let relu = format!("layers.{i}.relu");
-            nodes.push(node("Relu", &relu, &[&x], &relu, vec![]));
-            x = relu;
+            let (op, attributes) = activation_op(model.activation);
+            let name = format!("layers.{i}.{}", model.activation.name());
+            nodes.push(node(op, &name, &[&x], &name, attributes));
+            x = name;
         }
     }
     let softmax = vec![int_attribute("axis", -1)];
@@ -456,6 +483,39 @@ mod tests {
         );
         assert_eq!(graph.node[0].input[0], "input");
         assert_eq!(graph.initializer.len(), 6);
+    }
+
+    #[test]
+    fn each_activation_is_its_onnx_operator() {
+        let expected = [
+            (Activation::Relu, "Relu"),
+            (Activation::Tanh, "Tanh"),
+            (Activation::Sigmoid, "Sigmoid"),
+            (Activation::LeakyRelu, "LeakyRelu"),
+        ];
+        for (act, op) in expected {
+            let model = Model::new(&[2, 6, 4, 3], Init::He, 1).unwrap();
+            let graph = exported(&model.with_activation(act));
+            assert_eq!(
+                ops(&graph),
+                ["Gemm", op, "Gemm", op, "Gemm", "Softmax", "ArgMax"]
+            );
+            for n in graph.node.iter().filter(|n| n.op_type == op) {
+                let attributes: Vec<_> = n
+                    .attribute
+                    .iter()
+                    .map(|a| (a.name.as_str(), a.r#type, a.f, a.i))
+                    .collect();
+                match act {
+                    // ONNX's default alpha is 0.01 too; it is written anyway.
+                    Activation::LeakyRelu => assert_eq!(
+                        attributes,
+                        [("alpha", Some(proto::ATTRIBUTE_FLOAT), Some(0.01), None)]
+                    ),
+                    _ => assert!(attributes.is_empty(), "{op}: {attributes:?}"),
+                }
+            }
+        }
     }
 
     #[test]

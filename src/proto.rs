@@ -283,6 +283,8 @@ pub mod onnx {
     pub const FLOAT: i32 = 1;
     /// `TensorProto.data_type` and `TypeProto.Tensor.elem_type` of int64.
     pub const INT64: i32 = 7;
+    /// `AttributeProto.type` of a single float.
+    pub const ATTRIBUTE_FLOAT: i32 = 1;
     /// `AttributeProto.type` of a single integer.
     pub const ATTRIBUTE_INT: i32 = 2;
 
@@ -375,15 +377,18 @@ pub mod onnx {
         pub attribute: Vec<AttributeProto>,
     }
 
-    /// A named attribute of a node (vnn writes only integers).
+    /// A named attribute of a node (vnn writes integers and floats).
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct AttributeProto {
         /// The attribute's name.
         #[prost(string, tag = "1")]
         pub name: String,
-        /// Which value field is set ([`ATTRIBUTE_INT`]).
+        /// Which value field is set ([`ATTRIBUTE_INT`] or [`ATTRIBUTE_FLOAT`]).
         #[prost(int32, optional, tag = "20")]
         pub r#type: Option<i32>,
+        /// The float value.
+        #[prost(float, optional, tag = "2")]
+        pub f: Option<f32>,
         /// The integer value (present even when 0).
         #[prost(int64, optional, tag = "3")]
         pub i: Option<i64>,

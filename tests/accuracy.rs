@@ -6,7 +6,8 @@
 //! accuracies on a stratified 80/20 split, averaged over split seeds 0..5.
 
 use vnn::data::{spiral, stratified_split, Dataset, Standardizer};
-use vnn::model::{Init, Model};
+use vnn::model::{Activation, Init, Model};
+use vnn::settings::{InitKind, ModelKind, OptimizerKind, RunSettings};
 use vnn::train::{evaluate, Optimizer, TrainConfig, Trainer};
 
 /// Trains `model` for `config.epochs` epochs on `data`.
@@ -129,6 +130,49 @@ fn spiral_mlp_dropconnect() {
     // Dropping 30% of all weights is a much noisier regularizer than
     // dropout on this tiny net; the training accuracy ends near 0.92.
     assert!(acc >= 0.85, "dropconnect spiral accuracy {acc}");
+}
+
+/// `vnn train --activation tanh --reg 0` with the spiral defaults otherwise
+/// (SGD lr 1.0, 10,000 full-batch epochs, 100 hidden units, He init, seed
+/// 0), through the run settings as the command line builds it: the
+/// settings recorded in a stored checkpoint, with every field that
+/// matters set here.
+#[test]
+fn spiral_tanh_without_l2() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/checkpoints/v1-adam.safetensors"
+    );
+    let recorded = vnn::checkpoint::Checkpoint::load(path).unwrap().settings;
+    let old: RunSettings = serde_json::from_str(&recorded).unwrap();
+    let s = RunSettings {
+        data: "spiral".into(),
+        model: ModelKind::Mlp,
+        hidden: vec![100],
+        activation: Activation::Tanh,
+        epochs: 10_000,
+        lr: 1.0,
+        reg: 0.0,
+        optimizer: OptimizerKind::Sgd,
+        batch_size: None,
+        dropout: 0.0,
+        dropconnect: 0.0,
+        test_split: None,
+        standardize: false,
+        seed: 0,
+        init: InitKind::He,
+        spiral_points: 100,
+        spiral_classes: 3,
+        ..old
+    };
+    s.check().unwrap();
+    let (data, _) = s.load_data().unwrap();
+    let (model, seen) = s.build_model(&data).unwrap();
+    assert_eq!(model.activation(), Activation::Tanh);
+    let model = train(model, &seen, s.config());
+    let acc = evaluate(&model, &data).unwrap().accuracy;
+    eprintln!("spiral mlp [2,100,3] tanh, reg 0, SGD 10000 steps: accuracy {acc:.4}");
+    assert!(acc >= 0.97, "tanh spiral accuracy {acc}");
 }
 
 /// Reads `tests/data/digits.csv`: a header, then 64 numeric features and the

@@ -7,7 +7,7 @@
 //!
 //! Claims checked:
 //! - batch-1 inference (`predict_one`, `predict_proba_one`) allocates
-//!   nothing once its scratch exists;
+//!   nothing once its scratch exists, for every hidden activation;
 //! - batch inference (`logits_into`) allocates nothing but packing buffers
 //!   once its workspace has grown to the batch, and `logits` its output and
 //!   one workspace buffer, never one per layer or block;
@@ -22,7 +22,10 @@
 //!   size the forward `X W0` (300 x 100 x 2) may pack, and at 2000 rows of
 //!   256-128-10 (four row blocks) the forward `X W0` and the backward
 //!   `X^T dZ0` of each block pack, the products with a dimension of 10 do
-//!   not: eight per step.
+//!   not: eight per step;
+//! - the activations other than ReLU take the GEMM forward and one
+//!   `dA = dS W^T` per block in the backward, and allocate nothing else
+//!   either (at the spiral size, with and without dropout).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -31,7 +34,7 @@ use vnn::data::{spiral, Dataset};
 use vnn::kernels::fused::NARROW_MAX;
 use vnn::kernels::gemm::use_small;
 use vnn::kernels::layer::{relu_dense_backward_path, BackwardPath, CHUNK_ROWS};
-use vnn::model::{Init, Model};
+use vnn::model::{Activation, Init, Model};
 use vnn::train::{Optimizer, TrainConfig, Trainer};
 
 /// Counts every allocation (`alloc`, `alloc_zeroed`, `realloc`), and
@@ -105,16 +108,18 @@ fn config(optimizer: Optimizer, dropout: f32, dropconnect: f32) -> TrainConfig {
     }
 }
 
-/// Runs `steps` steps (in `pool` if given) and returns the counts per step.
-fn measure(
+/// Runs `steps` steps (in `pool` if given) of a model of hidden activation
+/// `act` and returns the counts per step.
+fn measure_act(
     pool: Option<&rayon::ThreadPool>,
+    act: Activation,
     sizes: &[usize],
     data: &Dataset,
     config: &TrainConfig,
     steps: usize,
 ) -> Vec<(usize, usize)> {
     let run = || {
-        let model = Model::new(sizes, Init::He, 1).unwrap();
+        let model = Model::new(sizes, Init::He, 1).unwrap().with_activation(act);
         let mut trainer = Trainer::new(model, data, config.clone()).unwrap();
         per_step(&mut trainer, steps)
     };
@@ -122,6 +127,17 @@ fn measure(
         Some(p) => p.install(run),
         None => run(),
     }
+}
+
+/// [`measure_act`] of a ReLU model.
+fn measure(
+    pool: Option<&rayon::ThreadPool>,
+    sizes: &[usize],
+    data: &Dataset,
+    config: &TrainConfig,
+    steps: usize,
+) -> Vec<(usize, usize)> {
+    measure_act(pool, Activation::Relu, sizes, data, config, steps)
 }
 
 /// The number of packed GEMM calls of one step on blocks of `block_rows`,
@@ -132,7 +148,20 @@ fn measure(
 /// (`n_in x n_out x rows`) and, above the first layer, the fused narrow
 /// kernel (at most `NARROW_MAX` outputs and at least as many rows) or
 /// `dA = dZ W^T` in chunks of `CHUNK_ROWS` rows (`chunk x n_in x n_out`).
+/// An activation other than ReLU has no fused kernels: `Z = A W` on every
+/// layer, and `dA = dZ W^T` for the whole block (`rows x n_in x n_out`).
 fn packed_calls(sizes: &[usize], block_rows: &[usize], dropout: bool) -> usize {
+    packed_calls_act(Activation::Relu, sizes, block_rows, dropout)
+}
+
+/// [`packed_calls`] for hidden activation `act`.
+fn packed_calls_act(
+    act: Activation,
+    sizes: &[usize],
+    block_rows: &[usize],
+    dropout: bool,
+) -> usize {
+    let relu = act == Activation::Relu;
     let packs = |m, n, k| usize::from(!use_small(m, n, k));
     let n_layers = sizes.len() - 1;
     let mut calls = 0;
@@ -140,7 +169,7 @@ fn packed_calls(sizes: &[usize], block_rows: &[usize], dropout: bool) -> usize {
         for l in 0..n_layers {
             let (n_in, n_out) = (sizes[l], sizes[l + 1]);
             let hidden = l + 1 < n_layers;
-            if !(hidden && !dropout && n_in <= NARROW_MAX) {
+            if !(relu && hidden && !dropout && n_in <= NARROW_MAX) {
                 calls += packs(rows, n_out, n_in);
             }
             calls += packs(n_in, n_out, rows);
@@ -149,7 +178,9 @@ fn packed_calls(sizes: &[usize], block_rows: &[usize], dropout: bool) -> usize {
                 narrow,
                 relu_dense_backward_path(rows, n_out) != BackwardPath::Chunked
             );
-            if l > 0 && !narrow {
+            if l > 0 && !relu {
+                calls += packs(rows, n_in, n_out);
+            } else if l > 0 && !narrow {
                 for c0 in (0..rows).step_by(CHUNK_ROWS) {
                     calls += packs(CHUNK_ROWS.min(rows - c0), n_in, n_out);
                 }
@@ -178,24 +209,43 @@ fn allocations_per_step() {
 
     // ---- spiral size: nothing at all without dropout ----
     let data = spiral(100, 3, 1);
+    // The activations other than ReLU have no fused kernels: they pack
+    // where the products do, ReLU without dropout never.
+    let relu = Activation::Relu;
     let variants = [
-        ("sgd", config(Optimizer::Sgd, 0.0, 0.0)),
-        ("adam", config(Optimizer::Adam, 0.0, 0.0)),
+        ("sgd", relu, config(Optimizer::Sgd, 0.0, 0.0)),
+        ("adam", relu, config(Optimizer::Adam, 0.0, 0.0)),
         (
             "momentum",
+            relu,
             config(Optimizer::Momentum { mu: 0.9 }, 0.0, 0.0),
         ),
-        ("sgd dropconnect", config(Optimizer::Sgd, 0.0, 0.3)),
-        ("adam dropout", config(Optimizer::Adam, 0.5, 0.0)),
+        ("sgd dropconnect", relu, config(Optimizer::Sgd, 0.0, 0.3)),
+        ("adam dropout", relu, config(Optimizer::Adam, 0.5, 0.0)),
+        (
+            "tanh sgd",
+            Activation::Tanh,
+            config(Optimizer::Sgd, 0.0, 0.0),
+        ),
+        (
+            "sigmoid adam dropout",
+            Activation::Sigmoid,
+            config(Optimizer::Adam, 0.5, 0.0),
+        ),
+        (
+            "leaky-relu dropconnect",
+            Activation::LeakyRelu,
+            config(Optimizer::Sgd, 0.0, 0.3),
+        ),
     ];
-    for (name, cfg) in &variants {
+    for (name, act, cfg) in &variants {
         let dropout = cfg.dropout > 0.0;
-        let packed = packed_calls(&[2, 100, 3], &[300], dropout);
-        if !dropout {
+        let packed = packed_calls_act(*act, &[2, 100, 3], &[300], dropout);
+        if !dropout && *act == relu {
             assert_eq!(packed, 0, "spiral {name}: a product packs");
         }
         for (pool_name, pool) in [("default pool", None), ("1-thread pool", Some(&one))] {
-            let counts = measure(pool, &[2, 100, 3], &data, cfg, 20);
+            let counts = measure_act(pool, *act, &[2, 100, 3], &data, cfg, 20);
             eprintln!(
                 "spiral {name}, {pool_name}: first step {:?}, then {:?}",
                 counts[0], counts[1]
@@ -261,8 +311,12 @@ fn allocations_per_step() {
     assert!(extra <= 2 * steps / 63 + 1, "{counts:?}");
 
     // ---- batch-1 inference: predict_one and predict_proba_one allocate nothing ----
-    for sizes in [&[2usize, 100, 3][..], &[784, 512, 10], &[5, 7, 9, 4]] {
-        let model = Model::new(sizes, Init::He, 3).unwrap();
+    let shapes = [&[2usize, 100, 3][..], &[784, 512, 10], &[5, 7, 9, 4]];
+    for (sizes, act) in shapes
+        .into_iter()
+        .flat_map(|s| Activation::ALL.map(|a| (s, a)))
+    {
+        let model = Model::new(sizes, Init::He, 3).unwrap().with_activation(act);
         let model = model
             .with_standardizer(
                 vnn::data::Standardizer::new(vec![0.1; sizes[0]], vec![2.0; sizes[0]]).unwrap(),
@@ -281,7 +335,7 @@ fn allocations_per_step() {
         assert!(classes < 100 * sizes[sizes.len() - 1]);
         assert_eq!(
             allocated, 0,
-            "{sizes:?}: predict_one allocated {allocated} times in 100 calls"
+            "{sizes:?} {act}: predict_one allocated {allocated} times in 100 calls"
         );
     }
 

@@ -46,6 +46,30 @@ fn spiral_csv(path: &Path, seed: u64) -> vnn::data::Dataset {
     d
 }
 
+/// `vnn predict --json` of the model file `model` on the CSV file `csv`
+/// (holding `data`, integer labels): the predicted labels, checked equal
+/// to the library's predictions of the loaded model.
+fn predict_matches_library(model: &Path, csv: &Path, data: &vnn::data::Dataset) -> Vec<i64> {
+    let p = last_json(&vnn(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--json",
+    ]));
+    let preds: Vec<i64> = serde_json::from_value(p["predictions"].clone()).unwrap();
+    let loaded = vnn::model::Model::load(model).unwrap();
+    let lib: Vec<i64> = loaded
+        .predict(data.features(), data.n_rows())
+        .unwrap()
+        .into_iter()
+        .map(i64::from)
+        .collect();
+    assert_eq!(preds, lib);
+    preds
+}
+
 #[test]
 fn train_predict_eval_on_the_spiral() {
     let dir = tmp("spiral");
@@ -170,24 +194,8 @@ fn train_predict_eval_on_the_spiral() {
 
     // predict --json: one label per row, the original label values, agreeing
     // with the library's predictions of the loaded model.
-    let p = last_json(&vnn(&[
-        "predict",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        csv.to_str().unwrap(),
-        "--json",
-    ]));
-    let preds: Vec<i64> = serde_json::from_value(p["predictions"].clone()).unwrap();
+    let preds = predict_matches_library(&model, &csv, &data);
     assert_eq!(preds.len(), 300);
-    let loaded = vnn::model::Model::load(&model).unwrap();
-    let lib: Vec<i64> = loaded
-        .predict(data.features(), 300)
-        .unwrap()
-        .into_iter()
-        .map(i64::from)
-        .collect();
-    assert_eq!(preds, lib);
 
     // predict without --json: CSV with a header, and --proba adds one column per class.
     let out = vnn(&[
@@ -488,4 +496,85 @@ fn export_writes_an_onnx_graph() {
         ["Sub", "Div", "Gemm", "Relu", "Gemm", "Softmax", "ArgMax"]
     );
     assert!(!dir.join(".model.onnx.tmp").exists());
+}
+
+/// `vnn train --activation tanh`: the model file and `metrics.json` name
+/// the activation, `vnn predict` on that model gives the library's
+/// predictions, and the option is refused where it cannot apply (a linear
+/// model, a resumed run, an unknown name).
+#[test]
+fn train_with_tanh_records_it_and_predict_uses_it() {
+    let dir = tmp("tanh");
+    let run = dir.join("run");
+    let run_arg = run.to_str().unwrap();
+    let train = [
+        "train",
+        "--activation",
+        "tanh",
+        "--epochs",
+        "500",
+        "--checkpoint-every",
+        "250",
+        "--out",
+        run_arg,
+        "--json",
+        "--no-plots",
+    ];
+    let j = last_json(&vnn(&train));
+    assert!(j["train_accuracy"].as_f64().unwrap() > 0.6, "{j}");
+    let model = run.join("model.safetensors");
+    let bytes = std::fs::read(&model).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(meta.metadata().as_ref().unwrap()["activation"], "tanh");
+    let metrics: Value =
+        serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["config"]["activation"], "tanh");
+    let loaded = vnn::model::Model::load(&model).unwrap();
+    assert_eq!(loaded.activation(), vnn::model::Activation::Tanh);
+
+    let csv = dir.join("spiral.csv");
+    let data = spiral_csv(&csv, 0);
+    let lib: Vec<u32> = predict_matches_library(&model, &csv, &data)
+        .into_iter()
+        .map(|c| c as u32)
+        .collect();
+    // The same weights as ReLU predict differently: predict used tanh.
+    let relu = loaded.with_activation(vnn::model::Activation::Relu);
+    assert_ne!(relu.predict(data.features(), data.n_rows()).unwrap(), lib);
+
+    let ckpt = run.join("checkpoint.safetensors");
+    let refused = [
+        (
+            vec!["train", "--resume", ckpt.to_str().unwrap(), "--activation", "relu"],
+            "error: --activation cannot be combined with --resume",
+        ),
+        (
+            vec!["train", "--model", "linear", "--activation", "sigmoid", "--epochs", "1"],
+            "error: --activation does not apply here: --model linear has no hidden layers",
+        ),
+        (
+            vec!["train", "--activation", "gelu", "--epochs", "1"],
+            "error: invalid value 'gelu' for '--activation <ACTIVATION>': unknown activation 'gelu' (expected relu, tanh, sigmoid or leaky-relu)",
+        ),
+    ];
+    for (args, start) in refused {
+        let out = vnn(&[&args[..], &["--out", dir.join("refused").to_str().unwrap()]].concat());
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with(start), "{args:?}: {err}");
+        assert!(!dir.join("refused").exists());
+    }
+    // Resumed, the run keeps tanh.
+    let resumed = last_json(&vnn(&[
+        "train",
+        "--resume",
+        ckpt.to_str().unwrap(),
+        "--epochs",
+        "600",
+        "--json",
+        "--no-plots",
+    ]));
+    assert_eq!(resumed["epochs"], 600);
+    let again = vnn::model::Model::load(&model).unwrap();
+    assert_eq!(again.activation(), vnn::model::Activation::Tanh);
 }

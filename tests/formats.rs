@@ -981,8 +981,13 @@ fn model_bad_metadata() {
         ("architecture", "cnn", "unknown architecture \"cnn\""),
         (
             "activation",
-            "tanh",
-            "unsupported activation \"tanh\" (this vnn supports \"relu\")",
+            "gelu",
+            "metadata entry \"activation\" is \"gelu\", expected one of \"relu\", \"tanh\", \"sigmoid\", \"leaky-relu\"",
+        ),
+        (
+            "activation",
+            "ReLU",
+            "metadata entry \"activation\" is \"ReLU\", expected one of \"relu\", \"tanh\", \"sigmoid\", \"leaky-relu\"",
         ),
         (
             "feature_names",
@@ -1041,7 +1046,12 @@ fn model_bad_metadata() {
         p.meta.insert(key.into(), value.into());
         assert_eq!(p.err(), (None, msg.to_string()), "{key} = {value}");
     }
+    // Every entry but `activation` must be there (see
+    // `activations::a_file_without_activation_is_relu`).
     for key in vnn::modelfile::RESERVED_KEYS.iter().skip(2) {
+        if *key == "activation" {
+            continue;
+        }
         let mut p = Parts::valid();
         p.meta.remove(*key);
         assert_eq!(

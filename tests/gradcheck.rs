@@ -2,8 +2,9 @@
 //! independent `f64` reference forward pass.
 //!
 //! The reference is written from the math alone: for layers `l`,
-//! `Z_l = A_{l-1} (W_l * C_l) + b_l`, `A_l = relu(Z_l) * D_l` on hidden
-//! layers, and the loss
+//! `Z_l = A_{l-1} (W_l * C_l) + b_l`, `A_l = act(Z_l) * D_l` on hidden
+//! layers (`act` one of ReLU, tanh, sigmoid and leaky ReLU, written here
+//! in `f64` from their definitions), and the loss
 //! `L = mean_r (logsumexp(Z_r) - Z_r[y_r]) + 0.5 * reg * sum_l sum(W_l^2)`
 //! (biases excluded from the L2 term, which uses the unmasked weights), with
 //! `D_l` the dropout masks and `C_l` the dropconnect masks (all ones when
@@ -14,8 +15,10 @@
 //!
 //! Central differences `(L(p + h e_i) - L(p - h e_i)) / 2h` with `h = 1e-6`
 //! in `f64`: truncation `O(h^2)` and round-off `~1e-16 / h = 1e-10` are both
-//! far below the tolerance, and `h` is small enough that no ReLU input of
-//! these fixed-seed cases crosses its kink.
+//! far below the tolerance, and `h` is small enough that no ReLU or leaky
+//! ReLU input of these fixed-seed cases crosses its kink. The trainer's
+//! tanh and sigmoid are `f32` approximations within about `1e-6` relative
+//! of the exact functions, far inside the tolerance.
 //!
 //! Error measure for every parameter:
 //! `|analytic - numeric| / max(|analytic|, |numeric|, FLOOR)` must be
@@ -31,12 +34,14 @@
 //! up to ~2 carries an absolute rounding error of up to one ulp (~2.4e-7),
 //! so there the floor is `STEP_FLOOR = 1e-3`.
 
+mod support;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use support::ref_act;
 use vnn::data::{spiral, Dataset};
 use vnn::kernels::mask::bernoulli_mask;
-use vnn::model::{Init, Model};
+use vnn::model::{Activation, Init, Model};
 use vnn::train::{
     dropout_stream, Optimizer, TrainConfig, Trainer, DROPCONNECT_DOMAIN, MAX_BLOCKS, MIN_BLOCK_ROWS,
 };
@@ -67,7 +72,16 @@ struct Masks {
 }
 
 /// The reference loss.
-fn ref_loss(sizes: &[usize], p: &[f64], x: &[f64], y: &[u32], reg: f64, masks: &Masks) -> f64 {
+#[allow(clippy::too_many_arguments)]
+fn ref_loss(
+    sizes: &[usize],
+    act: Activation,
+    p: &[f64],
+    x: &[f64],
+    y: &[u32],
+    reg: f64,
+    masks: &Masks,
+) -> f64 {
     let n = y.len();
     let (offs, _) = offsets(sizes);
     let n_layers = sizes.len() - 1;
@@ -87,7 +101,7 @@ fn ref_loss(sizes: &[usize], p: &[f64], x: &[f64], y: &[u32], reg: f64, masks: &
         }
         if l + 1 < n_layers {
             for (v, m) in z.iter_mut().zip(&masks.dropout[l]) {
-                *v = v.max(0.0) * m;
+                *v = ref_act(act, *v) * m;
             }
         }
         a = z;
@@ -173,6 +187,8 @@ fn gaussian(rows: usize, n_features: usize, n_classes: usize, seed: u64) -> Data
 struct Case {
     name: &'static str,
     sizes: Vec<usize>,
+    /// The hidden layers' activation.
+    act: Activation,
     data: Dataset,
     reg: f32,
     dropout: f32,
@@ -201,6 +217,7 @@ fn check(case: Case) {
     let Case {
         name,
         sizes,
+        act,
         data,
         reg,
         dropout,
@@ -217,7 +234,10 @@ fn check(case: Case) {
         dropconnect,
         seed: 42,
     };
-    let model = Model::new(&sizes, Init::He, 7).unwrap();
+    let model = Model::new(&sizes, Init::He, 7)
+        .unwrap()
+        .with_activation(act);
+    let name = &format!("{name} {act}")[..];
     let (offs, len) = offsets(&sizes);
     assert_eq!(model.params().len(), len, "{name}: parameter count");
     for (slot, &(wo, bo)) in model.layout().layers().iter().zip(&offs) {
@@ -232,7 +252,7 @@ fn check(case: Case) {
     let p: Vec<f64> = before.iter().map(|&v| v as f64).collect();
     let x: Vec<f64> = data.features().iter().map(|&v| v as f64).collect();
     let masks = masks_at(&sizes, data.n_rows(), &config, step);
-    let loss_ref = ref_loss(&sizes, &p, &x, data.labels(), reg as f64, &masks);
+    let loss_ref = ref_loss(&sizes, act, &p, &x, data.labels(), reg as f64, &masks);
 
     let (stats, grad) = trainer.gradient().unwrap();
     let grad = grad.to_vec();
@@ -257,9 +277,9 @@ fn check(case: Case) {
         .map(|i| {
             let mut q = p.clone();
             q[i] = p[i] + H;
-            let up = ref_loss(&sizes, &q, &x, data.labels(), reg as f64, &masks);
+            let up = ref_loss(&sizes, act, &q, &x, data.labels(), reg as f64, &masks);
             q[i] = p[i] - H;
-            let down = ref_loss(&sizes, &q, &x, data.labels(), reg as f64, &masks);
+            let down = ref_loss(&sizes, act, &q, &x, data.labels(), reg as f64, &masks);
             (up - down) / (2.0 * H)
         })
         .collect();
@@ -293,6 +313,7 @@ fn linear_without_and_with_l2() {
         check(Case {
             name: "linear [2,3]",
             sizes: vec![2, 3],
+            act: Activation::Relu,
             data: spiral(20, 3, 1),
             reg,
             dropout: 0.0,
@@ -302,12 +323,19 @@ fn linear_without_and_with_l2() {
     }
 }
 
+// Every MLP case runs with each activation: ReLU on its fused kernels where
+// the shapes allow, the others always on the GEMM path of the layer ops.
+
 #[test]
 fn mlp_one_hidden_layer_without_and_with_l2() {
-    for reg in [0.0, 1e-2] {
+    for (act, reg) in Activation::ALL
+        .into_iter()
+        .flat_map(|a| [(a, 0.0), (a, 1e-2)])
+    {
         check(Case {
             name: "mlp [2,16,3]",
             sizes: vec![2, 16, 3],
+            act,
             data: spiral(20, 3, 2),
             reg,
             dropout: 0.0,
@@ -319,10 +347,14 @@ fn mlp_one_hidden_layer_without_and_with_l2() {
 
 #[test]
 fn mlp_two_hidden_layers_without_and_with_l2() {
-    for reg in [0.0, 1e-2] {
+    for (act, reg) in Activation::ALL
+        .into_iter()
+        .flat_map(|a| [(a, 0.0), (a, 1e-2)])
+    {
         check(Case {
             name: "mlp [2,12,8,3]",
             sizes: vec![2, 12, 8, 3],
+            act,
             data: spiral(20, 3, 3),
             reg,
             dropout: 0.0,
@@ -335,85 +367,104 @@ fn mlp_two_hidden_layers_without_and_with_l2() {
 #[test]
 fn mlp_odd_widths_gaussian_data() {
     // Widths off the 8-lane grid exercise every SIMD remainder path.
-    check(Case {
-        name: "mlp [5,13,9,4]",
-        sizes: vec![5, 13, 9, 4],
-        data: gaussian(50, 5, 4, 11),
-        reg: 1e-2,
-        dropout: 0.0,
-        dropconnect: 0.0,
-        warmup: 2,
-    });
+    for act in Activation::ALL {
+        check(Case {
+            name: "mlp [5,13,9,4]",
+            sizes: vec![5, 13, 9, 4],
+            act,
+            data: gaussian(50, 5, 4, 11),
+            reg: 1e-2,
+            dropout: 0.0,
+            dropconnect: 0.0,
+            warmup: 2,
+        });
+    }
 }
 
 #[test]
 fn mlp_wide_layers_take_the_gemm_paths() {
-    // More than 16 inputs and outputs per hidden layer: the forward goes
-    // through the GEMM (not the fused narrow kernel), and the backward
+    // More than 16 inputs and outputs per hidden layer: the ReLU forward
+    // goes through the GEMM (not the fused narrow kernel), and the backward
     // `dA = dZ W^T` of the second layer runs in chunks of 128 rows.
-    check(Case {
-        name: "mlp [20,24,18,5] x 300 rows",
-        sizes: vec![20, 24, 18, 5],
-        data: gaussian(300, 20, 5, 15),
-        reg: 1e-2,
-        dropout: 0.0,
-        dropconnect: 0.0,
-        warmup: 2,
-    });
+    for act in Activation::ALL {
+        check(Case {
+            name: "mlp [20,24,18,5] x 300 rows",
+            sizes: vec![20, 24, 18, 5],
+            act,
+            data: gaussian(300, 20, 5, 15),
+            reg: 1e-2,
+            dropout: 0.0,
+            dropconnect: 0.0,
+            warmup: 2,
+        });
+    }
 }
 
 #[test]
 fn mlp_several_row_blocks() {
     // 1100 rows: three blocks of at most 512 rows, gradients summed across
     // blocks.
-    check(Case {
-        name: "mlp [3,10,4] x 1100 rows",
-        sizes: vec![3, 10, 4],
-        data: gaussian(1100, 3, 4, 12),
-        reg: 1e-2,
-        dropout: 0.0,
-        dropconnect: 0.0,
-        warmup: 2,
-    });
+    for act in Activation::ALL {
+        check(Case {
+            name: "mlp [3,10,4] x 1100 rows",
+            sizes: vec![3, 10, 4],
+            act,
+            data: gaussian(1100, 3, 4, 12),
+            reg: 1e-2,
+            dropout: 0.0,
+            dropconnect: 0.0,
+            warmup: 2,
+        });
+    }
 }
 
 #[test]
 fn mlp_with_dropout() {
-    check(Case {
-        name: "mlp [2,16,3] dropout 0.5",
-        sizes: vec![2, 16, 3],
-        data: spiral(20, 3, 4),
-        reg: 1e-2,
-        dropout: 0.5,
-        dropconnect: 0.0,
-        warmup: 3,
-    });
-    // Two hidden layers, three blocks: every (block, layer) has its own mask.
-    check(Case {
-        name: "mlp [3,10,6,4] x 1100 rows dropout 0.3",
-        sizes: vec![3, 10, 6, 4],
-        data: gaussian(1100, 3, 4, 13),
-        reg: 1e-2,
-        dropout: 0.3,
-        dropconnect: 0.0,
-        warmup: 2,
-    });
+    for act in Activation::ALL {
+        check(Case {
+            name: "mlp [2,16,3] dropout 0.5",
+            sizes: vec![2, 16, 3],
+            act,
+            data: spiral(20, 3, 4),
+            reg: 1e-2,
+            dropout: 0.5,
+            dropconnect: 0.0,
+            warmup: 3,
+        });
+        // Two hidden layers, three blocks: every (block, layer) has its own
+        // mask, which the backward of tanh, sigmoid and leaky ReLU draws
+        // again.
+        check(Case {
+            name: "mlp [3,10,6,4] x 1100 rows dropout 0.3",
+            sizes: vec![3, 10, 6, 4],
+            act,
+            data: gaussian(1100, 3, 4, 13),
+            reg: 1e-2,
+            dropout: 0.3,
+            dropconnect: 0.0,
+            warmup: 2,
+        });
+    }
 }
 
 #[test]
 fn mlp_with_dropconnect() {
-    check(Case {
-        name: "mlp [2,12,8,3] dropconnect 0.3",
-        sizes: vec![2, 12, 8, 3],
-        data: spiral(20, 3, 5),
-        reg: 1e-2,
-        dropout: 0.0,
-        dropconnect: 0.3,
-        warmup: 3,
-    });
+    for act in Activation::ALL {
+        check(Case {
+            name: "mlp [2,12,8,3] dropconnect 0.3",
+            sizes: vec![2, 12, 8, 3],
+            act,
+            data: spiral(20, 3, 5),
+            reg: 1e-2,
+            dropout: 0.0,
+            dropconnect: 0.3,
+            warmup: 3,
+        });
+    }
     check(Case {
         name: "linear [5,4] dropconnect 0.5",
         sizes: vec![5, 4],
+        act: Activation::Relu,
         data: gaussian(40, 5, 4, 14),
         reg: 0.0,
         dropout: 0.0,

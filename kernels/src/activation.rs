@@ -27,7 +27,8 @@ pub const LEAKY_RELU_SLOPE: f32 = 0.01;
 
 /// A hidden layer's activation function.
 ///
-/// Names (for files and flags): `relu`, `tanh`, `sigmoid`, `leaky-relu`.
+/// Names (for files and flags): `relu`, `tanh`, `sigmoid`, `leaky-relu`;
+/// with the `serde` feature it serializes as its name.
 ///
 /// # Example
 /// ```
@@ -39,6 +40,8 @@ pub const LEAKY_RELU_SLOPE: f32 = 0.01;
 /// assert_eq!(Activation::default(), Activation::Relu);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
 pub enum Activation {
     /// `max(0, z)`; NaN propagates.
     #[default]

@@ -1,7 +1,7 @@
 //! A model's parts: the checked constructors that assemble a [`Model`] from
 //! parameters, names and a standardizer, and the accessors that read them.
 
-use super::{Layout, Model};
+use super::{Activation, Layout, Model};
 use crate::data::{generic_class_names, generic_feature_names, Standardizer};
 use crate::error::{Error, Result};
 
@@ -23,7 +23,7 @@ pub(crate) fn names_problem(key: &str, names: &[String], expected: usize) -> Opt
 
 impl Model {
     /// A model of `layout` and `params` (of the layout's length) with the
-    /// generic names and no standardizer.
+    /// generic names, no standardizer and ReLU.
     pub(super) fn with_layout(layout: Layout, params: Vec<f32>) -> Model {
         Model {
             feature_names: generic_feature_names(layout.n_in()),
@@ -31,6 +31,7 @@ impl Model {
             layout,
             params,
             standardizer: None,
+            activation: Activation::Relu,
         }
     }
 
@@ -138,6 +139,30 @@ impl Model {
             standardizer: None,
             ..self
         }
+    }
+
+    /// This model with `activation` after each hidden layer (a linear
+    /// model has none, so it computes the same with any); the weights stay
+    /// as they are. [`Model::new`] and [`Model::from_params`] give ReLU.
+    ///
+    /// # Example
+    /// ```
+    /// use vnn::model::{Activation, Init, Model};
+    /// let relu = Model::new(&[2, 8, 3], Init::He, 0).unwrap();
+    /// assert_eq!(relu.activation(), Activation::Relu);
+    /// let tanh = relu.clone().with_activation(Activation::Tanh);
+    /// assert_eq!(tanh.activation(), Activation::Tanh);
+    /// assert_eq!(tanh.params(), relu.params());
+    /// let x = [0.3, -0.7];
+    /// assert_ne!(tanh.logits(&x, 1).unwrap(), relu.logits(&x, 1).unwrap());
+    /// ```
+    pub fn with_activation(self, activation: Activation) -> Model {
+        Model { activation, ..self }
+    }
+
+    /// The activation of the hidden layers.
+    pub fn activation(&self) -> Activation {
+        self.activation
     }
 
     /// The parameter layout.

@@ -8,8 +8,11 @@
 //! - `__metadata__` (string to string; structured values are JSON text):
 //!   `format` = `"vnn-model"`, `format_version` = `"1"`, `architecture`
 //!   (`"linear"` or `"mlp"`), `sizes` (JSON array of layer widths),
-//!   `activation` (`"relu"`), `feature_names` and `class_names` (JSON arrays
-//!   of strings), `standardize` (JSON `{"mean": [..], "scale": [..]}` or
+//!   `activation` (the hidden layers' [`Activation`](crate::model::Activation)
+//!   by name: `"relu"`, `"tanh"`, `"sigmoid"` or `"leaky-relu"`; a file
+//!   without it is read as ReLU, the only activation of earlier vnn
+//!   versions), `feature_names` and `class_names` (JSON arrays of
+//!   strings), `standardize` (JSON `{"mean": [..], "scale": [..]}` or
 //!   `null`), plus any extra entries the writer adds (for example
 //!   `training_command`).
 //!

@@ -208,6 +208,11 @@ impl FileView<'_> {
             .ok_or_else(|| self.err(None, format!("missing metadata entry \"{key}\"")))
     }
 
+    /// The metadata entry `key`, if present.
+    pub(super) fn optional_entry(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).map(String::as_str)
+    }
+
     /// The metadata entry `key` parsed as JSON; `what` describes the
     /// expected value in the error.
     pub(super) fn json<T: serde::de::DeserializeOwned>(&self, key: &str, what: &str) -> Result<T> {

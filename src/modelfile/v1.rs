@@ -6,7 +6,7 @@ use super::read::FileView;
 use super::{bias_name, check_names, check_standardizer, weight_name, StandardizeJson};
 use crate::data::Standardizer;
 use crate::error::{shown, Error, Result};
-use crate::model::{Layout, Model};
+use crate::model::{Activation, Layout, Model};
 
 /// Layers a file may name (`layers.{i}.*` with `i` below this).
 const MAX_FILE_LAYERS: usize = 1 << 20;
@@ -16,7 +16,7 @@ pub(super) fn read_v1(file: &FileView) -> Result<Model> {
     let sizes: Vec<usize> = file.json("sizes", "a JSON array of layer widths")?;
     let layout = layout_of(file, &sizes)?;
     check_architecture(file, &layout, &sizes)?;
-    check_activation(file)?;
+    let activation = read_activation(file)?;
     let feature_names: Vec<String> = file.json("feature_names", "a JSON array of strings")?;
     let class_names: Vec<String> = file.json("class_names", "a JSON array of strings")?;
     let standardize: Option<StandardizeJson> = file.json(
@@ -55,6 +55,7 @@ pub(super) fn read_v1(file: &FileView) -> Result<Model> {
         feature_names,
         class_names,
         standardizer,
+        activation,
     })
 }
 
@@ -93,18 +94,25 @@ fn check_architecture(file: &FileView, layout: &Layout, sizes: &[usize]) -> Resu
     }
 }
 
-/// The `activation` entry is `relu`, the only one this crate computes.
-fn check_activation(file: &FileView) -> Result<()> {
-    match file.entry("activation")? {
-        "relu" => Ok(()),
-        a => Err(file.err(
-            None,
-            format!(
-                "unsupported activation \"{}\" (this vnn supports \"relu\")",
-                shown(a)
-            ),
-        )),
-    }
+/// The hidden activation the `activation` entry names
+/// ([`Activation::name`]); ReLU when the entry is missing, as in files of
+/// vnn versions that computed nothing else.
+fn read_activation(file: &FileView) -> Result<Activation> {
+    let Some(name) = file.optional_entry("activation") else {
+        return Ok(Activation::Relu);
+    };
+    Activation::from_name(name).ok_or_else(|| {
+        let names: Vec<String> = Activation::ALL
+            .iter()
+            .map(|a| format!("\"{}\"", a.name()))
+            .collect();
+        let msg = format!(
+            "metadata entry \"activation\" is \"{}\", expected one of {}",
+            shown(name),
+            names.join(", ")
+        );
+        file.err(None, msg)
+    })
 }
 
 /// The number of layers the tensor names speak of (one more than the

@@ -94,7 +94,7 @@ fn metadata(
     meta.insert("format_version".into(), FORMAT_VERSION.to_string());
     meta.insert("architecture".into(), model.architecture().into());
     meta.insert("sizes".into(), to_json(&model.layout.sizes));
-    meta.insert("activation".into(), "relu".into());
+    meta.insert("activation".into(), model.activation.name().into());
     meta.insert("feature_names".into(), to_json(&model.feature_names));
     meta.insert("class_names".into(), to_json(&model.class_names));
     let standardize = match &model.standardizer {

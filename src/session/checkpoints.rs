@@ -90,12 +90,13 @@ pub(super) fn check_resume(
         || c.feature_names != model.feature_names
         || c.class_names != model.class_names
         || c.standardizer != model.standardizer
+        || c.activation != model.activation
     {
         return Err(Error::Mismatch {
             checkpoint: path.to_path_buf(),
             what: "model".into(),
             expected: "its recorded settings".into(),
-            got: "layer sizes, feature or class names, or standardization differ".into(),
+            got: "layer sizes, feature or class names, standardization or activation differ".into(),
         });
     }
     Ok(())

@@ -572,8 +572,9 @@ impl<'d> Session<'d, '_> {
 /// A new model for `train`: `n_features`, the `hidden` widths (none: a
 /// linear classifier), `n_classes`, initialized with `init` and `seed`, with
 /// the data's feature and class names; with `standardize`, a standardizer
-/// fitted on `train`. Gives the model and `train` as the model sees it
-/// (standardized or a copy), to train on.
+/// fitted on `train`. Gives the model (ReLU: choose another hidden
+/// activation with [`Model::with_activation`]) and `train` as the model
+/// sees it (standardized or a copy), to train on.
 ///
 /// # Errors
 /// As [`Model::new`]: a zero width, or data without features or classes.

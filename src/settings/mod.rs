@@ -7,7 +7,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Dataset};
-use crate::model::{Init, Model};
+use crate::model::{Activation, Init, Model};
 use crate::train::{Optimizer, TrainConfig};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,7 @@ pub use options::{parse_delimiter, TrainOptions};
 pub enum ModelKind {
     /// Softmax classifier on the raw features (no hidden layer).
     Linear,
-    /// ReLU MLP with the `hidden` layer widths.
+    /// MLP with the `hidden` layer widths, each followed by the `activation`.
     Mlp,
 }
 
@@ -66,6 +66,10 @@ pub struct RunSettings {
     pub model: ModelKind,
     /// Hidden layer widths of the MLP.
     pub hidden: Vec<usize>,
+    /// The activation after each hidden layer of the MLP (missing from the
+    /// settings of older checkpoints, which trained ReLU).
+    #[serde(default)]
+    pub activation: Activation,
     /// Passes over the training rows.
     pub epochs: u64,
     /// Learning rate.
@@ -225,6 +229,11 @@ impl RunSettings {
         let checks = [
             ("hidden", self.model == ModelKind::Linear, ("model", "mlp")),
             (
+                "activation",
+                self.model == ModelKind::Linear,
+                ("model", "mlp"),
+            ),
+            (
                 "momentum",
                 self.optimizer != OptimizerKind::Momentum,
                 ("optimizer", "momentum"),
@@ -321,7 +330,8 @@ impl RunSettings {
         match crate::model::Layout::new(&sizes) {
             Ok(layout) => {
                 let rows = self.spiral_points.saturating_mul(self.spiral_classes);
-                crate::train::check_memory(&layout, rows, 2, &self.config())
+                let act = self.activation;
+                crate::train::check_memory(&layout, act, rows, 2, &self.config())
             }
             Err(_) => Ok(()),
         }
@@ -389,7 +399,8 @@ impl RunSettings {
             InitKind::Small => Init::Small,
         };
         let seed = self.seed.wrapping_add(0x1_0000);
-        crate::session::model_for(train, hidden, init, seed, self.standardize)
+        let (model, seen) = crate::session::model_for(train, hidden, init, seed, self.standardize)?;
+        Ok((model.with_activation(self.activation), seen))
     }
 
     /// The settings a checkpoint records to continue the run (JSON: every
@@ -419,7 +430,7 @@ impl RunSettings {
     pub fn metrics_json(&self, sizes: &[usize]) -> serde_json::Value {
         let c = self.config();
         json!({
-            "data": self.data, "model": self.model_name(), "sizes": sizes, "epochs": c.epochs,
+            "data": self.data, "model": self.model_name(), "sizes": sizes, "activation": self.activation.name(), "epochs": c.epochs,
             "lr": f32_json(c.lr), "reg": f32_json(c.reg), "optimizer": c.optimizer.name(),
             "momentum": f32_json(self.momentum), "batch_size": c.batch_size, "dropout": f32_json(c.dropout),
             "dropconnect": f32_json(c.dropconnect), "test_split": self.test_split, "standardize": self.standardize,
@@ -451,6 +462,13 @@ fn recorded_against_model(s: &RunSettings, ckpt: &Checkpoint, path: &Path) -> Re
         let has = crate::error::shown(&format!("{:?}", layout.hidden()));
         return Err(mismatch(format!(
             "the settings record hidden widths {shown}, the model has {has}"
+        )));
+    }
+    let act = ckpt.model.activation();
+    if !hidden.is_empty() && s.activation != act {
+        return Err(mismatch(format!(
+            "the settings record activation {}, the model has {act}",
+            s.activation
         )));
     }
     if s.data != "spiral" {

@@ -20,7 +20,7 @@ pub struct TrainOptions {
     /// CSV field delimiter (one character, or `tab`); never guessed.
     #[cfg_attr(feature = "cli", arg(long, default_value = ",", value_parser = parse_delimiter))]
     pub delimiter: u8,
-    /// Model: softmax classifier or ReLU MLP.
+    /// Model: softmax classifier or MLP (--hidden layers with --activation).
     #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = ModelKind::Mlp))]
     pub model: ModelKind,
     /// Hidden layer widths of the MLP, comma-separated (e.g. 100 or 128,64).
@@ -29,6 +29,9 @@ pub struct TrainOptions {
         arg(long, default_value = "100", value_delimiter = ',')
     )]
     pub hidden: Vec<usize>,
+    /// Activation after each hidden layer of the MLP: relu, tanh, sigmoid or leaky-relu.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "relu"))]
+    pub activation: crate::model::Activation,
     /// Passes over the training rows (full batch: one step each).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 10_000))]
     pub epochs: u64,
@@ -109,6 +112,7 @@ impl TrainOptions {
             delimiter: self.delimiter,
             model: self.model,
             hidden: self.hidden.clone(),
+            activation: self.activation,
             epochs: self.epochs,
             lr: self.lr,
             reg: self.reg,

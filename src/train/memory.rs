@@ -4,16 +4,19 @@
 use super::{Optimizer, TrainConfig, MAX_BLOCKS, MAX_GRAD_BUFFERS, MIN_BLOCK_ROWS};
 use crate::budget;
 use crate::error::Result;
-use crate::model::Layout;
+use crate::model::{Activation, Layout};
 
 /// The bytes of the buffers of a run of `config` over `rows` rows of
 /// `n_features` features for a network of `layout`, counted with checked
 /// arithmetic (`None`: past `u64`): the parameters, the gradient buffers,
 /// the optimizer state, the dropconnect masks, the backward scratch (at
-/// most one parameter-sized buffer), the sampler, the activations and
-/// logits of a batch, and one copy of the model and its state for saving.
+/// most one parameter-sized buffer; for an activation other than ReLU,
+/// `dA` of the widest hidden layer per row), the sampler, the activations
+/// and logits of a batch, and one copy of the model and its state for
+/// saving.
 pub(super) fn training_bytes(
     layout: &Layout,
+    act: Activation,
     rows: usize,
     n_features: usize,
     config: &TrainConfig,
@@ -31,7 +34,11 @@ pub(super) fn training_bytes(
     // params and state.
     let per_param = 1 + grads + state + dropconnect + 1 + (1 + state);
     let widths: u64 = layout.sizes[1..].iter().map(|&w| w as u64).sum();
-    let per_row = widths.checked_add(n_features as u64 + 1)?;
+    let da = match act {
+        Activation::Relu => 0,
+        _ => layout.hidden().iter().max().map_or(0, |&w| w as u64),
+    };
+    let per_row = widths.checked_add(n_features as u64 + 1 + da)?;
     let sampler = budget::bytes(&[rows as u64, 4]);
     budget::sum(&[
         budget::bytes(&[layout.len as u64, per_param, 4]),
@@ -43,6 +50,7 @@ pub(super) fn training_bytes(
 /// Refuses a run whose buffers ([`training_bytes`]) do not fit the budget.
 pub(crate) fn check(
     layout: &Layout,
+    act: Activation,
     rows: usize,
     n_features: usize,
     config: &TrainConfig,
@@ -59,7 +67,7 @@ pub(crate) fn check(
     };
     budget::check(
         &what,
-        training_bytes(layout, rows, n_features, config),
+        training_bytes(layout, act, rows, n_features, config),
         hint,
     )
 }

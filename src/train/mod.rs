@@ -18,7 +18,8 @@
 //! choose the kernels by shape): the shared forward of
 //! [`crate::model::Model`], softmax cross-entropy, then the backward in
 //! reverse (`db = Σ dscores`, then per layer `dW = Aᵀ·dZ`,
-//! `dA = dZ·Wᵀ` and the ReLU mask, and `dW1 = Xᵀ·dZ1` last).
+//! `dA = dZ·Wᵀ` and the derivative of the hidden activation (for ReLU its
+//! mask), and `dW1 = Xᵀ·dZ1` last).
 //!
 //! ## Memory
 //! Every buffer is allocated in [`Trainer::new`], in named parts: the
@@ -260,7 +261,8 @@ impl<'d> Trainer<'d> {
     pub fn new(model: Model, data: &'d Dataset, config: TrainConfig) -> Result<Trainer<'d>> {
         config.validate()?;
         check_data(&model, data)?;
-        memory::check(&model.layout, data.n_rows(), data.n_features, &config)?;
+        let (layout, act) = (&model.layout, model.activation);
+        memory::check(layout, act, data.n_rows(), data.n_features, &config)?;
         let n = data.n_rows();
         let batch = config.batch_size.map_or(n, |b| b.min(n));
         let n_params = model.layout.len;
@@ -270,7 +272,7 @@ impl<'d> Trainer<'d> {
             sampler: minibatch.then(|| Sampler::new(data, batch)),
             dropconnect: (config.dropconnect > 0.0)
                 .then(|| DropConnect::new(config.dropconnect, n_params)),
-            workspace: Workspace::new(&model.layout, batch),
+            workspace: Workspace::new(&model.layout, model.activation, batch),
             steps_per_epoch: n.div_ceil(batch) as u64,
             step: 0,
             model,
@@ -412,6 +414,7 @@ impl<'d> Trainer<'d> {
         };
         let input = StepInput {
             params,
+            activation: self.model.activation,
             x,
             y,
             dropout: self.config.dropout,

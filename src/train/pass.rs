@@ -2,10 +2,10 @@
 //! of one row block as a flat list of layer ops.
 
 use super::{dropout_stream, MAX_BLOCKS, MAX_GRAD_BUFFERS, MIN_BLOCK_ROWS};
-use crate::model::{self, Layout};
+use crate::model::{self, Activation, Layout};
 use rayon::prelude::*;
 use vnn_kernels::layer::{self, Dropout};
-use vnn_kernels::{mask, reduce, softmax};
+use vnn_kernels::{reduce, softmax};
 
 /// Buffers owned by one row block.
 pub(super) struct Block {
@@ -15,7 +15,7 @@ pub(super) struct Block {
     hidden: Vec<f32>,
     /// `rows x classes`: the scores, then `dscores`.
     scores: Vec<f32>,
-    /// Scratch of the backward ops ([`layer::relu_dense_backward_scratch`]).
+    /// Scratch of the backward ops ([`layer::act_dense_backward_scratch`]).
     scratch: Vec<f32>,
     /// Summed cross-entropy of the last pass (already divided by the batch
     /// size).
@@ -25,11 +25,12 @@ pub(super) struct Block {
 }
 
 impl Block {
-    /// The buffers of a block of `rows` rows of a network of `layout`.
-    fn new(layout: &Layout, rows: usize) -> Block {
+    /// The buffers of a block of `rows` rows of a network of `layout` with
+    /// hidden activation `act`.
+    fn new(layout: &Layout, act: Activation, rows: usize) -> Block {
         let scratch = layout.layers[1..]
             .iter()
-            .map(|s| layer::relu_dense_backward_scratch(s.shape(rows)))
+            .map(|s| layer::act_dense_backward_scratch(act, s.shape(rows)))
             .max()
             .unwrap_or(0);
         Block {
@@ -58,6 +59,8 @@ pub(super) struct Workspace {
 pub(super) struct StepInput<'a> {
     /// The parameters the passes use (masked under dropconnect).
     pub params: &'a [f32],
+    /// The hidden layers' activation.
+    pub activation: Activation,
     /// `rows x n_features`: the batch's features.
     pub x: &'a [f32],
     /// `rows`: the batch's labels.
@@ -71,12 +74,13 @@ pub(super) struct StepInput<'a> {
 }
 
 impl Workspace {
-    /// The workspace of batches of at most `batch` rows.
-    pub(super) fn new(layout: &Layout, batch: usize) -> Workspace {
+    /// The workspace of batches of at most `batch` rows of a network of
+    /// `layout` with hidden activation `act`.
+    pub(super) fn new(layout: &Layout, act: Activation, batch: usize) -> Workspace {
         let block_rows = MIN_BLOCK_ROWS.max(batch.div_ceil(MAX_BLOCKS));
         let n_blocks = batch.div_ceil(block_rows);
         let blocks = (0..n_blocks)
-            .map(|b| Block::new(layout, block_rows.min(batch - b * block_rows)))
+            .map(|b| Block::new(layout, act, block_rows.min(batch - b * block_rows)))
             .collect();
         Workspace {
             block_rows,
@@ -171,10 +175,11 @@ impl Workspace {
 
 /// Forward and backward of row block `b` (`x`: `rows x n_features`, `y`:
 /// `rows` labels), adding its gradient into `grad` (parameter-sized). With
-/// one hidden layer the calls read as the seed's math: `hidden = relu(X W1
-/// + b1)`, `scores = hidden W2 + b2`, then `dscores`, `db2 = Σ dscores`,
-/// `dW2 = hiddenᵀ·dscores`, `dhidden = dscores·W2ᵀ`, the ReLU mask,
-/// `db1 = Σ dhidden`, `dW1 = Xᵀ·dhidden`.
+/// one hidden ReLU layer the calls read as the seed's math: `hidden =
+/// relu(X W1 + b1)`, `scores = hidden W2 + b2`, then `dscores`, `db2 = Σ
+/// dscores`, `dW2 = hiddenᵀ·dscores`, `dhidden = dscores·W2ᵀ`, the ReLU
+/// mask, `db1 = Σ dhidden`, `dW1 = Xᵀ·dhidden`; another activation takes
+/// its derivative in place of the mask.
 #[allow(clippy::too_many_arguments)]
 fn block_pass(
     layout: &Layout,
@@ -188,7 +193,7 @@ fn block_pass(
     ones: &[f32],
 ) {
     let (rows, k) = (y.len(), layout.n_out());
-    let params = input.params;
+    let (params, act) = (input.params, input.activation);
     let dropout = (input.dropout > 0.0).then(|| Dropout {
         p_drop: input.dropout,
         seed: input.seed,
@@ -202,13 +207,12 @@ fn block_pass(
         correct,
     } = block;
     let scores = &mut scores[..rows * k];
-    // ---- forward: hidden_l = relu(hidden_{l-1} W_l + b_l), scores = hidden W + b ----
-    model::forward_rows(layout, params, x, rows, hidden, scores, dropout);
+    // ---- forward: hidden_l = act(hidden_{l-1} W_l + b_l), scores = hidden W + b ----
+    model::forward_rows(layout, params, act, x, rows, hidden, scores, dropout);
     // ---- loss; dscores = (softmax(scores) - onehot(y)) / n in place ----
     let ce = softmax::softmax_cross_entropy(scores, y, rows, k, inv_n);
     (*loss, *correct) = (ce.loss, ce.correct);
     // ---- backward, last layer first ----
-    let scale = dropout.map_or(1.0, |d| mask::keep_scale(d.p_drop));
     let slots = &layout.layers;
     let last = slots[slots.len() - 1];
     // db_last = Σ_rows dscores
@@ -229,9 +233,15 @@ fn block_pass(
         let dw = &mut upper[..slot.n_in * slot.n_out];
         let w = &params[slot.weight_range()];
         // dW_l = hidden_{l-1}ᵀ·dz_l; dhidden = dz_l·W_lᵀ;
-        // dz_{l-1} = dhidden where hidden_{l-1} > 0 (times the keep scale);
-        // db_{l-1} = Σ_rows dz_{l-1}
-        layer::relu_dense_backward(slot.shape(rows), a_prev, dz, w, scale, dw, db_prev, scratch);
+        // dz_{l-1} = dhidden * act'(hidden_{l-1}) (ReLU: where hidden_{l-1}
+        // > 0), times the keep scale of the mask the forward drew for layer
+        // l - 1; db_{l-1} = Σ_rows dz_{l-1}
+        let d = dropout.map(|d| Dropout {
+            stream: d.stream | (l - 1) as u64,
+            ..d
+        });
+        let shape = slot.shape(rows);
+        layer::act_dense_backward(act, shape, a_prev, dz, w, d, dw, db_prev, scratch);
     }
     // dW_0 = Xᵀ·dz_0
     let first = slots[0];
