@@ -50,6 +50,23 @@ pub enum InitKind {
     He,
     /// 0.01 * normal, as in the source text.
     Small,
+    /// Glorot (Xavier) uniform weights and biases, as scikit-learn's
+    /// `MLPClassifier` ([`Init::Glorot`]).
+    Glorot,
+}
+
+/// How each training row's loss is weighted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeight {
+    /// Every row counts the same.
+    #[default]
+    None,
+    /// scikit-learn's `balanced`: a row of class `c` counts
+    /// `n_samples / (n_classes * count(c))`, over the training rows
+    /// ([`crate::train::balanced_class_weights`]).
+    Balanced,
 }
 
 /// Every setting of a training run, named as the `vnn train` options
@@ -109,6 +126,10 @@ pub struct RunSettings {
     /// Write a checkpoint every N optimizer steps and at the end.
     #[serde(default)]
     pub checkpoint_every: Option<u64>,
+    /// Weights of the rows' losses by class (`none` in checkpoints that
+    /// predate the setting).
+    #[serde(default)]
+    pub class_weight: ClassWeight,
     /// The checkpoint this run continues (never recorded).
     #[serde(skip)]
     pub resume: Option<PathBuf>,
@@ -164,6 +185,18 @@ impl RunSettings {
             dropout: self.dropout,
             dropconnect: self.dropconnect,
             seed: self.seed,
+        }
+    }
+
+    /// The class weights of a run on the training rows `train`: `None`
+    /// without [`ClassWeight::Balanced`].
+    pub fn class_weights(&self, train: &Dataset) -> Option<Vec<f32>> {
+        match self.class_weight {
+            ClassWeight::None => None,
+            ClassWeight::Balanced => Some(crate::train::balanced_class_weights(
+                &train.labels,
+                train.n_classes,
+            )),
         }
     }
 
@@ -354,6 +387,7 @@ impl RunSettings {
         let init = match self.init {
             InitKind::He => Init::He,
             InitKind::Small => Init::Small,
+            InitKind::Glorot => Init::Glorot,
         };
         let seed = self.seed.wrapping_add(0x1_0000);
         crate::session::model_for(train, hidden, init, seed, self.standardize)

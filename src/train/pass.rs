@@ -68,6 +68,8 @@ pub(super) struct StepInput<'a> {
     pub seed: u64,
     /// The 0-based step (of the dropout streams).
     pub step: u64,
+    /// One weight per class scaling each row's loss (`None`: unweighted).
+    pub class_weight: Option<&'a [f32]>,
 }
 
 impl Workspace {
@@ -205,7 +207,10 @@ fn block_pass(
     // ---- forward: hidden_l = relu(hidden_{l-1} W_l + b_l), scores = hidden W + b ----
     model::forward_rows(layout, params, x, rows, hidden, scores, dropout);
     // ---- loss; dscores = (softmax(scores) - onehot(y)) / n in place ----
-    let ce = softmax::softmax_cross_entropy(scores, y, rows, k, inv_n);
+    let ce = match input.class_weight {
+        Some(w) => softmax::softmax_cross_entropy_weighted(scores, y, w, rows, k, inv_n),
+        None => softmax::softmax_cross_entropy(scores, y, rows, k, inv_n),
+    };
     (*loss, *correct) = (ce.loss, ce.correct);
     // ---- backward, last layer first ----
     let scale = dropout.map_or(1.0, |d| mask::keep_scale(d.p_drop));
