@@ -253,3 +253,66 @@ fn the_default_options_are_the_command_line_without_options() {
     assert!(given.options.no_standardize && given.options.epochs.is_none());
     assert!(Train::try_parse_from(["train", "--standardize", "--no-standardize"]).is_err());
 }
+
+#[test]
+fn metrics_json_records_only_the_settings_that_apply() {
+    use vnn::settings::{ModelKind, TrainOptions};
+    let spiral = TrainOptions::default()
+        .settings()
+        .metrics_json(&[2, 100, 3]);
+    assert_eq!(spiral["hidden"], serde_json::json!([100]));
+    assert_eq!(
+        (
+            spiral["spiral_points"].clone(),
+            spiral["spiral_classes"].clone()
+        ),
+        (100.into(), 3.into())
+    );
+    for absent in ["momentum", "label", "delimiter"] {
+        assert!(spiral.get(absent).is_none(), "{absent} in {spiral}");
+    }
+    let csv = TrainOptions {
+        data: "iris.csv".into(),
+        model: ModelKind::Linear,
+        optimizer: Some(OptimizerKind::Momentum),
+        momentum: 0.5,
+        label: Some("species".into()),
+        delimiter: b';',
+        ..TrainOptions::default()
+    };
+    let m = csv.settings().metrics_json(&[4, 3]);
+    assert_eq!(m["momentum"], 0.5);
+    assert_eq!(
+        (m["label"].clone(), m["delimiter"].clone()),
+        ("species".into(), ";".into())
+    );
+    assert_eq!(
+        (m["optimizer"].clone(), m["class_weight"].clone()),
+        ("momentum".into(), "none".into())
+    );
+    for absent in ["hidden", "spiral_points", "spiral_classes"] {
+        assert!(m.get(absent).is_none(), "{absent} in {m}");
+    }
+    // Every other setting is recorded, resolved.
+    for key in [
+        "data",
+        "model",
+        "sizes",
+        "epochs",
+        "lr",
+        "reg",
+        "batch_size",
+        "dropout",
+        "dropconnect",
+    ] {
+        assert!(m.get(key).is_some(), "{key} missing from {m}");
+    }
+    assert_eq!(
+        (
+            m["epochs"].clone(),
+            m["batch_size"].clone(),
+            m["init"].clone()
+        ),
+        (200.into(), 200.into(), "glorot".into())
+    );
+}

@@ -415,16 +415,50 @@ impl RunSettings {
     }
 
     /// The settings as `metrics.json` records them, with the model's layer
-    /// `sizes` and the threads of the current rayon pool.
+    /// `sizes` and the threads of the current rayon pool: only those that
+    /// apply to the run (`momentum` with the momentum optimizer, `hidden`
+    /// for the MLP, `spiral_points` and `spiral_classes` for the spiral,
+    /// `label` and `delimiter` for CSV data).
+    ///
+    /// ```
+    /// use vnn::settings::TrainOptions;
+    /// let spiral = TrainOptions::default().settings().metrics_json(&[2, 100, 3]);
+    /// assert_eq!(spiral["hidden"], serde_json::json!([100]));
+    /// assert!(spiral.get("momentum").is_none() && spiral.get("delimiter").is_none());
+    /// assert_eq!(spiral["spiral_points"], 100);
+    /// ```
     pub fn metrics_json(&self, sizes: &[usize]) -> serde_json::Value {
         let c = self.config();
-        json!({
+        let mut m = json!({
             "data": self.data, "model": self.model_name(), "sizes": sizes, "epochs": c.epochs,
             "lr": f32_json(c.lr), "reg": f32_json(c.reg), "optimizer": c.optimizer.name(),
-            "momentum": f32_json(self.momentum), "batch_size": c.batch_size, "dropout": f32_json(c.dropout),
+            "batch_size": c.batch_size, "dropout": f32_json(c.dropout),
             "dropconnect": f32_json(c.dropconnect), "test_split": self.test_split, "standardize": self.standardize,
             "seed": c.seed, "threads": rayon::current_num_threads(), "init": format!("{:?}", self.init).to_lowercase(),
-        })
+            "class_weight": format!("{:?}", self.class_weight).to_lowercase(),
+        });
+        let spiral = self.data == "spiral";
+        let delimiter = (self.delimiter as char).to_string();
+        let optional = [
+            (
+                self.optimizer == OptimizerKind::Momentum,
+                "momentum",
+                f32_json(self.momentum),
+            ),
+            (self.model == ModelKind::Mlp, "hidden", json!(self.hidden)),
+            (spiral, "spiral_points", json!(self.spiral_points)),
+            (spiral, "spiral_classes", json!(self.spiral_classes)),
+            (!spiral, "label", json!(self.label)),
+            (!spiral, "delimiter", json!(delimiter)),
+        ];
+        if let Some(map) = m.as_object_mut() {
+            for (applies, key, value) in optional {
+                if applies {
+                    map.insert(key.into(), value);
+                }
+            }
+        }
+        m
     }
 }
 
