@@ -518,10 +518,25 @@ pub fn softmax_cross_entropy_scalar(
     if !cross_entropy_prologue(logits_then_grad, labels, rows, cols) {
         return CrossEntropy::default();
     }
+    cross_entropy_rows_scalar(logits_then_grad, labels, None, cols, inv_n)
+}
+
+/// The rows of [`softmax_cross_entropy_scalar`] and of
+/// [`softmax_cross_entropy_weighted_scalar`]: row `r` weighted by
+/// `class_weight[y_r]`, or by nothing (a weight of exactly 1, which leaves
+/// every product as it is).
+fn cross_entropy_rows_scalar(
+    logits_then_grad: &mut [f32],
+    labels: &[u32],
+    class_weight: Option<&[f32]>,
+    cols: usize,
+    inv_n: f32,
+) -> CrossEntropy {
     let mut out = CrossEntropy::default();
     let mut loss = 0.0f64;
     for (row, &y) in logits_then_grad.chunks_exact_mut(cols).zip(labels) {
         let y = label_index(y, cols);
+        let w = class_weight.map_or(1.0, |cw| cw[y]);
         let max = row_max_scalar(row);
         if crate::reduce::argmax_row_scalar(row) == y {
             out.correct += 1;
@@ -533,12 +548,13 @@ pub fn softmax_cross_entropy_scalar(
             *v = (*v - max).exp();
             sum += *v;
         }
-        let inv = 1.0 / sum;
-        loss += (sum.ln() - shifted_y) as f64;
+        loss += (sum.ln() - shifted_y) as f64 * w as f64;
+        // dlogits = (softmax - onehot(y)) * (w inv_n)
+        let (inv, scale) = (1.0 / sum, w * inv_n);
         for v in row.iter_mut() {
-            *v *= inv * inv_n;
+            *v *= inv * scale;
         }
-        row[y] -= inv_n;
+        row[y] -= scale;
     }
     out.loss = loss * inv_n as f64;
     out

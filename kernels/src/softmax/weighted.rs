@@ -2,7 +2,7 @@
 //! scaled by the weight of its label's class.
 
 use super::{
-    block_rows, cross_entropy_block, cross_entropy_prologue, label_index, row_max_scalar,
+    block_rows, cross_entropy_block, cross_entropy_prologue, cross_entropy_rows_scalar,
     CrossEntropy,
 };
 
@@ -84,28 +84,5 @@ pub fn softmax_cross_entropy_weighted_scalar(
     if !cross_entropy_prologue(logits_then_grad, labels, rows, cols) {
         return CrossEntropy::default();
     }
-    let mut out = CrossEntropy::default();
-    let mut loss = 0.0f64;
-    for (row, &y) in logits_then_grad.chunks_exact_mut(cols).zip(labels) {
-        let y = label_index(y, cols);
-        let w = class_weight[y];
-        let max = row_max_scalar(row);
-        if crate::reduce::argmax_row_scalar(row) == y {
-            out.correct += 1;
-        }
-        let shifted_y = row[y] - max;
-        let mut sum = 0.0f32;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        loss += (sum.ln() - shifted_y) as f64 * w as f64;
-        let (inv, scale) = (1.0 / sum, w * inv_n);
-        for v in row.iter_mut() {
-            *v *= inv * scale;
-        }
-        row[y] -= scale;
-    }
-    out.loss = loss * inv_n as f64;
-    out
+    cross_entropy_rows_scalar(logits_then_grad, labels, Some(class_weight), cols, inv_n)
 }
