@@ -316,3 +316,46 @@ fn metrics_json_records_only_the_settings_that_apply() {
         (200.into(), 200.into(), "glorot".into())
     );
 }
+
+#[test]
+fn a_resumed_csv_run_keeps_its_resolved_defaults() {
+    let iris = data("iris.csv");
+    let (parts, whole) = (tmp("resume-parts"), tmp("resume-whole"));
+    let run = |dir: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--json",
+            "--no-plots",
+            "--out",
+            dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        last_json(&vnn(&args))
+    };
+    run(
+        &parts,
+        &["--data", &iris, "--epochs", "4", "--checkpoint-every", "2"],
+    );
+    let ckpt_path = parts.join(vnn::checkpoint::FILE_NAME);
+    let ckpt = vnn::checkpoint::Checkpoint::load(&ckpt_path).unwrap();
+    let s: Value = serde_json::from_str(&ckpt.settings).unwrap();
+    let keys = [
+        "optimizer",
+        "lr",
+        "batch_size",
+        "standardize",
+        "init",
+        "reg",
+    ];
+    let resolved: Vec<Value> = keys.iter().map(|k| s[*k].clone()).collect();
+    let want = serde_json::json!(["adam", 0.001, 200, true, "glorot", 0.0001]);
+    assert_eq!(Value::Array(resolved), want);
+    // Continued to 6 epochs, it ends where a 6-epoch run ends, bit for bit.
+    let ckpt_arg = ckpt_path.to_str().unwrap();
+    let resumed = run(&parts, &["--resume", ckpt_arg, "--epochs", "6"]);
+    let straight = run(&whole, &["--data", &iris, "--epochs", "6"]);
+    assert_eq!(resumed["final_loss"], straight["final_loss"]);
+    let a = Model::load(parts.join("model.safetensors")).unwrap();
+    let b = Model::load(whole.join("model.safetensors")).unwrap();
+    assert_eq!(a.params(), b.params());
+}
