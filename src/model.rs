@@ -171,7 +171,16 @@ pub(crate) fn check_finite_output(logits: &[f32], k: usize, first_row: usize) ->
     }
 }
 
-/// How weights are initialized (biases always start at 0).
+/// How weights are initialized (biases start at 0, except with
+/// [`Init::Glorot`]).
+///
+/// Every kind draws from one `Xoshiro256PlusPlus` seeded with
+/// `seed_from_u64(seed)`, layer by layer. [`Init::He`] and [`Init::Small`]
+/// draw each layer's weights (row-major) as `StandardNormal` times their
+/// scale. [`Init::Glorot`] draws each layer's weights (row-major) and then
+/// its biases, each as `(2 u - 1) * b` in `f64`, rounded to `f32`, with
+/// `u = (next_u64() >> 11) * 2^-53` (in `[0, 1)`) and
+/// `b = sqrt(6 / (n_in + n_out))`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Init {
     /// He: standard normal times `sqrt(2 / n_in)`, suited to ReLU (default).
@@ -179,6 +188,16 @@ pub enum Init {
     He,
     /// The source text's `0.01 * standard normal`.
     Small,
+    /// Glorot (Xavier) uniform, weights and biases, as scikit-learn's
+    /// `MLPClassifier`: `U(-b, b)`, `b = sqrt(6 / (n_in + n_out))`.
+    Glorot,
+}
+
+/// A uniform draw in `[-b, b)` of the [`Init::Glorot`] stream.
+fn glorot_draw(rng: &mut Xoshiro256PlusPlus, b: f64) -> f32 {
+    use rand::Rng;
+    let u = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+    ((2.0 * u - 1.0) * b) as f32
 }
 
 /// A trained or freshly initialized classifier: a linear softmax model
@@ -305,7 +324,8 @@ pub(crate) fn forward_rows(
 
 impl Model {
     /// A model for `sizes = [n_in, hidden.., n_classes]` with weights from
-    /// `init` and `seed`, biases 0, generic feature and class names.
+    /// `init` and `seed` (see [`Init`] for the stream), biases 0 (drawn
+    /// too with [`Init::Glorot`]), generic feature and class names.
     ///
     /// # Errors
     /// If the sizes are invalid (see [`Layout::new`]); [`Error::TooLarge`]
@@ -320,9 +340,18 @@ impl Model {
         let mut params = vec![0f32; layout.len];
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         for slot in &layout.layers {
+            if init == Init::Glorot {
+                let b = (6.0 / (slot.n_in + slot.n_out) as f64).sqrt();
+                for range in [slot.weight_range(), slot.bias_range()] {
+                    for v in &mut params[range] {
+                        *v = glorot_draw(&mut rng, b);
+                    }
+                }
+                continue;
+            }
             let std = match init {
                 Init::He => (2.0 / slot.n_in as f64).sqrt(),
-                Init::Small => 0.01,
+                _ => 0.01,
             };
             for w in &mut params[slot.weight_range()] {
                 let z: f64 = StandardNormal.sample(&mut rng);

@@ -345,10 +345,10 @@ fn version_and_help_show_the_contract() {
     for default in [
         "[default: mlp]",
         "[default: 100]",
-        "[default: sgd]",
-        "[default: 1]",
-        "[default: 0.001]",
-        "[default: 10000]",
+        "[default: sgd for the spiral, adam for CSV data]",
+        "[default: 1 for the spiral, 0.001 for CSV data]",
+        "[default: 10000 for the spiral, 200 for CSV data]",
+        "[default: he for the spiral, glorot for CSV data]",
         "[default: 0]",
     ] {
         assert!(help.contains(default), "help lacks {default}:\n{help}");

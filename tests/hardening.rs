@@ -412,6 +412,8 @@ fn divergence_stops_with_one_line_and_a_finite_checkpoint() {
             &data,
             "--lr",
             "1e6",
+            "--optimizer",
+            "sgd",
             "--epochs",
             "200",
             "--checkpoint-every",

@@ -173,6 +173,8 @@ fn many_classes_train_in_mini_batches_and_full_batch_is_refused() {
             c,
             "--epochs",
             "1",
+            "--batch-size",
+            "50000",
             "--no-plots",
             "--out",
             o,

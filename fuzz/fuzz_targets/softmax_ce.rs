@@ -1,7 +1,9 @@
 //! Row softmax, log-sum-exp and the fused softmax cross-entropy: SIMD against
 //! the scalar twin within the documented tolerance (polynomial `exp`, other
 //! summation order), on any bit patterns; NaN-ness must agree exactly and
-//! `correct` (first maximum == label) is exact.
+//! `correct` (first maximum == label) is exact. The class-weighted
+//! cross-entropy against its twin on the same logits and labels, with
+//! class weights in `[0, 4]`.
 #![no_main]
 
 mod elementwise_input;
@@ -10,7 +12,8 @@ use elementwise_input::{assert_close, Input};
 use libfuzzer_sys::fuzz_target;
 use vnn_kernels::softmax::{
     logsumexp_rows, logsumexp_rows_scalar, softmax_cross_entropy, softmax_cross_entropy_scalar,
-    softmax_rows, softmax_rows_scalar,
+    softmax_cross_entropy_weighted, softmax_cross_entropy_weighted_scalar, softmax_rows,
+    softmax_rows_scalar,
 };
 
 /// Relative error of a probability: `wide`'s `exp` (~1e-7), and sums of at
@@ -48,6 +51,31 @@ fuzz_target!(|data: &[u8]| {
     }
     let labels: Vec<u32> = (0..rows).map(|_| input.u8() as u32 % cols as u32).collect();
     let inv_n = 1.0 / rows.max(1) as f32;
+    let weights: Vec<f32> = (0..cols).map(|_| input.u8() as f32 / 64.0).collect();
+    let (mut w_a, mut w_b) = (x.clone(), x.clone());
+    let we_a = softmax_cross_entropy_weighted(&mut w_a, &labels, &weights, rows, cols, inv_n);
+    let we_b =
+        softmax_cross_entropy_weighted_scalar(&mut w_b, &labels, &weights, rows, cols, inv_n);
+    assert_eq!(we_a.correct, we_b.correct, "weighted correct");
+    if we_a.loss.is_finite() && we_b.loss.is_finite() {
+        // The unweighted bound below, times the largest weight (< 4).
+        let bound = 4.0 * (2.0 * PROB_REL as f64) + 1e-6 * we_b.loss.abs();
+        assert!(
+            (we_a.loss - we_b.loss).abs() <= bound,
+            "weighted loss {we_a:?} vs {we_b:?}"
+        );
+    } else {
+        // NaN, or an infinity (times a zero weight: NaN), on both sides.
+        let same = we_a.loss == we_b.loss || (we_a.loss.is_nan() && we_b.loss.is_nan());
+        assert!(same, "weighted loss {we_a:?} vs {we_b:?}");
+    }
+    assert_close(
+        &w_a,
+        &w_b,
+        4.0 * PROB_REL * inv_n,
+        PROB_REL,
+        "weighted dlogits",
+    );
     let (mut g_a, mut g_b) = (x.clone(), x);
     let ce_a = softmax_cross_entropy(&mut g_a, &labels, rows, cols, inv_n);
     let ce_b = softmax_cross_entropy_scalar(&mut g_b, &labels, rows, cols, inv_n);

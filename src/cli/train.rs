@@ -66,6 +66,9 @@ pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitC
     let stop = interrupter()?;
     let out = Console::new(args.json);
     let resumed_at = resume.as_ref().map(|c| c.step);
+    let defaults = resume
+        .is_none()
+        .then(|| cli_args.chosen_defaults(train_raw.n_rows()));
     let title = format!("{} on {}", args.model_name(), args.data_name());
     let points = (!args.no_plots && train_raw.n_features() == 2)
         .then(|| match &test_raw {
@@ -80,6 +83,7 @@ pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitC
         .extra("training_command", command)
         .extra("label_column", label_col)
         .data_fingerprint(vnn::csv::input_name(args.data.as_ref()), &full)
+        .class_weights(args.class_weights(&train_raw))
         .interrupter(stop)
         .observer(Progress::new(args.json, args.print_every).console(out.clone()));
     if !args.no_plots {
@@ -101,10 +105,13 @@ pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitC
             .observer(MetricsFile::new(recorded));
         let session = builder.build(&train_std, test)?;
         header(&out, args, (&train_raw, test), &sizes, resumed_at);
+        if let Some(line) = defaults.flatten() {
+            out.line(&line);
+        }
         session.evaluate_at_end(&train_raw).run()
     })??;
     report(&out, &outcome, args.json);
-    for w in &outcome.warnings {
+    for w in warnings(&outcome) {
         out.note(&format!("warning: {w}"));
     }
     let saved = || {
@@ -172,7 +179,7 @@ fn report(out: &Console, outcome: &Outcome, json: bool) {
         out.note(&format!("interrupted at step {steps} of {total}: model saved to {model}, checkpoint to {ckpt} (continue with: vnn train --resume {ckpt})"));
         return;
     }
-    let (final_loss, first_loss, steps) = (outcome.final_loss, outcome.first_loss, outcome.steps);
+    let (final_loss, steps) = (outcome.final_loss, outcome.steps);
     let train_accuracy = outcome.train_eval.as_ref().map_or(f64::NAN, |e| e.accuracy);
     let test_text = outcome.test_eval.as_ref().map_or(String::new(), |e| {
         format!(", test accuracy {:.4}", e.accuracy)
@@ -181,13 +188,17 @@ fn report(out: &Console, outcome: &Outcome, json: bool) {
         "done: {steps} steps in {:.2} s; final loss {final_loss:.4}; train accuracy {train_accuracy:.4}{test_text}",
         outcome.seconds
     ));
-    if final_loss > first_loss * 1.5 {
-        out.line(&format!(
-            "warning: the loss rose from {first_loss:.4} to {final_loss:.4}: the learning rate may be too high for this data (try a lower --lr, or --standardize)"
-        ));
-    }
     out.line(&format!("run folder: {}", outcome.dir.display()));
     if json {
-        out.data(&outcome.summary().to_string());
+        let mut summary = outcome.summary();
+        summary["warnings"] = warnings(outcome).into();
+        out.data(&summary.to_string());
     }
+}
+
+/// The run's warnings with the settings they name as options (`--lr`).
+fn warnings(outcome: &Outcome) -> Vec<String> {
+    let flag = |o: &str| format!("--{}", o.replace('_', "-"));
+    let w = outcome.warnings.iter();
+    w.map(|w| vnn::budget::with_options(w, flag)).collect()
 }

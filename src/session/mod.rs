@@ -67,6 +67,7 @@
 //! ```
 
 mod checkpoints;
+mod guard;
 mod lock;
 mod observers;
 #[cfg(feature = "progress")]
@@ -74,6 +75,7 @@ mod progress;
 mod training;
 
 pub use checkpoints::fingerprint;
+pub use guard::{guard, CHANCE_MARGIN, LOSS_CHANGE};
 pub use lock::LOCK_FILE;
 #[cfg(feature = "plots")]
 pub use observers::Plots;
@@ -198,13 +200,16 @@ pub struct Outcome {
     /// The final model on the test data (completed runs only).
     pub test_eval: Option<Evaluation>,
     /// What failed after the model and the checkpoint were saved (the
-    /// observers' `on_end` and `on_finish`), one sentence each.
+    /// observers' `on_end` and `on_finish`), and the end-of-run [`guard`]'s
+    /// warnings (completed runs evaluated with
+    /// [`Session::evaluate_at_end`]), one sentence each.
     pub warnings: Vec<String>,
 }
 
 impl Outcome {
     /// The run's results as JSON: `train_accuracy`, `test_accuracy`,
-    /// `final_loss`, `epochs`, `seconds` and `out` (the run folder).
+    /// `final_loss`, `epochs`, `seconds`, `out` (the run folder) and
+    /// `warnings` (the [`Outcome::warnings`], an empty list when none).
     pub fn summary(&self) -> serde_json::Value {
         serde_json::json!({
             "train_accuracy": self.train_eval.as_ref().map(|e| e.accuracy),
@@ -213,6 +218,7 @@ impl Outcome {
             "epochs": self.epochs,
             "seconds": self.seconds,
             "out": self.dir.display().to_string(),
+            "warnings": self.warnings,
         })
     }
 }
@@ -230,6 +236,7 @@ pub struct SessionBuilder<'o> {
     resume: Option<(Checkpoint, PathBuf)>,
     interrupter: Interrupter,
     observers: Vec<Box<dyn Observer + Send + 'o>>,
+    class_weight: Option<Vec<f32>>,
 }
 
 impl<'o> SessionBuilder<'o> {
@@ -254,7 +261,16 @@ impl<'o> SessionBuilder<'o> {
             resume: None,
             interrupter: Interrupter::new(),
             observers: Vec::new(),
+            class_weight: None,
         }
+    }
+
+    /// Scales each training row's loss by the weight of its class
+    /// ([`Trainer::with_class_weights`]; `None`: unweighted). A resumed
+    /// run must be given the same weights to continue bit for bit.
+    pub fn class_weights(mut self, class_weight: Option<Vec<f32>>) -> Self {
+        self.class_weight = class_weight;
+        self
     }
 
     /// Writes a checkpoint every `n` optimizer steps and at the end.
@@ -350,6 +366,9 @@ impl<'o> SessionBuilder<'o> {
             restore = Some((ckpt.step, ckpt.optimizer.clone(), path));
         }
         let mut trainer = Trainer::new(model, train, self.config)?;
+        if let Some(w) = self.class_weight {
+            trainer = trainer.with_class_weights(w)?;
+        }
         if let Some((step, state, path)) = restore {
             let optimizer = trainer.config().optimizer.name();
             trainer.restore(step, state).map_err(|e| Error::Mismatch {
@@ -451,6 +470,9 @@ impl<'d> Session<'d, '_> {
         for o in &mut self.observers {
             o.on_start(start, total)?;
         }
+        // The model the run starts from, for the end-of-run guard.
+        let first = self.eval_data.map(|d| evaluate(self.trainer.model(), d));
+        let first = first.transpose()?;
         let started = Instant::now();
         let run = self.train(total)?;
         let mut warnings = Vec::new();
@@ -484,6 +506,9 @@ impl<'d> Session<'d, '_> {
                 self.test.map(|d| evaluate(&model, d)).transpose()?,
             ),
         };
+        if let (Some(first), Some(last), Some(data)) = (&first, &evals.0, self.eval_data) {
+            warnings.extend(guard(first, last, &data.labels));
+        }
         let mut outcome = Outcome {
             model,
             curve: self.curve,

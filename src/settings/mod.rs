@@ -50,6 +50,23 @@ pub enum InitKind {
     He,
     /// 0.01 * normal, as in the source text.
     Small,
+    /// Glorot (Xavier) uniform weights and biases, as scikit-learn's
+    /// `MLPClassifier` ([`Init::Glorot`]).
+    Glorot,
+}
+
+/// How each training row's loss is weighted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeight {
+    /// Every row counts the same.
+    #[default]
+    None,
+    /// scikit-learn's `balanced`: a row of class `c` counts
+    /// `n_samples / (n_classes * count(c))`, over the training rows
+    /// ([`crate::train::balanced_class_weights`]).
+    Balanced,
 }
 
 /// Every setting of a training run, named as the `vnn train` options
@@ -113,6 +130,10 @@ pub struct RunSettings {
     /// Write a checkpoint every N optimizer steps and at the end.
     #[serde(default)]
     pub checkpoint_every: Option<u64>,
+    /// Weights of the rows' losses by class (`none` in checkpoints that
+    /// predate the setting).
+    #[serde(default)]
+    pub class_weight: ClassWeight,
     /// The checkpoint this run continues (never recorded).
     #[serde(skip)]
     pub resume: Option<PathBuf>,
@@ -168,6 +189,18 @@ impl RunSettings {
             dropout: self.dropout,
             dropconnect: self.dropconnect,
             seed: self.seed,
+        }
+    }
+
+    /// The class weights of a run on the training rows `train`: `None`
+    /// without [`ClassWeight::Balanced`].
+    pub fn class_weights(&self, train: &Dataset) -> Option<Vec<f32>> {
+        match self.class_weight {
+            ClassWeight::None => None,
+            ClassWeight::Balanced => Some(crate::train::balanced_class_weights(
+                &train.labels,
+                train.n_classes,
+            )),
         }
     }
 
@@ -397,6 +430,7 @@ impl RunSettings {
         let init = match self.init {
             InitKind::He => Init::He,
             InitKind::Small => Init::Small,
+            InitKind::Glorot => Init::Glorot,
         };
         let seed = self.seed.wrapping_add(0x1_0000);
         let (model, seen) = crate::session::model_for(train, hidden, init, seed, self.standardize)?;
@@ -426,16 +460,50 @@ impl RunSettings {
     }
 
     /// The settings as `metrics.json` records them, with the model's layer
-    /// `sizes` and the threads of the current rayon pool.
+    /// `sizes` and the threads of the current rayon pool: only those that
+    /// apply to the run (`momentum` with the momentum optimizer, `hidden`
+    /// for the MLP, `spiral_points` and `spiral_classes` for the spiral,
+    /// `label` and `delimiter` for CSV data).
+    ///
+    /// ```
+    /// use vnn::settings::TrainOptions;
+    /// let spiral = TrainOptions::default().settings().metrics_json(&[2, 100, 3]);
+    /// assert_eq!(spiral["hidden"], serde_json::json!([100]));
+    /// assert!(spiral.get("momentum").is_none() && spiral.get("delimiter").is_none());
+    /// assert_eq!(spiral["spiral_points"], 100);
+    /// ```
     pub fn metrics_json(&self, sizes: &[usize]) -> serde_json::Value {
         let c = self.config();
-        json!({
+        let mut m = json!({
             "data": self.data, "model": self.model_name(), "sizes": sizes, "activation": self.activation.name(), "epochs": c.epochs,
             "lr": f32_json(c.lr), "reg": f32_json(c.reg), "optimizer": c.optimizer.name(),
-            "momentum": f32_json(self.momentum), "batch_size": c.batch_size, "dropout": f32_json(c.dropout),
+            "batch_size": c.batch_size, "dropout": f32_json(c.dropout),
             "dropconnect": f32_json(c.dropconnect), "test_split": self.test_split, "standardize": self.standardize,
             "seed": c.seed, "threads": rayon::current_num_threads(), "init": format!("{:?}", self.init).to_lowercase(),
-        })
+            "class_weight": format!("{:?}", self.class_weight).to_lowercase(),
+        });
+        let spiral = self.data == "spiral";
+        let delimiter = (self.delimiter as char).to_string();
+        let optional = [
+            (
+                self.optimizer == OptimizerKind::Momentum,
+                "momentum",
+                f32_json(self.momentum),
+            ),
+            (self.model == ModelKind::Mlp, "hidden", json!(self.hidden)),
+            (spiral, "spiral_points", json!(self.spiral_points)),
+            (spiral, "spiral_classes", json!(self.spiral_classes)),
+            (!spiral, "label", json!(self.label)),
+            (!spiral, "delimiter", json!(delimiter)),
+        ];
+        if let Some(map) = m.as_object_mut() {
+            for (applies, key, value) in optional {
+                if applies {
+                    map.insert(key.into(), value);
+                }
+            }
+        }
+        m
     }
 }
 

@@ -3,7 +3,7 @@
 //! parser (clap), so the binary only parses them: their defaults, names and
 //! help live here.
 
-use super::{InitKind, ModelKind, OptimizerKind, RunSettings};
+use super::{ClassWeight, InitKind, ModelKind, OptimizerKind, RunSettings};
 use std::path::PathBuf;
 
 /// Options of `vnn train`: the [`RunSettings`] of the run, field for field.
@@ -32,22 +32,25 @@ pub struct TrainOptions {
     /// Activation after each hidden layer of the MLP: relu, tanh, sigmoid or leaky-relu.
     #[cfg_attr(feature = "cli", arg(long, default_value = "relu"))]
     pub activation: crate::model::Activation,
-    /// Passes over the training rows (full batch: one step each).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 10_000))]
-    pub epochs: u64,
-    /// Learning rate.
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1.0))]
-    pub lr: f32,
-    /// L2 regularization strength (loss += 0.5 * reg * sum W^2).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.001))]
-    pub reg: f32,
-    /// Update rule.
-    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = OptimizerKind::Sgd))]
-    pub optimizer: OptimizerKind,
+    /// Passes over the training rows (full batch: one step each)
+    /// [default: 10000 for the spiral, 200 for CSV data].
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub epochs: Option<u64>,
+    /// Learning rate [default: 1 for the spiral, 0.001 for CSV data].
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub lr: Option<f32>,
+    /// L2 regularization strength (loss += 0.5 * reg * sum W^2)
+    /// [default: 0.001 for the spiral, 0.0001 for CSV data].
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub reg: Option<f32>,
+    /// Update rule [default: sgd for the spiral, adam for CSV data].
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub optimizer: Option<OptimizerKind>,
     /// Momentum coefficient for --optimizer momentum.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.9))]
     pub momentum: f32,
-    /// Rows per step (default: the full batch).
+    /// Rows per step [default: the full batch for the spiral, min(200,
+    /// rows) for CSV data].
     #[cfg_attr(feature = "cli", arg(long))]
     pub batch_size: Option<usize>,
     /// Dropout probability on hidden units during training.
@@ -59,9 +62,13 @@ pub struct TrainOptions {
     /// Fraction of rows held out as a stratified test set (e.g. 0.2).
     #[cfg_attr(feature = "cli", arg(long))]
     pub test_split: Option<f64>,
-    /// Standardize features (mean 0, scale 1); stored in the model.
+    /// Standardize features (mean 0, scale 1); stored in the model
+    /// [default: on for CSV data, off for the spiral].
     #[cfg_attr(feature = "cli", arg(long))]
     pub standardize: bool,
+    /// Do not standardize the features (CSV data is standardized by default).
+    #[cfg_attr(feature = "cli", arg(long, conflicts_with = "standardize"))]
+    pub no_standardize: bool,
     /// Seed of the data (spiral), split, initialization, shuffles and masks.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 0))]
     pub seed: u64,
@@ -80,15 +87,19 @@ pub struct TrainOptions {
     /// Print one JSON object with the results as the last line of stdout.
     #[cfg_attr(feature = "cli", arg(long))]
     pub json: bool,
-    /// Weight initialization.
-    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = InitKind::He))]
-    pub init: InitKind,
+    /// Weight initialization [default: he for the spiral, glorot for CSV data].
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub init: Option<InitKind>,
     /// Points per class of the built-in spiral.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 100))]
     pub spiral_points: usize,
     /// Classes of the built-in spiral.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 3))]
     pub spiral_classes: usize,
+    /// Weight each training row's loss by its class: `balanced` gives a
+    /// class `n_samples / (n_classes x count)` (as scikit-learn).
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = ClassWeight::None))]
+    pub class_weight: ClassWeight,
     /// Skip curves.png and boundary.png.
     #[cfg_attr(feature = "cli", arg(long))]
     pub no_plots: bool,
@@ -103,9 +114,121 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
 }
 
+/// The settings whose default depends on the data: the source text's
+/// spiral run, or scikit-learn's `MLPClassifier` for CSV data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Defaults {
+    epochs: u64,
+    lr: f32,
+    reg: f32,
+    optimizer: OptimizerKind,
+    /// `None`: the full batch.
+    batch_size: Option<usize>,
+    standardize: bool,
+    init: InitKind,
+}
+
+/// The source text's spiral run: SGD at lr 1, full batch, 10,000 epochs,
+/// He initialization, reg 1e-3, raw features.
+const SPIRAL_DEFAULTS: Defaults = Defaults {
+    epochs: 10_000,
+    lr: 1.0,
+    reg: 1e-3,
+    optimizer: OptimizerKind::Sgd,
+    batch_size: None,
+    standardize: false,
+    init: InitKind::He,
+};
+
+/// CSV data, as scikit-learn's `MLPClassifier`: standardized features,
+/// Adam at lr 1e-3, batches of `min(200, rows)` (a batch size of 200 is
+/// the full batch below 200 rows), 200 epochs, Glorot-uniform weights and
+/// biases. The L2 strength 1e-4 is scikit-learn's `alpha`; the README
+/// gives the accuracies measured with it.
+const CSV_DEFAULTS: Defaults = Defaults {
+    epochs: 200,
+    lr: 1e-3,
+    reg: 1e-4,
+    optimizer: OptimizerKind::Adam,
+    batch_size: Some(200),
+    standardize: true,
+    init: InitKind::Glorot,
+};
+
+impl Default for TrainOptions {
+    /// The options of `vnn train` without arguments: the spiral, and every
+    /// data-dependent setting left to its default.
+    fn default() -> Self {
+        TrainOptions {
+            data: "spiral".into(),
+            label: None,
+            delimiter: b',',
+            model: ModelKind::Mlp,
+            hidden: vec![100],
+            activation: crate::model::Activation::Relu,
+            epochs: None,
+            lr: None,
+            reg: None,
+            optimizer: None,
+            momentum: 0.9,
+            batch_size: None,
+            dropout: 0.0,
+            dropconnect: 0.0,
+            test_split: None,
+            standardize: false,
+            no_standardize: false,
+            seed: 0,
+            threads: None,
+            log_every: 100,
+            print_every: 1000,
+            out: None,
+            json: false,
+            init: None,
+            spiral_points: 100,
+            spiral_classes: 3,
+            class_weight: ClassWeight::None,
+            no_plots: false,
+            checkpoint_every: None,
+            resume: None,
+        }
+    }
+}
+
 impl TrainOptions {
-    /// The run settings of these options (the same fields, by name).
+    /// The defaults of this run's data.
+    fn defaults(&self) -> Defaults {
+        if self.data == "spiral" {
+            SPIRAL_DEFAULTS
+        } else {
+            CSV_DEFAULTS
+        }
+    }
+
+    /// Whether the features are standardized: as given, else the data's
+    /// default.
+    fn standardized(&self) -> bool {
+        match (self.standardize, self.no_standardize) {
+            (true, _) => true,
+            (_, true) => false,
+            _ => self.defaults().standardize,
+        }
+    }
+
+    /// The run settings of these options (the same fields, by name), with
+    /// the data's defaults for what was not given: the source text's run
+    /// for the spiral, scikit-learn's `MLPClassifier` for CSV data.
+    ///
+    /// ```
+    /// use vnn::settings::{InitKind, OptimizerKind, TrainOptions};
+    /// let spiral = TrainOptions::default().settings();
+    /// assert_eq!((spiral.epochs, spiral.lr, spiral.batch_size), (10_000, 1.0, None));
+    /// let csv = TrainOptions { data: "iris.csv".into(), lr: Some(0.01), ..TrainOptions::default() };
+    /// let s = csv.settings();
+    /// assert_eq!((s.optimizer, s.lr, s.epochs, s.batch_size), (OptimizerKind::Adam, 0.01, 200, Some(200)));
+    /// assert!(s.standardize && s.init == InitKind::Glorot);
+    /// ```
     pub fn settings(&self) -> RunSettings {
+        let d = self.defaults();
         RunSettings {
             data: self.data.clone(),
             label: self.label.clone(),
@@ -113,29 +236,99 @@ impl TrainOptions {
             model: self.model,
             hidden: self.hidden.clone(),
             activation: self.activation,
-            epochs: self.epochs,
-            lr: self.lr,
-            reg: self.reg,
-            optimizer: self.optimizer,
+            epochs: self.epochs.unwrap_or(d.epochs),
+            lr: self.lr.unwrap_or(d.lr),
+            reg: self.reg.unwrap_or(d.reg),
+            optimizer: self.optimizer.unwrap_or(d.optimizer),
             momentum: self.momentum,
-            batch_size: self.batch_size,
+            batch_size: self.batch_size.or(d.batch_size),
             dropout: self.dropout,
             dropconnect: self.dropconnect,
             test_split: self.test_split,
-            standardize: self.standardize,
+            standardize: self.standardized(),
             seed: self.seed,
             threads: self.threads,
             log_every: self.log_every,
             print_every: self.print_every,
             out: self.out.clone(),
             json: self.json,
-            init: self.init,
+            init: self.init.unwrap_or(d.init),
             spiral_points: self.spiral_points,
             spiral_classes: self.spiral_classes,
+            class_weight: self.class_weight,
             no_plots: self.no_plots,
             checkpoint_every: self.checkpoint_every,
             resume: self.resume.clone(),
         }
+    }
+
+    /// The line saying which defaults [`TrainOptions::settings`] chose for
+    /// what was not given, for a run on `train_rows` training rows; `None`
+    /// when every such setting was given.
+    ///
+    /// ```
+    /// use vnn::settings::TrainOptions;
+    /// let spiral = TrainOptions::default();
+    /// assert_eq!(spiral.chosen_defaults(300).unwrap(), "defaults of the source text's spiral run");
+    /// let csv = TrainOptions { data: "iris.csv".into(), epochs: Some(50), ..TrainOptions::default() };
+    /// assert_eq!(
+    ///     csv.chosen_defaults(120).unwrap(),
+    ///     "defaults for CSV data: standardized, adam lr 0.001, batches of 120, glorot init, reg 0.0001"
+    /// );
+    /// ```
+    pub fn chosen_defaults(&self, train_rows: usize) -> Option<String> {
+        let (d, s) = (self.defaults(), self.settings());
+        let mut parts = Vec::new();
+        if !self.standardize && !self.no_standardize {
+            parts.push(
+                if d.standardize {
+                    "standardized"
+                } else {
+                    "raw features"
+                }
+                .to_string(),
+            );
+        }
+        let optimizer = format!("{:?}", s.optimizer).to_lowercase();
+        match (self.optimizer, self.lr) {
+            (None, None) => parts.push(format!("{optimizer} lr {}", s.lr)),
+            (None, Some(_)) => parts.push(optimizer),
+            (Some(_), None) => parts.push(format!("lr {}", s.lr)),
+            _ => {}
+        }
+        if self.batch_size.is_none() {
+            parts.push(match s.batch_size {
+                Some(b) => format!("batches of {}", b.min(train_rows)),
+                None => "full batch".into(),
+            });
+        }
+        if self.epochs.is_none() {
+            parts.push(format!("{} epochs", s.epochs));
+        }
+        if self.init.is_none() {
+            parts.push(format!("{:?} init", s.init).to_lowercase());
+        }
+        if self.reg.is_none() {
+            parts.push(format!("reg {}", s.reg));
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        if d == SPIRAL_DEFAULTS {
+            let all = [self.epochs.is_none(), self.lr.is_none(), self.reg.is_none()]
+                .into_iter()
+                .chain([self.optimizer.is_none(), self.batch_size.is_none()])
+                .chain([self.init.is_none(), !self.standardize, !self.no_standardize])
+                .all(|d| d);
+            return Some(match all {
+                true => "defaults of the source text's spiral run".into(),
+                false => format!(
+                    "defaults of the source text's spiral run: {}",
+                    parts.join(", ")
+                ),
+            });
+        }
+        Some(format!("defaults for CSV data: {}", parts.join(", ")))
     }
 }
 

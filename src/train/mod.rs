@@ -40,6 +40,7 @@ mod memory;
 pub(crate) use memory::check as check_memory;
 mod pass;
 mod state;
+mod weights;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -48,6 +49,7 @@ use pass::{StepInput, Workspace};
 pub use state::OptimizerState;
 use state::{DropConnect, Sampler};
 use vnn_kernels::{reduce, softmax};
+pub use weights::balanced_class_weights;
 
 // Hidden from the docs (the module docs state the rule): public for
 // `tests/gradcheck.rs`, which rebuilds the row blocks of a step.
@@ -170,7 +172,8 @@ pub struct StepStats {
     pub step: u64,
     /// 0-based epoch the step belongs to.
     pub epoch: u64,
-    /// Mean cross-entropy of the batch plus the L2 term.
+    /// Mean cross-entropy of the batch (each row's weighted by its class
+    /// weight, when the run has them) plus the L2 term.
     pub loss: f64,
     /// Fraction of the batch predicted correctly by the training-mode forward
     /// pass (with dropout, if on).
@@ -213,6 +216,8 @@ pub struct Trainer<'d> {
     sampler: Option<Sampler>,
     dropconnect: Option<DropConnect>,
     workspace: Workspace,
+    /// One weight per class scaling each row's loss (`None`: all 1).
+    class_weight: Option<Vec<f32>>,
 }
 
 /// Checks that `data` fits `model` and has rows.
@@ -273,12 +278,42 @@ impl<'d> Trainer<'d> {
             dropconnect: (config.dropconnect > 0.0)
                 .then(|| DropConnect::new(config.dropconnect, n_params)),
             workspace: Workspace::new(&model.layout, model.activation, batch),
+            class_weight: None,
             steps_per_epoch: n.div_ceil(batch) as u64,
             step: 0,
             model,
             data,
             config,
         })
+    }
+
+    /// Scales each row's loss and its gradient by `class_weight[label]`
+    /// (one weight per class of the model, e.g.
+    /// [`balanced_class_weights`]); the loss stays a mean over the batch
+    /// rows. Weights that are all exactly 1 change nothing, so the run is
+    /// then bit-identical to one without them.
+    ///
+    /// # Errors
+    /// [`Error::Setting`] unless there is one finite, non-negative weight
+    /// per class.
+    pub fn with_class_weights(mut self, class_weight: Vec<f32>) -> Result<Self> {
+        let k = self.model.n_classes();
+        if class_weight.len() != k {
+            let expected = format!("{k}, one per class");
+            return Err(Error::setting(
+                "the number of class weights",
+                expected,
+                class_weight.len(),
+            ));
+        }
+        if let Some(w) = class_weight.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+            return Err(Error::setting("a class weight", "finite and >= 0", w));
+        }
+        self.class_weight = class_weight
+            .iter()
+            .any(|&w| w != 1.0)
+            .then_some(class_weight);
+        Ok(self)
     }
 
     /// The model as trained so far.
@@ -420,6 +455,7 @@ impl<'d> Trainer<'d> {
             dropout: self.config.dropout,
             seed,
             step,
+            class_weight: self.class_weight.as_deref(),
         };
         let (mut loss, correct) = self.workspace.forward_backward(layout, &input);
         let rows = y.len();

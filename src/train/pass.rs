@@ -71,6 +71,8 @@ pub(super) struct StepInput<'a> {
     pub seed: u64,
     /// The 0-based step (of the dropout streams).
     pub step: u64,
+    /// One weight per class scaling each row's loss (`None`: unweighted).
+    pub class_weight: Option<&'a [f32]>,
 }
 
 impl Workspace {
@@ -210,7 +212,10 @@ fn block_pass(
     // ---- forward: hidden_l = act(hidden_{l-1} W_l + b_l), scores = hidden W + b ----
     model::forward_rows(layout, params, act, x, rows, hidden, scores, dropout);
     // ---- loss; dscores = (softmax(scores) - onehot(y)) / n in place ----
-    let ce = softmax::softmax_cross_entropy(scores, y, rows, k, inv_n);
+    let ce = match input.class_weight {
+        Some(w) => softmax::softmax_cross_entropy_weighted(scores, y, w, rows, k, inv_n),
+        None => softmax::softmax_cross_entropy(scores, y, rows, k, inv_n),
+    };
     (*loss, *correct) = (ce.loss, ce.correct);
     // ---- backward, last layer first ----
     let slots = &layout.layers;

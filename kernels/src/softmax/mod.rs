@@ -25,6 +25,9 @@
 // tests.
 #[cfg_attr(target_feature = "fma", allow(dead_code))]
 mod groups;
+mod weighted;
+
+pub use weighted::{softmax_cross_entropy_weighted, softmax_cross_entropy_weighted_scalar};
 
 use crate::simd::{exp_nonpositive, max_nan, Lane};
 
@@ -387,7 +390,7 @@ pub fn softmax_cross_entropy(
     let per_block = block_rows(cols);
     let blocks = logits_then_grad.chunks_mut(per_block * cols);
     for (block, block_labels) in blocks.zip(labels.chunks(per_block)) {
-        correct += cross_entropy_block(block, block_labels, cols, inv_n, &mut loss);
+        correct += cross_entropy_block(block, block_labels, None, cols, inv_n, &mut loss);
     }
     CrossEntropy {
         loss: loss * inv_n as f64,
@@ -433,10 +436,13 @@ fn label_index(y: u32, cols: usize) -> usize {
 
 /// [`softmax_cross_entropy`] on one block of rows (at most [`BLOCK_ROWS`]):
 /// adds the rows' `loss_r` to `loss` in row order and returns the correct
-/// rows.
+/// rows. With `class_weight`, row `r`'s loss and gradient are scaled by
+/// `class_weight[y_r]` ([`softmax_cross_entropy_weighted`]); without, by
+/// nothing (not even a multiplication by 1).
 fn cross_entropy_block(
     block: &mut [f32],
     labels: &[u32],
+    class_weight: Option<&[f32]>,
     cols: usize,
     inv_n: f32,
     loss: &mut f64,
@@ -480,10 +486,19 @@ fn cross_entropy_block(
     }
     let rows = block.chunks_exact_mut(cols).zip(labels);
     for ((row, &y), ((&sum, &ln_sum), &sy)) in rows.zip(sums.iter().zip(&logs).zip(&shifted_y)) {
-        *loss += (ln_sum - sy) as f64;
-        // dlogits = (softmax - onehot(y)) * inv_n
-        scale_in_place(row, (1.0 / sum) * inv_n);
-        row[y as usize] -= inv_n;
+        let Some(cw) = class_weight else {
+            *loss += (ln_sum - sy) as f64;
+            // dlogits = (softmax - onehot(y)) * inv_n
+            scale_in_place(row, (1.0 / sum) * inv_n);
+            row[y as usize] -= inv_n;
+            continue;
+        };
+        // loss_r w_y, and dlogits = (softmax - onehot(y)) * (w_y inv_n)
+        let (w, y) = (cw[y as usize], y as usize);
+        *loss += (ln_sum - sy) as f64 * w as f64;
+        let scale = w * inv_n;
+        scale_in_place(row, (1.0 / sum) * scale);
+        row[y] -= scale;
     }
     correct
 }
@@ -503,10 +518,25 @@ pub fn softmax_cross_entropy_scalar(
     if !cross_entropy_prologue(logits_then_grad, labels, rows, cols) {
         return CrossEntropy::default();
     }
+    cross_entropy_rows_scalar(logits_then_grad, labels, None, cols, inv_n)
+}
+
+/// The rows of [`softmax_cross_entropy_scalar`] and of
+/// [`softmax_cross_entropy_weighted_scalar`]: row `r` weighted by
+/// `class_weight[y_r]`, or by nothing (a weight of exactly 1, which leaves
+/// every product as it is).
+fn cross_entropy_rows_scalar(
+    logits_then_grad: &mut [f32],
+    labels: &[u32],
+    class_weight: Option<&[f32]>,
+    cols: usize,
+    inv_n: f32,
+) -> CrossEntropy {
     let mut out = CrossEntropy::default();
     let mut loss = 0.0f64;
     for (row, &y) in logits_then_grad.chunks_exact_mut(cols).zip(labels) {
         let y = label_index(y, cols);
+        let w = class_weight.map_or(1.0, |cw| cw[y]);
         let max = row_max_scalar(row);
         if crate::reduce::argmax_row_scalar(row) == y {
             out.correct += 1;
@@ -518,12 +548,13 @@ pub fn softmax_cross_entropy_scalar(
             *v = (*v - max).exp();
             sum += *v;
         }
-        let inv = 1.0 / sum;
-        loss += (sum.ln() - shifted_y) as f64;
+        loss += (sum.ln() - shifted_y) as f64 * w as f64;
+        // dlogits = (softmax - onehot(y)) * (w inv_n)
+        let (inv, scale) = (1.0 / sum, w * inv_n);
         for v in row.iter_mut() {
-            *v *= inv * inv_n;
+            *v *= inv * scale;
         }
-        row[y] -= inv_n;
+        row[y] -= scale;
     }
     out.loss = loss * inv_n as f64;
     out
