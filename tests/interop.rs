@@ -339,7 +339,16 @@ fn a_vnn_train_run_reads_in_python() {
     let scalars = v["scalars"].as_object().unwrap();
     let mut tags: Vec<&str> = scalars.keys().map(String::as_str).collect();
     tags.sort_unstable();
-    assert_eq!(tags, ["accuracy/test", "accuracy/train", "loss", "lr"]);
+    assert_eq!(
+        tags,
+        [
+            "accuracy/test",
+            "accuracy/train",
+            "loss/test",
+            "loss/train",
+            "lr"
+        ]
+    );
     for (tag, series) in scalars {
         let steps: Vec<i64> = series
             .as_array()

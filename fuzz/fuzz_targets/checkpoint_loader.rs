@@ -58,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
         optimizer,
         settings: r#"{"lr":0.1,"seed":3}"#.into(),
         extra: BTreeMap::from([("label_column".to_string(), "y".to_string())]),
+        best_params: None,
     };
     let mut bytes = ckpt.to_bytes("fuzz").expect("a new checkpoint saves");
     let (patches, tail) = rest.split_at(rest.len() - rest.len() % 3);

@@ -3,7 +3,7 @@
 //! parser (clap), so the binary only parses them: their defaults, names and
 //! help live here.
 
-use super::{InitKind, ModelKind, OptimizerKind, RunSettings};
+use super::{InitKind, LrScheduleKind, ModelKind, OptimizerKind, RunSettings};
 use std::path::PathBuf;
 
 /// Options of `vnn train`: the [`RunSettings`] of the run, field for field.
@@ -97,6 +97,39 @@ pub struct TrainOptions {
     /// --log-every, --print-every, --checkpoint-every).
     #[cfg_attr(feature = "cli", arg(long, value_name = "PATH"))]
     pub resume: Option<PathBuf>,
+    /// Hold out this fraction of the training rows (after --test-split) as
+    /// stratified validation data (e.g. 0.2).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "F"))]
+    pub val_split: Option<f64>,
+    /// Validation rows: a CSV file with the training file's columns.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub val_data: Option<String>,
+    /// Stop when the validation loss (without validation data: the
+    /// training loss) stops improving, and keep the best weights.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub early_stopping: bool,
+    /// Evaluations without improvement before --early-stopping stops.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = 10))]
+    pub patience: u64,
+    /// An improvement is a loss below the best minus this.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "D", default_value_t = 1e-4))]
+    pub min_delta: f64,
+    /// Learning-rate schedule.
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = LrScheduleKind::Constant))]
+    pub lr_schedule: LrScheduleKind,
+    /// Factor of the step and plateau schedules.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.1))]
+    pub lr_gamma: f32,
+    /// Epochs per stage of --lr-schedule step.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    pub lr_step_every: Option<u64>,
+    /// Final rate of --lr-schedule cosine.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0))]
+    pub lr_min: f32,
+    /// Evaluations without improvement before --lr-schedule plateau lowers
+    /// the rate.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = 5))]
+    pub lr_patience: u64,
 }
 
 impl TrainOptions {
@@ -130,6 +163,16 @@ impl TrainOptions {
             no_plots: self.no_plots,
             checkpoint_every: self.checkpoint_every,
             resume: self.resume.clone(),
+            val_split: self.val_split,
+            val_data: self.val_data.clone(),
+            early_stopping: self.early_stopping,
+            patience: self.patience,
+            min_delta: self.min_delta,
+            lr_schedule: self.lr_schedule,
+            lr_gamma: self.lr_gamma,
+            lr_step_every: self.lr_step_every,
+            lr_min: self.lr_min,
+            lr_patience: self.lr_patience,
         }
     }
 }
