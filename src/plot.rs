@@ -484,7 +484,7 @@ mod tests {
             val_loss: Some(1.2 / (1.0 + i)),
             val_accuracy: Some(0.15 * i),
             test_loss: None,
-            test_accuracy: (step % 20 == 0).then_some(0.1 * i),
+            test_accuracy: step.is_multiple_of(20).then_some(0.1 * i),
             lr: 0.1,
         };
         let points: Vec<CurvePoint> = (0..5).map(|i| point(10 * i, i as f64)).collect();

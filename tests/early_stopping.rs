@@ -267,7 +267,8 @@ fn cosine_anneals_to_its_minimum_and_resumes_bit_exactly() {
     assert_eq!(rates[0], 0.1);
     assert!(rates.windows(2).all(|w| w[1] < w[0]), "{rates:?}");
     // Step 160 of 160 applies the rate of 0-based step 159.
-    let expected = 0.001 + 0.099 * 0.5 * (1.0 + (std::f64::consts::PI * 159.0 / 160.0).cos());
+    let (lr, min) = (f64::from(0.1f32), f64::from(0.001f32));
+    let expected = min + (lr - min) * 0.5 * (1.0 + (std::f64::consts::PI * 159.0 / 160.0).cos());
     assert_eq!(*rates.last().unwrap(), expected as f32);
     let (resumed, bytes) = run("cosine-resumed", (20, 0.1), cosine, None, Some(77));
     assert_eq!(bytes, whole_bytes);

@@ -67,7 +67,8 @@ pub struct TrainOptions {
     /// Log scalars, histograms and curve points every N optimizer steps.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 100))]
     pub log_every: u64,
-    /// Print an "EPOCH i: Training loss, Accuracy" line every N optimizer steps.
+    /// Print an "EPOCH i: Training loss (batch), Accuracy (batch)" line every N
+    /// optimizer steps (the figures of that step's batch).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 1000))]
     pub print_every: u64,
     /// Run folder (default: runs/<data>-<model>-<timestamp>).
