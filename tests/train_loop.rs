@@ -47,6 +47,11 @@ fn eval(model: &Path, data: &str) -> Value {
     ]))
 }
 
+/// The words of `s`, for a command line.
+fn words(s: &str) -> Vec<&str> {
+    s.split(' ').collect()
+}
+
 fn relative(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(1e-12)
 }
@@ -69,26 +74,9 @@ fn split_digits(dir: &Path, n: usize) -> (String, String) {
 fn train_loss_is_the_final_model_on_the_training_rows_as_vnn_eval_gives_it() {
     let dir = tmp("train-loss");
     let run = dir.join("run");
-    let args = [
-        "train",
-        "--data",
-        DIGITS,
-        "--standardize",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.01",
-        "--hidden",
-        "32",
-        "--batch-size",
-        "64",
-        "--epochs",
-        "2",
-        "--no-plots",
-        "--json",
-        "--out",
-        run.to_str().unwrap(),
-    ];
+    let mut args = words("train --standardize --optimizer adam --lr 0.01 --hidden 32 --batch-size 64 --epochs 2 --no-plots --json");
+    args.extend(["--data", DIGITS]);
+    args.extend(["--out", run.to_str().unwrap()]);
     let out = vnn(&args);
     let j = last_json(&out);
     let e = eval(&run.join("model.safetensors"), DIGITS);
@@ -133,31 +121,9 @@ fn digits_with_val_data_stop_early_at_the_loss_vnn_eval_gives_the_val_file() {
     let dir = tmp("digits-es");
     let (train, val) = split_digits(&dir, 1437);
     let run = dir.join("run");
-    let args = [
-        "train",
-        "--data",
-        &train,
-        "--val-data",
-        &val,
-        "--standardize",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.01",
-        "--hidden",
-        "256",
-        "--batch-size",
-        "64",
-        "--epochs",
-        "300",
-        "--early-stopping",
-        "--patience",
-        "5",
-        "--no-plots",
-        "--json",
-        "--out",
-        run.to_str().unwrap(),
-    ];
+    let mut args = words("train --standardize --optimizer adam --lr 0.01 --hidden 256 --batch-size 64 --epochs 300 --early-stopping --patience 5 --no-plots --json");
+    args.extend(["--data", &train, "--val-data", &val]);
+    args.extend(["--out", run.to_str().unwrap()]);
     let j = last_json(&vnn(&args));
     assert_eq!(j["stopped_early"], true, "{j}");
     // 23 steps an epoch: it stopped long before epoch 300.
@@ -212,21 +178,10 @@ fn scalars(run: &Path) -> std::collections::BTreeMap<String, Vec<(i64, f32)>> {
 fn a_val_split_cosine_run_logs_full_set_tags_and_a_falling_rate() {
     let dir = tmp("cosine");
     let run = dir.join("run");
-    let args = [
-        "train",
-        "--val-split",
-        "0.2",
-        "--lr-schedule",
-        "cosine",
-        "--epochs",
-        "300",
-        "--log-every",
-        "25",
-        "--no-plots",
-        "--json",
-        "--out",
-        run.to_str().unwrap(),
-    ];
+    let mut args = words(
+        "train --val-split 0.2 --lr-schedule cosine --epochs 300 --log-every 25 --no-plots --json",
+    );
+    args.extend(["--out", run.to_str().unwrap()]);
     let out = vnn(&args);
     let j = last_json(&out);
     assert!(j["val_loss"].is_f64() && j["test_loss"].is_null(), "{j}");
@@ -313,16 +268,8 @@ fn loop_options_that_do_not_apply_are_refused_in_one_line() {
         "{line}"
     );
     // Fixed on resume.
-    let args = [
-        "train",
-        "--epochs",
-        "3",
-        "--checkpoint-every",
-        "1",
-        "--no-plots",
-        "--out",
-        out,
-    ];
+    let mut args = words("train --epochs 3 --checkpoint-every 1 --no-plots");
+    args.extend(["--out", out]);
     assert!(vnn(&args).status.success());
     let ckpt = format!("{out}/checkpoint.safetensors");
     let line = refused(&["train", "--resume", &ckpt, "--early-stopping"]);
