@@ -241,6 +241,7 @@ fn plateau_lowers_the_rate_and_resumes_bit_exactly() {
     let plateau = LrSchedule::Plateau {
         gamma: 0.5,
         patience: 2,
+        min_delta: 1e-4,
     };
     let (whole, whole_bytes) = run("plateau-whole", (60, 0.2), plateau, None, None);
     let rates: Vec<f32> = whole.curve.iter().map(|p| p.lr).collect();
@@ -301,10 +302,17 @@ fn bad_loop_settings_are_refused() {
         LrSchedule::Plateau {
             gamma: 1.5,
             patience: 1,
+            min_delta: 0.0,
         },
         LrSchedule::Plateau {
             gamma: 0.5,
             patience: 0,
+            min_delta: 0.0,
+        },
+        LrSchedule::Plateau {
+            gamma: 0.5,
+            patience: 1,
+            min_delta: -1.0,
         },
     ];
     for s in bad {

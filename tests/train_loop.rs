@@ -267,6 +267,19 @@ fn loop_options_that_do_not_apply_are_refused_in_one_line() {
         line.contains(&format!("{val}, line 6")) && line.contains("eleven"),
         "{line}"
     );
+    // A changed validation file is refused on resume.
+    let (train, val) = split_digits(&dir, 1500);
+    let mut args = words("train --epochs 1 --checkpoint-every 1 --no-plots --hidden 8");
+    args.extend(["--data", &train, "--val-data", &val, "--out", out]);
+    assert!(vnn(&args).status.success());
+    let text = std::fs::read_to_string(&val).unwrap();
+    std::fs::write(&val, text.lines().take(100).collect::<Vec<_>>().join("\n")).unwrap();
+    let ckpt = format!("{out}/checkpoint.safetensors");
+    let line = refused(&["train", "--resume", &ckpt, "--epochs", "2"]);
+    assert!(
+        line.starts_with(&format!("error: {val}: the data differs")),
+        "{line}"
+    );
     // Fixed on resume.
     let mut args = words("train --epochs 3 --checkpoint-every 1 --no-plots");
     args.extend(["--out", out]);

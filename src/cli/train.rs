@@ -84,6 +84,13 @@ pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitC
     if !args.no_plots {
         builder = builder.observer(Plots::new(title, points));
     }
+    if let Some(v) = &split.val {
+        let name = args
+            .val_data
+            .clone()
+            .unwrap_or_else(|| "the validation split".into());
+        builder = builder.val_fingerprint(name, v);
+    }
     if let Some(e) = args.early() {
         builder = builder.early_stopping(e);
     }

@@ -102,15 +102,15 @@ pub(super) fn curve_of(ckpt: &Checkpoint, path: &Path) -> Result<Vec<CurvePoint>
         .collect())
 }
 
-/// Checks that the checkpoint at `path` was written from the data of
-/// `fingerprint` (named `data_name`) and for a model laid out as `model`.
-pub(super) fn check_resume(
+/// Checks that the fingerprint the checkpoint at `path` recorded in the
+/// metadata entry `key`, if any, is that of `data` (named, fingerprint).
+pub(super) fn check_fingerprint(
     ckpt: &Checkpoint,
     path: &Path,
-    model: &Model,
+    key: &str,
     data: Option<&(String, String)>,
 ) -> Result<()> {
-    if let (Some(recorded), Some((name, now))) = (ckpt.extra.get("data_fingerprint"), data) {
+    if let (Some(recorded), Some((name, now))) = (ckpt.extra.get(key), data) {
         if recorded != now {
             return Err(Error::DataChanged {
                 data: name.clone(),
@@ -120,6 +120,18 @@ pub(super) fn check_resume(
             });
         }
     }
+    Ok(())
+}
+
+/// Checks that the checkpoint at `path` was written from the data of
+/// `fingerprint` (named `data_name`) and for a model laid out as `model`.
+pub(super) fn check_resume(
+    ckpt: &Checkpoint,
+    path: &Path,
+    model: &Model,
+    data: Option<&(String, String)>,
+) -> Result<()> {
+    check_fingerprint(ckpt, path, "data_fingerprint", data)?;
     let c = &ckpt.model;
     if c.layout != model.layout
         || c.feature_names != model.feature_names

@@ -243,6 +243,7 @@ pub struct SessionBuilder<'o> {
     settings: String,
     extra: BTreeMap<String, String>,
     data: Option<(String, String)>,
+    val_data: Option<(String, String)>,
     resume: Option<(Checkpoint, PathBuf)>,
     interrupter: Interrupter,
     observers: Vec<Box<dyn Observer + Send + 'o>>,
@@ -269,6 +270,7 @@ impl<'o> SessionBuilder<'o> {
             settings: "{}".into(),
             extra,
             data: None,
+            val_data: None,
             resume: None,
             interrupter: Interrupter::new(),
             observers: Vec::new(),
@@ -288,8 +290,7 @@ impl<'o> SessionBuilder<'o> {
 
     /// The learning-rate schedule over the configuration's rate (default
     /// [`LrSchedule::Constant`]). [`LrSchedule::Plateau`] watches the loss
-    /// early stopping watches, with its `min_delta` (1e-4 without early
-    /// stopping).
+    /// early stopping watches (validation, else training).
     pub fn lr_schedule(mut self, schedule: LrSchedule) -> Self {
         self.schedule = schedule;
         self
@@ -324,6 +325,14 @@ impl<'o> SessionBuilder<'o> {
     /// checkpoints; a resumed run refuses a checkpoint of other data.
     pub fn data_fingerprint(mut self, name: impl Into<String>, data: &Dataset) -> Self {
         self.data = Some((name.into(), fingerprint(data)));
+        self
+    }
+
+    /// Records the [`fingerprint`] of the validation rows `data` (named
+    /// `name` in errors) in checkpoints, as [`SessionBuilder::data_fingerprint`]
+    /// does for the data.
+    pub fn val_fingerprint(mut self, name: impl Into<String>, data: &Dataset) -> Self {
+        self.val_data = Some((name.into(), fingerprint(data)));
         self
     }
 
@@ -388,6 +397,8 @@ impl<'o> SessionBuilder<'o> {
         let mut monitor = Monitor::new(self.early, self.schedule);
         if let Some((ckpt, path)) = &self.resume {
             checkpoints::check_resume(ckpt, path, &model, self.data.as_ref())?;
+            let val = self.val_data.as_ref();
+            checkpoints::check_fingerprint(ckpt, path, "val_fingerprint", val)?;
             model = ckpt.model.clone();
             curve = checkpoints::curve_of(ckpt, path)?;
             restore = Some((ckpt.step, ckpt.optimizer.clone(), path));
@@ -426,6 +437,9 @@ impl<'o> SessionBuilder<'o> {
         let mut ckpt_extra = self.extra.clone();
         if let Some((_, f)) = self.data {
             ckpt_extra.insert("data_fingerprint".into(), f);
+        }
+        if let Some((_, f)) = self.val_data {
+            ckpt_extra.insert("val_fingerprint".into(), f);
         }
         Ok(Session {
             trainer,
@@ -525,7 +539,7 @@ impl<'d> Session<'d, '_> {
         }
         let done = self.trainer.steps_done();
         let cp = &mut self.checkpoints;
-        let write = run.interrupted || run.stopped_early || cp.every.is_some();
+        let write = run.interrupted || cp.every.is_some();
         if write
             && cp.last_step != Some(done)
             && !cp.write(&self.trainer, &self.curve, &self.monitor)?

@@ -86,8 +86,6 @@ pub(super) struct State {
 pub(super) struct Monitor {
     pub(super) early: Option<EarlyStopping>,
     pub(super) schedule: LrSchedule,
-    /// Improvement threshold of the plateau schedule.
-    plateau_delta: f64,
     pub(super) state: State,
     /// The weights of [`State::early`]'s best step.
     pub(super) best_params: Option<Vec<f32>>,
@@ -95,7 +93,6 @@ pub(super) struct Monitor {
 
 impl Monitor {
     pub(super) fn new(early: Option<EarlyStopping>, schedule: LrSchedule) -> Monitor {
-        let plateau_delta = early.map_or(EarlyStopping::default().min_delta, |e| e.min_delta);
         let state = State {
             early: early.map(|_| Watch::default()),
             stopped: false,
@@ -104,7 +101,6 @@ impl Monitor {
         Monitor {
             early,
             schedule,
-            plateau_delta,
             state,
             best_params: None,
         }
@@ -154,10 +150,16 @@ impl Monitor {
     /// Takes the evaluation of `step` with watched loss `loss` and the
     /// current weights `params`; returns whether the run should stop.
     pub(super) fn evaluate(&mut self, step: u64, loss: f64, params: &[f32]) -> bool {
-        if let (LrSchedule::Plateau { patience, .. }, Some((watch, reductions))) =
-            (self.schedule, &mut self.state.plateau)
+        if let (
+            LrSchedule::Plateau {
+                patience,
+                min_delta,
+                ..
+            },
+            Some((watch, reductions)),
+        ) = (self.schedule, &mut self.state.plateau)
         {
-            if !watch.update(step, loss, self.plateau_delta) && watch.wait >= patience {
+            if !watch.update(step, loss, min_delta) && watch.wait >= patience {
                 (*reductions, watch.wait) = (reductions.saturating_add(1), 0);
             }
         }

@@ -148,6 +148,7 @@ impl RunSettings {
             LrScheduleKind::Plateau => LrSchedule::Plateau {
                 gamma,
                 patience: self.lr_patience,
+                min_delta: self.min_delta,
             },
         }
     }
@@ -173,9 +174,13 @@ impl RunSettings {
                 (j["lr_gamma"], j["lr_step_every"]) = (f32_json(gamma), every.into());
             }
             LrSchedule::Cosine { min } => j["lr_min"] = f32_json(min),
-            LrSchedule::Plateau { gamma, patience } => {
+            LrSchedule::Plateau {
+                gamma,
+                patience,
+                min_delta,
+            } => {
                 (j["lr_gamma"], j["lr_patience"]) = (f32_json(gamma), patience.into());
-                j["min_delta"] = self.min_delta.into();
+                j["min_delta"] = min_delta.into();
             }
         }
     }

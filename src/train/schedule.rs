@@ -24,13 +24,15 @@ pub enum LrSchedule {
         min: f32,
     },
     /// The base rate times `gamma` each time the watched loss has not
-    /// improved for `patience` evaluations (see
-    /// [`crate::session::SessionBuilder::lr_schedule`]).
+    /// improved (fallen below the best minus `min_delta`) for `patience`
+    /// evaluations (see [`crate::session::SessionBuilder::lr_schedule`]).
     Plateau {
         /// Factor per reduction, in `(0, 1]`.
         gamma: f32,
         /// Evaluations without improvement before a reduction (at least 1).
         patience: u64,
+        /// How much lower than the best a loss must be to count (`>= 0`).
+        min_delta: f64,
     },
 }
 
@@ -67,6 +69,15 @@ impl LrSchedule {
             LrSchedule::Plateau { patience: 0, .. } => {
                 Err(Error::setting("the schedule's patience", "at least 1", 0))
             }
+            LrSchedule::Plateau { min_delta, .. }
+                if !(min_delta.is_finite() && min_delta >= 0.0) =>
+            {
+                Err(Error::setting(
+                    "the schedule's min_delta",
+                    ">= 0",
+                    min_delta,
+                ))
+            }
             LrSchedule::Cosine { min } if !(min.is_finite() && min >= 0.0 && min <= lr) => Err(
                 Error::setting("the schedule's minimum rate", format!("in [0, {lr}]"), min),
             ),
@@ -86,7 +97,7 @@ impl LrSchedule {
     /// assert!(cosine.lr_at(0.1, 99, 99, 100, 0) < 0.001);
     /// let step = LrSchedule::Step { gamma: 0.5, every: 10 };
     /// assert_eq!(step.lr_at(1.0, 25, 25, 100, 0), 0.25);
-    /// let plateau = LrSchedule::Plateau { gamma: 0.1, patience: 3 };
+    /// let plateau = LrSchedule::Plateau { gamma: 0.1, patience: 3, min_delta: 1e-4 };
     /// assert!((plateau.lr_at(1.0, 50, 50, 100, 2) - 0.01).abs() < 1e-9);
     /// ```
     pub fn lr_at(&self, lr: f32, step: u64, epoch: u64, total: u64, reductions: u32) -> f32 {
