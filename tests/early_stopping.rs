@@ -326,3 +326,29 @@ fn bad_loop_settings_are_refused() {
     }
     assert!(!dir.exists());
 }
+
+#[test]
+fn early_stopping_and_plateau_decide_alike_for_any_thread_count() {
+    let early = Some(EarlyStopping {
+        patience: 3,
+        min_delta: 1e-4,
+    });
+    let plateau = LrSchedule::Plateau {
+        gamma: 0.5,
+        patience: 2,
+        min_delta: 1e-4,
+    };
+    let runs: Vec<(Outcome, Vec<u8>)> = [1, 3]
+        .map(|threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let name = format!("threads-{threads}");
+            pool.install(|| run(&name, (400, 0.05), plateau, early, None))
+        })
+        .into();
+    assert!(runs[0].0.stopped_early);
+    assert_eq!(runs[0].1, runs[1].1);
+    assert_eq!(runs[0].0.curve, runs[1].0.curve);
+}
