@@ -352,3 +352,24 @@ fn early_stopping_and_plateau_decide_alike_for_any_thread_count() {
     assert_eq!(runs[0].1, runs[1].1);
     assert_eq!(runs[0].0.curve, runs[1].0.curve);
 }
+
+#[test]
+fn checkpoints_carry_the_best_weights_as_one_tensor() {
+    let model = model();
+    let n = model.params().len();
+    let mut ckpt = Checkpoint {
+        step: 3,
+        model,
+        optimizer: vnn::train::OptimizerState::Sgd,
+        settings: "{}".into(),
+        extra: Default::default(),
+        best_params: Some((0..n).map(|i| i as f32 / 7.0).collect()),
+    };
+    let back = Checkpoint::from_bytes(&ckpt.to_bytes("mem").unwrap(), "mem").unwrap();
+    assert_eq!(back, ckpt);
+    ckpt.best_params = Some(vec![0.5; n - 1]);
+    let e = ckpt.to_bytes("mem").unwrap_err().to_string();
+    assert!(e.contains(checkpoint::TENSOR_BEST_PARAMS), "{e}");
+    ckpt.best_params = Some(vec![f32::NAN; n]);
+    assert!(!ckpt.is_finite());
+}

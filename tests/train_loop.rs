@@ -292,3 +292,42 @@ fn loop_options_that_do_not_apply_are_refused_in_one_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The `lr` of each curve point of the run in `run`, from metrics.json.
+fn curve_rates(run: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(run.join("metrics.json")).unwrap();
+    let metrics: Value = serde_json::from_str(&text).unwrap();
+    let curve = metrics["curve"].as_array().unwrap();
+    curve.iter().map(|p| p["lr"].as_f64().unwrap()).collect()
+}
+
+#[test]
+fn step_and_plateau_schedules_apply_their_options() {
+    let dir = tmp("schedules");
+    let run = dir.join("step");
+    let mut args = words("train --epochs 6 --log-every 1 --lr-schedule step --lr-step-every 2 --lr-gamma 0.5 --no-plots --json");
+    args.extend(["--out", run.to_str().unwrap()]);
+    let j = last_json(&vnn(&args));
+    assert_eq!(j["steps"], 6);
+    assert_eq!(curve_rates(&run), [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]);
+
+    // A plateau that a huge min_delta makes certain: every 2 evaluations.
+    let run = dir.join("plateau");
+    let mut args = words("train --epochs 7 --log-every 1 --lr-schedule plateau --lr-patience 2 --lr-gamma 0.5 --min-delta 100 --no-plots --json");
+    args.extend(["--out", run.to_str().unwrap()]);
+    last_json(&vnn(&args));
+    // The first evaluation improves on nothing; then 2 without improvement
+    // halve the rate of the steps after.
+    assert_eq!(curve_rates(&run), [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25]);
+    let text = std::fs::read_to_string(run.join("metrics.json")).unwrap();
+    let config = &serde_json::from_str::<Value>(&text).unwrap()["config"];
+    assert_eq!(
+        (
+            config["lr_schedule"].as_str(),
+            config["lr_patience"].as_u64()
+        ),
+        (Some("plateau"), Some(2))
+    );
+    assert_eq!(config["min_delta"], 100.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
