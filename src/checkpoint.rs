@@ -12,6 +12,10 @@
 //!   a 1-D F32 tensor with one value per parameter: nothing for SGD,
 //!   `optimizer.momentum.velocity` for momentum, `optimizer.adam.m` and
 //!   `optimizer.adam.v` (first and second moment) for Adam;
+//! - with early stopping, `early_stopping.best_params` (optional, 1-D F32,
+//!   one value per parameter, laid out like [`Model::params`]): the best
+//!   weights so far; a file without it loads with [`Checkpoint::best_params`]
+//!   `None`;
 //! - the metadata entries `step` (optimizer steps done, decimal) and
 //!   `settings` (a JSON object: the settings of the run, as the writer
 //!   defines them), plus any extra entries the writer adds.
@@ -69,6 +73,9 @@ pub const TENSOR_V1_M: &str = "optimizer.m";
 /// Version 1's second optimizer tensor: Adam's second moment.
 pub const TENSOR_V1_V: &str = "optimizer.v";
 
+/// The best weights of an early-stopping run (optional, version 2).
+pub const TENSOR_BEST_PARAMS: &str = "early_stopping.best_params";
+
 /// Every optimizer tensor a checkpoint of some version may hold.
 const OPTIMIZER_TENSORS: [&str; 5] = [
     TENSOR_MOMENTUM_VELOCITY,
@@ -95,6 +102,9 @@ pub struct Checkpoint {
     pub settings: String,
     /// Further metadata entries (for example the label column).
     pub extra: BTreeMap<String, String>,
+    /// The best weights so far of a run with early stopping (one value per
+    /// parameter), in the tensor [`TENSOR_BEST_PARAMS`].
+    pub best_params: Option<Vec<f32>>,
 }
 
 /// The version-2 tensor names of `state`'s buffers.
@@ -241,7 +251,9 @@ impl Checkpoint {
     /// such a checkpoint can be written).
     pub fn is_finite(&self) -> bool {
         let finite = |t: &[f32]| t.iter().all(|v| v.is_finite());
-        finite(&self.model.params) && self.optimizer.tensors().iter().all(|(_, t)| finite(t))
+        finite(&self.model.params)
+            && self.optimizer.tensors().iter().all(|(_, t)| finite(t))
+            && self.best_params.as_deref().is_none_or(finite)
     }
 
     /// Serializes the checkpoint (format version 2); `name` stands for the
@@ -266,13 +278,17 @@ impl Checkpoint {
     ///     optimizer: OptimizerState::Adam { m: vec![0.5; n], v: vec![0.25; n] },
     ///     settings: r#"{"lr": 0.1}"#.into(),
     ///     extra: Default::default(),
+    ///     best_params: None,
     /// };
     /// let bytes = ckpt.to_bytes("mem").unwrap();
     /// assert_eq!(Checkpoint::from_bytes(&bytes, "mem").unwrap(), ckpt);
     /// ```
     pub fn to_bytes(&self, name: &str) -> Result<Vec<u8>> {
         let n = self.model.params.len();
-        let tensors = tensor_names(&self.optimizer);
+        let mut tensors = tensor_names(&self.optimizer);
+        if let Some(best) = &self.best_params {
+            tensors.push((TENSOR_BEST_PARAMS, best));
+        }
         for (tname, t) in &tensors {
             if t.len() != n {
                 let msg = format!("{} values for a model of {n} parameters", t.len());
@@ -310,8 +326,15 @@ impl Checkpoint {
     /// belong to the file's version or do not make up one optimizer's
     /// state.
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Checkpoint> {
-        let (model, mut extra, tensors) =
-            modelfile::decode(bytes, name, FORMAT, &OPTIMIZER_TENSORS)?;
+        let mut names = OPTIMIZER_TENSORS.to_vec();
+        names.push(TENSOR_BEST_PARAMS);
+        let (model, mut extra, mut tensors) = modelfile::decode(bytes, name, FORMAT, &names)?;
+        let best_params = tensors.pop().flatten();
+        let n = model.params.len();
+        if best_params.as_ref().is_some_and(|b| b.len() != n) {
+            let msg = format!("not one value per parameter of a model of {n}");
+            return Err(ckpt_err(name, Some(TENSOR_BEST_PARAMS), msg));
+        }
         let version = take_version(name, &mut extra)?;
         let step = take_step(name, &mut extra)?;
         let settings = extra
@@ -325,6 +348,7 @@ impl Checkpoint {
             optimizer,
             settings,
             extra,
+            best_params,
         })
     }
 

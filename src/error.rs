@@ -188,6 +188,15 @@ pub enum Error {
         /// The run's epochs.
         epochs: u64,
     },
+    /// A resumed run had already stopped early: its watched loss had not
+    /// improved for `patience` evaluations.
+    #[error("the run in this checkpoint stopped early at step {step} (its best step was {best_step}); nothing is left to resume")]
+    StoppedEarly {
+        /// The step the run stopped at.
+        step: u64,
+        /// The step of the best evaluation, whose weights the run kept.
+        best_step: u64,
+    },
     /// Training diverged: the loss stopped being finite.
     #[error("training diverged at step {step}: the loss is {loss}; lower the learning rate or raise regularization")]
     Diverged {

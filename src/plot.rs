@@ -9,7 +9,7 @@ use crate::fsutil;
 use crate::model::Model;
 use image::codecs::png::PngEncoder;
 use image::{ColorType, ImageEncoder};
-use plotters::coord::types::{RangedCoordf64, RangedCoordu64};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -116,7 +116,7 @@ type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
 /// A chart of a learning curve: steps across, values up.
 type CurveChart<'a, 'b> =
-    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordu64, RangedCoordf64>>;
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Renders a `width x height` picture in memory with `draw` (on a white
 /// background), encodes it as PNG and writes it to `path` with
@@ -170,7 +170,7 @@ fn curve_chart<'a, 'b>(
     area: &'a Area<'b>,
     caption: &str,
     y_label_area: u32,
-    (max_step, y_max): (u64, f64),
+    (axis, y_max): (&StepAxis, f64),
     path: &Path,
 ) -> Result<CurveChart<'a, 'b>> {
     ChartBuilder::on(area)
@@ -179,14 +179,14 @@ fn curve_chart<'a, 'b>(
         .margin_right(28)
         .x_label_area_size(45)
         .y_label_area_size(y_label_area)
-        .build_cartesian_2d(0u64..max_step, 0f64..y_max)
+        .build_cartesian_2d(axis.range(), 0f64..y_max)
         .map_err(plot_err(path))
 }
 
 /// Draws one learning curve of `color(class)` named `label` in the legend.
 fn draw_curve(
     chart: &mut CurveChart,
-    curve: impl Iterator<Item = (u64, f64)>,
+    curve: impl Iterator<Item = (f64, f64)>,
     class: usize,
     label: &str,
     path: &Path,
@@ -199,7 +199,57 @@ fn draw_curve(
     Ok(())
 }
 
-/// Draws `curves.png`: loss and accuracy against the step.
+/// Runs longer than this many steps get a log-scale step axis in
+/// `curves.png`.
+pub const LOG_AXIS_STEPS: u64 = 1000;
+
+/// The step axis of `curves.png`: linear, or log-scale (base 10) for long
+/// runs; positions are `step` or `log10(step)`.
+struct StepAxis {
+    log: bool,
+    max_step: u64,
+}
+
+impl StepAxis {
+    fn new(points: &[CurvePoint]) -> StepAxis {
+        let max_step = points.iter().map(|p| p.step).max().unwrap_or(1).max(1);
+        StepAxis {
+            log: max_step > LOG_AXIS_STEPS,
+            max_step,
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        match self.log {
+            true => 0.0..(self.max_step as f64).log10(),
+            false => 0.0..self.max_step as f64,
+        }
+    }
+
+    fn at(&self, step: u64) -> f64 {
+        match self.log {
+            true => (step.max(1) as f64).log10(),
+            false => step as f64,
+        }
+    }
+
+    fn label(&self, x: f64) -> String {
+        let step = if self.log { 10f64.powf(x) } else { x };
+        format!("{:.0}", step.round())
+    }
+
+    fn desc(&self) -> &'static str {
+        if self.log {
+            "step (log scale)"
+        } else {
+            "step"
+        }
+    }
+}
+
+/// Draws `curves.png`: loss and accuracy against the step, on the
+/// training, validation and test rows (those the points have); the step
+/// axis is log-scale for runs longer than [`LOG_AXIS_STEPS`] steps.
 ///
 /// # Errors
 /// If the file cannot be written or `points` is empty.
@@ -216,57 +266,84 @@ pub fn plot_curves(path: impl AsRef<Path>, title: &str, points: &[CurvePoint]) -
             .titled(title, ("sans-serif", 26).into_font())
             .map_err(plot_err(path))?;
         let (left, right) = root.split_horizontally(600);
-        let max_step = points.last().map_or(1, |p| p.step).max(1);
-        draw_loss(&left, points, max_step, path)?;
-        draw_accuracy(&right, points, max_step, path)
+        let axis = StepAxis::new(points);
+        draw_loss(&left, points, &axis, path)?;
+        draw_accuracy(&right, points, &axis, path)
     })
 }
 
-/// The left half of `curves.png`: the training loss, cut at 5% above its
-/// largest finite value.
-fn draw_loss(area: &Area, points: &[CurvePoint], max_step: u64, path: &Path) -> Result<()> {
+/// The series of `curves.png`: (name, loss, accuracy) of each data set.
+type Series = (
+    &'static str,
+    fn(&CurvePoint) -> Option<f64>,
+    fn(&CurvePoint) -> Option<f64>,
+);
+
+const SERIES: [Series; 3] = [
+    ("train", |p| Some(p.train_loss), |p| Some(p.train_accuracy)),
+    ("val", |p| p.val_loss, |p| p.val_accuracy),
+    ("test", |p| p.test_loss, |p| p.test_accuracy),
+];
+
+/// Draws the series of `value` that the points have, clipped at `hi`.
+fn draw_series(
+    chart: &mut CurveChart,
+    points: &[CurvePoint],
+    (axis, hi): (&StepAxis, f64),
+    value: impl Fn(&Series) -> fn(&CurvePoint) -> Option<f64>,
+    path: &Path,
+) -> Result<()> {
+    for (class, series) in SERIES.iter().enumerate() {
+        let get = value(series);
+        if points.iter().any(|p| get(p).is_some()) {
+            let curve = points
+                .iter()
+                .filter_map(|p| get(p).map(|v| (axis.at(p.step), v.min(hi))));
+            draw_curve(chart, curve, class, series.0, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The left half of `curves.png`: the losses (mean cross-entropy), cut at
+/// 5% above the largest finite value.
+fn draw_loss(area: &Area, points: &[CurvePoint], axis: &StepAxis, path: &Path) -> Result<()> {
     let e = plot_err(path);
     let hi = points
         .iter()
-        .map(|p| p.loss)
+        .flat_map(|p| [Some(p.train_loss), p.val_loss, p.test_loss])
+        .flatten()
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
     let hi = if hi > 0.0 { hi * 1.05 } else { 1.0 };
-    let mut chart = curve_chart(area, "Training loss", 70, (max_step, hi), path)?;
+    let mut chart = curve_chart(area, "Loss", 70, (axis, hi), path)?;
     chart
         .configure_mesh()
-        .x_desc("step")
-        .y_desc("loss")
+        .x_desc(axis.desc())
+        .y_desc("loss (cross-entropy)")
         .x_labels(6)
         .y_labels(8)
+        .x_label_formatter(&|x| axis.label(*x))
         .y_label_formatter(&|v| format!("{v:.2}"))
         .draw()
         .map_err(&e)?;
-    let curve = points.iter().map(|p| (p.step, p.loss.min(hi)));
-    draw_curve(&mut chart, curve, 0, "loss (cross-entropy + L2)", path)?;
+    draw_series(&mut chart, points, (axis, hi), |s| s.1, path)?;
     draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 0.8, path)
 }
 
-/// The right half of `curves.png`: training and (when logged) test
-/// accuracy.
-fn draw_accuracy(area: &Area, points: &[CurvePoint], max_step: u64, path: &Path) -> Result<()> {
-    let mut chart = curve_chart(area, "Accuracy", 60, (max_step, 1.0), path)?;
+/// The right half of `curves.png`: the accuracies.
+fn draw_accuracy(area: &Area, points: &[CurvePoint], axis: &StepAxis, path: &Path) -> Result<()> {
+    let mut chart = curve_chart(area, "Accuracy", 60, (axis, 1.0), path)?;
     chart
         .configure_mesh()
-        .x_desc("step")
+        .x_desc(axis.desc())
         .y_desc("accuracy")
         .x_labels(6)
         .y_labels(6)
+        .x_label_formatter(&|x| axis.label(*x))
         .draw()
         .map_err(plot_err(path))?;
-    let train = points.iter().map(|p| (p.step, p.train_accuracy));
-    draw_curve(&mut chart, train, 1, "train", path)?;
-    if points.iter().any(|p| p.test_accuracy.is_some()) {
-        let test = points
-            .iter()
-            .filter_map(|p| p.test_accuracy.map(|a| (p.step, a)));
-        draw_curve(&mut chart, test, 2, "test", path)?;
-    }
+    draw_series(&mut chart, points, (axis, 1.0), |s| s.2, path)?;
     draw_legend(&mut chart, SeriesLabelPosition::LowerRight, 0.8, path)
 }
 
@@ -400,16 +477,25 @@ mod tests {
     fn pictures_are_whole_pngs_and_leave_no_temporary_file() {
         let dir = std::env::temp_dir().join(format!("vnn-plot-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let points: Vec<CurvePoint> = (0..5)
-            .map(|i| CurvePoint {
-                step: 10 * i,
-                loss: 1.0 / (1.0 + i as f64),
-                train_accuracy: 0.2 * i as f64,
-                test_accuracy: (i % 2 == 0).then_some(0.1 * i as f64),
-            })
-            .collect();
+        let point = |step: u64, i: f64| CurvePoint {
+            step,
+            train_loss: 1.0 / (1.0 + i),
+            train_accuracy: 0.2 * i,
+            val_loss: Some(1.2 / (1.0 + i)),
+            val_accuracy: Some(0.15 * i),
+            test_loss: None,
+            test_accuracy: step.is_multiple_of(20).then_some(0.1 * i),
+            lr: 0.1,
+        };
+        let points: Vec<CurvePoint> = (0..5).map(|i| point(10 * i, i as f64)).collect();
         let curves = dir.join("curves.png");
         plot_curves(&curves, "test", &points).unwrap();
+        assert_eq!(png_size(&std::fs::read(&curves).unwrap()), (1200, 500));
+        // A long run: a log-scale step axis (step 0 drawn at step 1).
+        let long: Vec<CurvePoint> = (0..5).map(|i| point(10u64.pow(i), i as f64)).collect();
+        assert!(StepAxis::new(&long).log && !StepAxis::new(&points).log);
+        assert_eq!(StepAxis::new(&long).label(3.0), "1000");
+        plot_curves(&curves, "long", &long).unwrap();
         assert_eq!(png_size(&std::fs::read(&curves).unwrap()), (1200, 500));
 
         let data = crate::data::spiral(20, 3, 0);

@@ -257,6 +257,7 @@ fn checkpoints_carry_the_activation() {
             },
             settings: "{}".into(),
             extra: Default::default(),
+            best_params: None,
         };
         let back = Checkpoint::from_bytes(&ckpt.to_bytes("mem").unwrap(), "mem").unwrap();
         assert_eq!(back.model.activation(), act);

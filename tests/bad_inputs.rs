@@ -335,6 +335,7 @@ fn every_bad_input_gives_its_one_line_error() {
         },
         settings: r#"{"lr": 0.1}"#.into(),
         extra: BTreeMap::new(),
+        best_params: None,
     };
     let ck_bytes = ckpt.to_bytes("ckpt").unwrap();
     let ck_bad_settings = write(&dir, "bad_settings.ckpt", &ck_bytes);

@@ -466,6 +466,7 @@ fn small_checkpoint(m_len: usize, v_len: usize) -> Checkpoint {
         optimizer,
         settings: r#"{"seed": 1}"#.into(),
         extra: std::collections::BTreeMap::from([("label_column".into(), "y".into())]),
+        best_params: None,
     }
 }
 

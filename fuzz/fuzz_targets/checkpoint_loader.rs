@@ -2,8 +2,9 @@
 //! loads saves and loads back to the same checkpoint.
 //!
 //! Half the inputs (odd first byte) start from a valid checkpoint, built
-//! from sizes and an optimizer choice in the next bytes, and corrupt it
-//! with byte patches and a truncation taken from the rest.
+//! from sizes, an optimizer choice and optional best weights in the next
+//! bytes, and corrupt it with byte patches and a truncation taken from the
+//! rest.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -58,6 +59,8 @@ fuzz_target!(|data: &[u8]| {
         optimizer,
         settings: r#"{"lr":0.1,"seed":3}"#.into(),
         extra: BTreeMap::from([("label_column".to_string(), "y".to_string())]),
+        // Early stopping's best weights in some of them.
+        best_params: (mode & 16 != 0).then(|| vec![0.25; n]),
     };
     let mut bytes = ckpt.to_bytes("fuzz").expect("a new checkpoint saves");
     let (patches, tail) = rest.split_at(rest.len() - rest.len() % 3);

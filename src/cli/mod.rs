@@ -58,6 +58,14 @@ pub(crate) fn with_flags(e: &vnn::Error) -> String {
             let why = match (needs.as_str(), value.as_str()) {
                 ("model", _) => "--model linear has no hidden layers".to_string(),
                 ("data", "a CSV file") => "the built-in spiral has no CSV columns".to_string(),
+                (n, "absent") => format!("it cannot be combined with {}", flag(n)),
+                ("early_stopping", v) => {
+                    let or = v
+                        .strip_prefix("on")
+                        .unwrap_or(v)
+                        .replace("lr_schedule", "--lr-schedule");
+                    format!("it applies with --early-stopping{or} only")
+                }
                 _ => format!("it applies to {} {value} only", flag(needs)),
             };
             format!("{} does not apply here: {why}", flag(option))

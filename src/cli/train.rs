@@ -14,7 +14,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use std::process::ExitCode;
 use vnn::checkpoint::Checkpoint;
-use vnn::data::{self, Dataset};
+use vnn::data::Dataset;
 use vnn::output::Console;
 use vnn::session::{
     utc_timestamp, Interrupter, MetricsFile, Outcome, Plots, Progress, SessionBuilder, TensorBoard,
@@ -46,14 +46,9 @@ pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitC
     let config = args.config();
     args.check()?;
     let (full, label_col) = args.load_data()?;
-    let (train_raw, test_raw) = match args.test_split {
-        Some(f) => {
-            let (a, b) = data::stratified_split(&full, f, args.seed)?;
-            (a, Some(b))
-        }
-        None => (full.clone(), None),
-    };
-    let (model, train_std) = args.build_model(&train_raw)?;
+    let split = args.split_data(&full, &label_col)?;
+    let (train_raw, test_raw) = (&split.train, &split.test);
+    let (model, train_std) = args.build_model(train_raw)?;
     let dir = args
         .out
         .clone()
@@ -70,12 +65,8 @@ pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitC
         .is_none()
         .then(|| cli_args.chosen_defaults(train_raw.n_rows()));
     let title = format!("{} on {}", args.model_name(), args.data_name());
-    let points = (!args.no_plots && train_raw.n_features() == 2)
-        .then(|| match &test_raw {
-            Some(t) => train_raw.concat(t),
-            None => Ok(train_raw.clone()),
-        })
-        .transpose()?;
+    // Every row of the data (training, validation and test) in the boundary picture.
+    let points = (!args.no_plots && full.n_features() == 2).then(|| full.clone());
     let sizes = model.layout().sizes().to_vec();
     let mut builder = SessionBuilder::new(model, config.clone(), &dir)
         .log_every(args.log_every)
@@ -83,11 +74,22 @@ pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitC
         .extra("training_command", command)
         .extra("label_column", label_col)
         .data_fingerprint(vnn::csv::input_name(args.data.as_ref()), &full)
-        .class_weights(args.class_weights(&train_raw))
+        .class_weights(args.class_weights(train_raw))
         .interrupter(stop)
+        .lr_schedule(args.schedule())
         .observer(Progress::new(args.json, args.print_every).console(out.clone()));
     if !args.no_plots {
         builder = builder.observer(Plots::new(title, points));
+    }
+    if let Some(v) = &split.val {
+        let name = args
+            .val_data
+            .clone()
+            .unwrap_or_else(|| "the validation split".into());
+        builder = builder.val_fingerprint(name, v);
+    }
+    if let Some(e) = args.early() {
+        builder = builder.early_stopping(e);
     }
     if let Some(n) = args.checkpoint_every {
         builder = builder.checkpoint_every(n);
@@ -103,12 +105,21 @@ pub(crate) fn run(cli_args: &TrainOptions, matches: &ArgMatches) -> Result<ExitC
         let builder = builder
             .observer(events)
             .observer(MetricsFile::new(recorded));
-        let session = builder.build(&train_std, test)?;
-        header(&out, args, (&train_raw, test), &sizes, resumed_at);
+        let mut session = builder.build(&train_std, test)?;
+        header(
+            &out,
+            args,
+            (train_raw, split.val.as_ref(), test),
+            &sizes,
+            resumed_at,
+        );
         if let Some(line) = defaults.flatten() {
             out.line(&line);
         }
-        session.evaluate_at_end(&train_raw).run()
+        if let Some(v) = &split.val {
+            session = session.validation(v);
+        }
+        session.evaluate_at_end(train_raw).run()
     })??;
     report(&out, &outcome, args.json);
     for w in warnings(&outcome) {
@@ -144,12 +155,14 @@ fn interrupter() -> Result<Interrupter> {
 fn header(
     out: &Console,
     args: &RunSettings,
-    (train_raw, test_raw): (&Dataset, Option<&Dataset>),
+    (train_raw, val, test_raw): (&Dataset, Option<&Dataset>, Option<&Dataset>),
     sizes: &[usize],
     resumed_at: Option<u64>,
 ) {
     let config = args.config();
-    let test = test_raw.map_or(String::new(), |t| format!(" (+{} test rows)", t.n_rows()));
+    let held = [("validation", val), ("test", test_raw)]
+        .map(|(name, d)| d.map(|d| format!(" (+{} {name} rows)", d.n_rows())));
+    let test: String = held.into_iter().flatten().collect();
     out.line(&format!(
         "vnn train: {} rows x {} features, {} classes{test}; {} {:?}; {} epochs, {} lr {}, reg {}",
         train_raw.n_rows(),
@@ -179,14 +192,26 @@ fn report(out: &Console, outcome: &Outcome, json: bool) {
         out.note(&format!("interrupted at step {steps} of {total}: model saved to {model}, checkpoint to {ckpt} (continue with: vnn train --resume {ckpt})"));
         return;
     }
-    let (final_loss, steps) = (outcome.final_loss, outcome.steps);
-    let train_accuracy = outcome.train_eval.as_ref().map_or(f64::NAN, |e| e.accuracy);
-    let test_text = outcome.test_eval.as_ref().map_or(String::new(), |e| {
-        format!(", test accuracy {:.4}", e.accuracy)
-    });
+    let steps = outcome.steps;
+    let mut figures = String::new();
+    for (name, e) in [
+        ("train", &outcome.train_eval),
+        ("val", &outcome.val_eval),
+        ("test", &outcome.test_eval),
+    ] {
+        if let Some(e) = e {
+            figures += &format!("; {name} loss {:.4}, accuracy {:.4}", e.loss, e.accuracy);
+        }
+    }
+    let stop = match outcome.best {
+        Some((best, _)) if outcome.stopped_early => format!(" (stopped early; best step {best})"),
+        Some((best, _)) => format!(" (best step {best})"),
+        None => String::new(),
+    };
     out.line(&format!(
-        "done: {steps} steps in {:.2} s; final loss {final_loss:.4}; train accuracy {train_accuracy:.4}{test_text}",
-        outcome.seconds
+        "done: {steps} steps in {:.2} s{stop}; final model: {}",
+        outcome.seconds,
+        figures.trim_start_matches("; ")
     ));
     out.line(&format!("run folder: {}", outcome.dir.display()));
     if json {

@@ -16,7 +16,15 @@
 //!   Ctrl-C handler sets it), and then saves the model and a checkpoint;
 //! - stops with [`Error::Diverged`] when the loss stops being finite, the
 //!   checkpoint keeping the last good state;
-//! - tells its [`Observer`]s about each step and each log point.
+//! - evaluates the model at its evaluation points (every `log_every` steps,
+//!   the first and the last step, and in mini-batch runs the end of every
+//!   epoch) on the full training, validation ([`Session::validation`]) and
+//!   test data in inference mode, into [`CurvePoint`]s;
+//! - stops early when asked ([`SessionBuilder::early_stopping`]) and then
+//!   ends with the best weights, and applies a learning-rate schedule
+//!   ([`SessionBuilder::lr_schedule`]); both keep their state in the
+//!   checkpoints, so a resumed run still ends as the run left alone;
+//! - tells its [`Observer`]s about each step and each evaluation point.
 //!
 //! At the end (interrupted or not) it saves the model to
 //! `model.safetensors` in the run folder.
@@ -69,7 +77,9 @@
 mod checkpoints;
 mod guard;
 mod lock;
+mod monitor;
 mod observers;
+mod parts;
 #[cfg(feature = "progress")]
 mod progress;
 mod training;
@@ -77,11 +87,13 @@ mod training;
 pub use checkpoints::fingerprint;
 pub use guard::{guard, CHANCE_MARGIN, LOSS_CHANGE};
 pub use lock::LOCK_FILE;
+pub use monitor::{EarlyStopping, MONITOR_KEY};
 #[cfg(feature = "plots")]
 pub use observers::Plots;
 #[cfg(feature = "tensorboard")]
 pub use observers::TensorBoard;
 pub use observers::{final_metrics, MetricsFile};
+pub use parts::{CurvePoint, Interrupter};
 #[cfg(feature = "progress")]
 pub use progress::Progress;
 
@@ -89,49 +101,14 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::train::{evaluate, Evaluation, StepStats, TrainConfig, Trainer};
+use crate::train::{evaluate, Evaluation, LrSchedule, StepStats, TrainConfig, Trainer};
 use checkpoints::CheckpointWriter;
 use lock::RunLock;
+use monitor::Monitor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
-
-/// One logged point of a learning curve.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CurvePoint {
-    /// Optimizer step.
-    pub step: u64,
-    /// Training loss (with the L2 term).
-    pub loss: f64,
-    /// Training accuracy.
-    pub train_accuracy: f64,
-    /// Test accuracy, when a test split exists.
-    pub test_accuracy: Option<f64>,
-}
-
-/// A shared stop request: set it (from a signal handler, another thread or
-/// an observer) and the session stops after the current step.
-#[derive(Clone, Debug, Default)]
-pub struct Interrupter(Arc<AtomicBool>);
-
-impl Interrupter {
-    /// A flag that is not set.
-    pub fn new() -> Interrupter {
-        Interrupter::default()
-    }
-
-    /// Asks the session to stop; returns whether it had been asked before.
-    pub fn interrupt(&self) -> bool {
-        self.0.swap(true, Ordering::SeqCst)
-    }
-
-    /// Whether a stop was asked.
-    pub fn is_interrupted(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+use training::evaluate_view;
 
 /// Sees a session's events. Every method does nothing by default; an error
 /// stops the run.
@@ -140,8 +117,9 @@ pub trait Observer {
     fn on_start(&mut self, _start: u64, _total: u64) -> Result<()> {
         Ok(())
     }
-    /// A log point (every `log_every` steps, the first and the last step),
-    /// before [`Observer::on_step`] of the same step.
+    /// An evaluation point (every `log_every` steps, the first and the
+    /// last step, the end of every epoch in mini-batch runs), before
+    /// [`Observer::on_step`] of the same step.
     fn on_log(&mut self, _trainer: &Trainer<'_>, _point: &CurvePoint) -> Result<()> {
         Ok(())
     }
@@ -178,7 +156,9 @@ pub struct Outcome {
     pub total: u64,
     /// Stopped by the [`Interrupter`] before the end.
     pub interrupted: bool,
-    /// Loss of the last step.
+    /// The last step's batch objective: the mean cross-entropy of its
+    /// batch plus the L2 term, before its update (the final model's figures
+    /// are [`Outcome::train_eval`] and the others).
     pub final_loss: f64,
     /// Loss of the first step of this session.
     pub first_loss: f64,
@@ -194,11 +174,22 @@ pub struct Outcome {
     pub dir: PathBuf,
     /// The run's epochs.
     pub epochs: u64,
-    /// The final model on the data given to [`Session::evaluate_at_end`]
-    /// (completed runs only).
+    /// The final model on the full training rows (those given to
+    /// [`Session::evaluate_at_end`], else the rows trained on), in inference
+    /// mode (completed runs only).
     pub train_eval: Option<Evaluation>,
+    /// The final model on the validation data (completed runs only).
+    pub val_eval: Option<Evaluation>,
     /// The final model on the test data (completed runs only).
     pub test_eval: Option<Evaluation>,
+    /// Early stopping ended the run before its last step.
+    pub stopped_early: bool,
+    /// With early stopping: the step of the best evaluation (whose weights
+    /// the final model has), and its watched loss.
+    pub best: Option<(u64, f64)>,
+    /// Whether early stopping watched the validation loss (else the
+    /// training loss).
+    pub watched_val: bool,
     /// What failed after the model and the checkpoint were saved (the
     /// observers' `on_end` and `on_finish`), and the end-of-run [`guard`]'s
     /// warnings (completed runs evaluated with
@@ -207,19 +198,44 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The run's results as JSON: `train_accuracy`, `test_accuracy`,
-    /// `final_loss`, `epochs`, `seconds`, `out` (the run folder) and
-    /// `warnings` (the [`Outcome::warnings`], an empty list when none).
+    /// The run's results as JSON: the final model's `train_loss`,
+    /// `train_accuracy`, `val_loss`, `val_accuracy`, `test_loss` and
+    /// `test_accuracy` (null without such data), `final_loss` (the last
+    /// step's batch objective), `stopped_early`, with early stopping
+    /// `best_step` and `best_val_loss` (or `best_train_loss` without
+    /// validation data), `epochs`, `steps`, `seconds`, `out` (the run
+    /// folder) and `warnings` (the [`Outcome::warnings`], an empty list
+    /// when none).
     pub fn summary(&self) -> serde_json::Value {
-        serde_json::json!({
-            "train_accuracy": self.train_eval.as_ref().map(|e| e.accuracy),
-            "test_accuracy": self.test_eval.as_ref().map(|e| e.accuracy),
+        let (loss, accuracy) = (
+            |e: &Option<Evaluation>| e.as_ref().map(|e| e.loss),
+            |e: &Option<Evaluation>| e.as_ref().map(|e| e.accuracy),
+        );
+        let mut j = serde_json::json!({
+            "train_loss": loss(&self.train_eval),
+            "train_accuracy": accuracy(&self.train_eval),
+            "val_loss": loss(&self.val_eval),
+            "val_accuracy": accuracy(&self.val_eval),
+            "test_loss": loss(&self.test_eval),
+            "test_accuracy": accuracy(&self.test_eval),
             "final_loss": self.final_loss,
+            "stopped_early": self.stopped_early,
             "epochs": self.epochs,
+            "steps": self.steps,
             "seconds": self.seconds,
             "out": self.dir.display().to_string(),
             "warnings": self.warnings,
-        })
+        });
+        if let Some((step, best)) = self.best {
+            let key = if self.watched_val {
+                "best_val_loss"
+            } else {
+                "best_train_loss"
+            };
+            j["best_step"] = step.into();
+            j[key] = best.into();
+        }
+        j
     }
 }
 
@@ -233,10 +249,13 @@ pub struct SessionBuilder<'o> {
     settings: String,
     extra: BTreeMap<String, String>,
     data: Option<(String, String)>,
+    val_data: Option<(String, String)>,
     resume: Option<(Checkpoint, PathBuf)>,
     interrupter: Interrupter,
     observers: Vec<Box<dyn Observer + Send + 'o>>,
     class_weight: Option<Vec<f32>>,
+    early: Option<EarlyStopping>,
+    schedule: LrSchedule,
 }
 
 impl<'o> SessionBuilder<'o> {
@@ -258,10 +277,13 @@ impl<'o> SessionBuilder<'o> {
             settings: "{}".into(),
             extra,
             data: None,
+            val_data: None,
             resume: None,
             interrupter: Interrupter::new(),
             observers: Vec::new(),
             class_weight: None,
+            early: None,
+            schedule: LrSchedule::Constant,
         }
     }
 
@@ -270,6 +292,23 @@ impl<'o> SessionBuilder<'o> {
     /// run must be given the same weights to continue bit for bit.
     pub fn class_weights(mut self, class_weight: Option<Vec<f32>>) -> Self {
         self.class_weight = class_weight;
+        self
+    }
+
+    /// Stops the run when the watched loss stalls (see [`EarlyStopping`]),
+    /// and ends it, stopped or not, with the weights of its best
+    /// evaluation (saved as the model; checkpoints keep the current ones
+    /// too, to resume).
+    pub fn early_stopping(mut self, early: EarlyStopping) -> Self {
+        self.early = Some(early);
+        self
+    }
+
+    /// The learning-rate schedule over the configuration's rate (default
+    /// [`LrSchedule::Constant`]). [`LrSchedule::Plateau`] watches the loss
+    /// early stopping watches (validation, else training).
+    pub fn lr_schedule(mut self, schedule: LrSchedule) -> Self {
+        self.schedule = schedule;
         self
     }
 
@@ -302,6 +341,14 @@ impl<'o> SessionBuilder<'o> {
     /// checkpoints; a resumed run refuses a checkpoint of other data.
     pub fn data_fingerprint(mut self, name: impl Into<String>, data: &Dataset) -> Self {
         self.data = Some((name.into(), fingerprint(data)));
+        self
+    }
+
+    /// Records the [`fingerprint`] of the validation rows `data` (named
+    /// `name` in errors) in checkpoints, as [`SessionBuilder::data_fingerprint`]
+    /// does for the data.
+    pub fn val_fingerprint(mut self, name: impl Into<String>, data: &Dataset) -> Self {
+        self.val_data = Some((name.into(), fingerprint(data)));
         self
     }
 
@@ -356,14 +403,28 @@ impl<'o> SessionBuilder<'o> {
                 0,
             ));
         }
+        self.schedule.validate(self.config.lr)?;
+        if let Some(e) = self.early {
+            monitor::check(&e)?;
+        }
         let mut model = self.model;
         let mut curve = Vec::new();
         let mut restore = None;
+        let mut monitor = Monitor::new(self.early, self.schedule);
         if let Some((ckpt, path)) = &self.resume {
             checkpoints::check_resume(ckpt, path, &model, self.data.as_ref())?;
+            let val = self.val_data.as_ref();
+            checkpoints::check_fingerprint(ckpt, path, "val_fingerprint", val)?;
             model = ckpt.model.clone();
             curve = checkpoints::curve_of(ckpt, path)?;
             restore = Some((ckpt.step, ckpt.optimizer.clone(), path));
+            let (text, best) = (ckpt.extra.get(MONITOR_KEY), ckpt.best_params.as_ref());
+            monitor.restore(text, best, path)?;
+            if monitor.state.stopped {
+                let best_step = monitor.state.early.map_or(0, |w| w.best_step);
+                let step = ckpt.step;
+                return Err(Error::StoppedEarly { step, best_step });
+            }
         }
         let mut trainer = Trainer::new(model, train, self.config)?;
         if let Some(w) = self.class_weight {
@@ -396,9 +457,14 @@ impl<'o> SessionBuilder<'o> {
         if let Some((_, f)) = self.data {
             ckpt_extra.insert("data_fingerprint".into(), f);
         }
+        if let Some((_, f)) = self.val_data {
+            ckpt_extra.insert("val_fingerprint".into(), f);
+        }
         Ok(Session {
             trainer,
             test,
+            val: None,
+            monitor,
             checkpoints: CheckpointWriter {
                 path: self.dir.join(checkpoint::FILE_NAME),
                 every: self.checkpoint_every,
@@ -423,6 +489,10 @@ impl<'o> SessionBuilder<'o> {
 pub struct Session<'d, 'o> {
     trainer: Trainer<'d>,
     test: Option<&'d Dataset>,
+    /// The validation data (raw).
+    val: Option<&'d Dataset>,
+    /// Early stopping and the schedule's state.
+    monitor: Monitor,
     /// The data of [`Outcome::train_eval`].
     eval_data: Option<&'d Dataset>,
     dir: PathBuf,
@@ -442,6 +512,14 @@ impl<'d> Session<'d, '_> {
     /// model's inputs) into [`Outcome::train_eval`].
     pub fn evaluate_at_end(mut self, data: &'d Dataset) -> Self {
         self.eval_data = Some(data);
+        self
+    }
+
+    /// Evaluates the model on the validation rows `data` (raw, as the
+    /// model's inputs) at every evaluation point and at the end; early
+    /// stopping and the plateau schedule then watch its loss.
+    pub fn validation(mut self, data: &'d Dataset) -> Self {
+        self.val = Some(data);
         self
     }
 
@@ -483,9 +561,10 @@ impl<'d> Session<'d, '_> {
         }
         let done = self.trainer.steps_done();
         let cp = &mut self.checkpoints;
-        if (run.interrupted || cp.every.is_some())
+        let write = run.interrupted || cp.every.is_some();
+        if write
             && cp.last_step != Some(done)
-            && !cp.write(&self.trainer, &self.curve)?
+            && !cp.write(&self.trainer, &self.curve, &self.monitor)?
         {
             return Err(Error::NotFinite {
                 step: done,
@@ -494,19 +573,25 @@ impl<'d> Session<'d, '_> {
         }
         let seconds = started.elapsed().as_secs_f64();
         let epochs = self.trainer.config().epochs;
-        let model = self.trainer.into_model();
+        let train_view = self.train_view();
+        let mut model = self.trainer.into_model();
+        let best = self.monitor.state.early.map(|w| (w.best_step, w.best()));
+        if let (false, Some(params)) = (run.interrupted, self.monitor.best_params.take()) {
+            model.params = params;
+        }
         crate::modelfile::save_with(&model, &self.extra, &self.model_path)?;
         if let Some(e) = run.failure {
             return Err(e);
         }
-        let evals = match run.interrupted {
-            true => (None, None),
+        let (train_eval, val_eval, test_eval) = match run.interrupted {
+            true => (None, None, None),
             false => (
-                self.eval_data.map(|d| evaluate(&model, d)).transpose()?,
+                Some(evaluate_view(&model, train_view)?),
+                self.val.map(|d| evaluate(&model, d)).transpose()?,
                 self.test.map(|d| evaluate(&model, d)).transpose()?,
             ),
         };
-        if let (Some(first), Some(last), Some(data)) = (&first, &evals.0, self.eval_data) {
+        if let (Some(first), Some(last), Some(data)) = (&first, &train_eval, self.eval_data) {
             warnings.extend(guard(first, last, &data.labels));
         }
         let mut outcome = Outcome {
@@ -523,8 +608,12 @@ impl<'d> Session<'d, '_> {
             checkpoint_path: self.checkpoints.path,
             dir: self.dir,
             epochs,
-            train_eval: evals.0,
-            test_eval: evals.1,
+            train_eval,
+            val_eval,
+            test_eval,
+            stopped_early: run.stopped_early,
+            best,
+            watched_val: self.val.is_some(),
             warnings,
         };
         if !run.interrupted {
@@ -535,62 +624,6 @@ impl<'d> Session<'d, '_> {
             }
         }
         Ok(outcome)
-    }
-
-    /// Makes the log point of `stats`' step when one is due, and tells the
-    /// observers.
-    fn observe(&mut self, stats: &StepStats, total: u64) -> Result<()> {
-        let s = stats.step;
-        if s.is_multiple_of(self.log_every) || s == total || s == 1 {
-            let test_accuracy = match self.test {
-                Some(t) => Some(evaluate(self.trainer.model(), t)?.accuracy),
-                None => None,
-            };
-            let point = CurvePoint {
-                step: s,
-                loss: stats.loss,
-                train_accuracy: stats.accuracy,
-                test_accuracy,
-            };
-            for o in &mut self.observers {
-                o.on_log(&self.trainer, &point)?;
-            }
-            self.curve.push(point);
-        }
-        for o in &mut self.observers {
-            o.on_step(stats, total)?;
-        }
-        Ok(())
-    }
-
-    /// After a failed step: ends the observers and keeps the last good
-    /// state in the checkpoint; gives back `e`, or the error that stopped
-    /// the checkpoint.
-    fn diverged(&mut self, e: Error) -> Error {
-        for o in &mut self.observers {
-            let _ = o.on_end();
-        }
-        let done = self.trainer.steps_done();
-        let cp = &mut self.checkpoints;
-        if cp.every.is_none() || cp.last_step == Some(done) {
-            return e;
-        }
-        let note = match cp.write(&self.trainer, &self.curve) {
-            Ok(true) => format!(
-                "checkpoint of step {done} (the last good state): {}",
-                cp.path.display()
-            ),
-            Ok(false) => Error::NotFinite {
-                step: done,
-                checkpoint: cp.path.clone(),
-            }
-            .to_string(),
-            Err(write_error) => return write_error,
-        };
-        for o in &mut self.observers {
-            let _ = o.on_note(&note);
-        }
-        e
     }
 }
 

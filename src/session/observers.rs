@@ -12,13 +12,15 @@ use {
 use {crate::data::Dataset, crate::plot};
 
 #[cfg(feature = "tensorboard")]
-/// Writes a TensorBoard event file into a folder: at each log point the
-/// scalars `loss`, `accuracy/train`, `accuracy/test` (with a test set) and
-/// `lr`, and the histograms `weights/layers.{i}` and `biases/layers.{i}`
-/// of every layer. The file is created when the run starts. When the run
-/// completes it writes the final metrics ([`final_metrics`]: `final/train_loss`,
-/// `final/train_accuracy`, `final/test_loss`, `final/test_accuracy`, those
-/// the outcome has) and, given [`TensorBoard::hparams`], the run's
+/// Writes a TensorBoard event file into a folder: at each evaluation point
+/// the scalars `loss/train`, `accuracy/train`, `loss/val`, `accuracy/val`
+/// (with validation data), `loss/test`, `accuracy/test` (with a test set)
+/// and `lr` (the rate the step applied), and the histograms
+/// `weights/layers.{i}` and `biases/layers.{i}` of every layer. The file
+/// is created when the run starts. When the run completes it writes the
+/// final metrics ([`final_metrics`]: `final/train_loss`,
+/// `final/train_accuracy`, `final/val_loss`, `final/val_accuracy`,
+/// `final/test_loss`, `final/test_accuracy`, those the outcome has) and, given [`TensorBoard::hparams`], the run's
 /// hyper-parameters as a session of the HParams dashboard
 /// ([`EventWriter::add_hparams_session`]; TensorBoard makes the experiment
 /// from all the sessions of its log folder, with the scalars, the final
@@ -54,10 +56,15 @@ impl TensorBoard {
 
 /// The final metrics of a completed run as (TensorBoard tag, value):
 /// `final/train_loss` and `final/train_accuracy` from
-/// [`Outcome::train_eval`], `final/test_loss` and `final/test_accuracy`
+/// [`Outcome::train_eval`], `final/val_loss` and `final/val_accuracy` from
+/// [`Outcome::val_eval`], `final/test_loss` and `final/test_accuracy`
 /// from [`Outcome::test_eval`], those present.
 pub fn final_metrics(outcome: &Outcome) -> Vec<(String, f64)> {
-    let sets = [("train", &outcome.train_eval), ("test", &outcome.test_eval)];
+    let sets = [
+        ("train", &outcome.train_eval),
+        ("val", &outcome.val_eval),
+        ("test", &outcome.test_eval),
+    ];
     let mut metrics = Vec::new();
     for (set, eval) in sets {
         if let Some(e) = eval {
@@ -83,12 +90,20 @@ impl Observer for TensorBoard {
             return Ok(());
         };
         let step = point.step as i64;
-        events.add_scalar("loss", step, point.loss as f32)?;
-        events.add_scalar("accuracy/train", step, point.train_accuracy as f32)?;
-        if let Some(a) = point.test_accuracy {
-            events.add_scalar("accuracy/test", step, a as f32)?;
+        let scalars = [
+            ("loss/train", Some(point.train_loss)),
+            ("accuracy/train", Some(point.train_accuracy)),
+            ("loss/val", point.val_loss),
+            ("accuracy/val", point.val_accuracy),
+            ("loss/test", point.test_loss),
+            ("accuracy/test", point.test_accuracy),
+            ("lr", Some(f64::from(point.lr))),
+        ];
+        for (tag, value) in scalars {
+            if let Some(v) = value {
+                events.add_scalar(tag, step, v as f32)?;
+            }
         }
-        events.add_scalar("lr", step, trainer.config().lr)?;
         let model = trainer.model();
         for (i, slot) in model.layout.layers.iter().enumerate() {
             let weights = &model.params[slot.weight_range()];
@@ -158,8 +173,10 @@ impl Observer for Plots {
 }
 
 /// Writes `metrics.json` into the run folder of a completed run: the
-/// [`Outcome::summary`], `steps`, `train_loss`, `test_loss`, the given
-/// `config` object and the `curve` points.
+/// [`Outcome::summary`], `steps`, `train_loss`, `val_loss`, `test_loss`,
+/// the given `config` object and the `curve` points (`step`, `train_loss`,
+/// `train_accuracy`, `val_loss`, `val_accuracy`, `test_loss`,
+/// `test_accuracy`, `lr`).
 pub struct MetricsFile {
     config: serde_json::Value,
 }
@@ -177,12 +194,17 @@ impl Observer for MetricsFile {
         let curve: Vec<_> = outcome
             .curve
             .iter()
-            .map(|p| json!({"step": p.step, "loss": p.loss, "train_accuracy": p.train_accuracy, "test_accuracy": p.test_accuracy}))
+            .map(|p| {
+                json!({"step": p.step, "train_loss": p.train_loss, "train_accuracy": p.train_accuracy,
+                    "val_loss": p.val_loss, "val_accuracy": p.val_accuracy, "test_loss": p.test_loss,
+                    "test_accuracy": p.test_accuracy, "lr": f64::from(p.lr)})
+            })
             .collect();
         let metrics = json!({
             "summary": outcome.summary(),
             "steps": outcome.steps,
             "train_loss": outcome.train_eval.as_ref().map(|e| e.loss),
+            "val_loss": outcome.val_eval.as_ref().map(|e| e.loss),
             "test_loss": outcome.test_eval.as_ref().map(|e| e.loss),
             "config": self.config,
             "curve": curve,

@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::Instant;
 
 /// A progress bar on the terminal (stderr), and every `print_every` steps
-/// (and at the last) an `EPOCH e: Training loss: l, Accuracy: a` line, on
+/// (and at the last) an `EPOCH e: Training loss (batch): l, Accuracy
+/// (batch): a` line (the step's batch, before its update), on
 /// stdout or, `to_stderr`, on stderr; notes go where the lines go.
 ///
 /// Lines are written through a [`Console`]: a closed pipe or a full device
@@ -69,14 +70,17 @@ impl Observer for Progress {
         let Some(bar) = &self.bar else { return Ok(()) };
         if (s - 1).is_multiple_of(self.print_every) || s == total {
             let line = format!(
-                "EPOCH {}: Training loss: {:.3}, Accuracy: {:.3}",
+                "EPOCH {}: Training loss (batch): {:.3}, Accuracy (batch): {:.3}",
                 stats.epoch, stats.loss, stats.accuracy
             );
             bar.suspend(|| self.line(&line));
         }
         if self.last_bar.elapsed().as_millis() >= 100 || s == total {
             bar.set_position(s);
-            bar.set_message(format!("loss {:.4} acc {:.3}", stats.loss, stats.accuracy));
+            bar.set_message(format!(
+                "batch loss {:.4} acc {:.3}",
+                stats.loss, stats.accuracy
+            ));
             self.last_bar = Instant::now();
         }
         Ok(())

@@ -1,8 +1,12 @@
-//! The training loop of a [`Session`]: steps, observers and checkpoints
-//! until the last step, an interruption or an observer's error.
+//! The training loop of a [`Session`]: the schedule's rate, steps,
+//! evaluation points, early stopping, observers and checkpoints until the
+//! last step, an early stop, an interruption or an observer's error.
 
-use super::Session;
+use super::{CurvePoint, Session};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::train::{evaluate, Evaluation, StepStats};
 
 /// How the training loop of a [`Session`] ended.
 pub(super) struct Loop {
@@ -12,22 +16,37 @@ pub(super) struct Loop {
     pub(super) final_loss: f64,
     /// Stopped before the last step.
     pub(super) interrupted: bool,
+    /// Early stopping ended the run.
+    pub(super) stopped_early: bool,
     /// The observer error that stopped the loop.
     pub(super) failure: Option<Error>,
 }
 
-impl Session<'_, '_> {
-    /// The training loop: to the last step, to an interruption, or to an
-    /// observer's error (kept in [`Loop::failure`]; the run then saves as
-    /// an interrupted one does).
+/// Evaluates `model` on `data`; `seen` data is as the model's layers see
+/// it (already standardized), so the model's standardizer is left out.
+pub(super) fn evaluate_view(model: &Model, (data, seen): (&Dataset, bool)) -> Result<Evaluation> {
+    if seen && model.standardizer.is_some() {
+        let mut plain = model.clone();
+        plain.standardizer = None;
+        return evaluate(&plain, data);
+    }
+    evaluate(model, data)
+}
+
+impl<'d> Session<'d, '_> {
+    /// The training loop: to the last step, to an early stop, to an
+    /// interruption, or to an observer's error (kept in [`Loop::failure`];
+    /// the run then saves as an interrupted one does).
     pub(super) fn train(&mut self, total: u64) -> Result<Loop> {
         let mut run = Loop {
             first_loss: f64::NAN,
             final_loss: f64::NAN,
             interrupted: false,
+            stopped_early: false,
             failure: None,
         };
         while self.trainer.steps_done() < total {
+            self.apply_lr(total)?;
             let stats = match self.trainer.step() {
                 Ok(stats) => stats,
                 Err(e) => return Err(self.diverged(e)),
@@ -37,12 +56,19 @@ impl Session<'_, '_> {
                 run.first_loss = stats.loss;
             }
             let s = stats.step;
-            if let Err(e) = self.observe(&stats, total) {
-                (run.interrupted, run.failure) = (s < total, Some(e));
-                break;
+            match self.observe(&stats, total) {
+                Ok(stop) => run.stopped_early = stop && s < total,
+                Err(e) => {
+                    (run.interrupted, run.failure) = (s < total, Some(e));
+                    break;
+                }
             }
             if self.checkpoints.every.is_some_and(|n| s % n == 0) {
-                self.checkpoints.write(&self.trainer, &self.curve)?;
+                let (trainer, curve) = (&self.trainer, &self.curve);
+                self.checkpoints.write(trainer, curve, &self.monitor)?;
+            }
+            if run.stopped_early {
+                break;
             }
             if self.interrupter.is_interrupted() && s < total {
                 run.interrupted = true;
@@ -50,5 +76,103 @@ impl Session<'_, '_> {
             }
         }
         Ok(run)
+    }
+
+    /// Sets the schedule's rate for the next step.
+    fn apply_lr(&mut self, total: u64) -> Result<()> {
+        let t = &self.trainer;
+        let (step, base) = (t.steps_done(), t.config().lr);
+        let epoch = step / t.steps_per_epoch();
+        let reductions = self.monitor.reductions();
+        let lr = self
+            .monitor
+            .schedule
+            .lr_at(base, step, epoch, total, reductions);
+        self.trainer.set_lr(lr.max(f32::MIN_POSITIVE))
+    }
+
+    /// The training rows of the final figures: those given to
+    /// [`Session::evaluate_at_end`] (raw), else the rows trained on (as the
+    /// model's layers see them).
+    pub(super) fn train_view(&self) -> (&'d Dataset, bool) {
+        match self.eval_data {
+            Some(d) => (d, false),
+            None => (self.trainer.data(), true),
+        }
+    }
+
+    /// Whether step `s` of a run of `total` steps is an evaluation point.
+    fn is_evaluation_point(&self, s: u64, total: u64) -> bool {
+        let per_epoch = self.trainer.steps_per_epoch();
+        s.is_multiple_of(self.log_every)
+            || s == total
+            || s == 1
+            || (per_epoch > 1 && s.is_multiple_of(per_epoch))
+    }
+
+    /// Makes the evaluation point of `stats`' step when one is due, tells
+    /// the observers and early stopping; returns whether the run should
+    /// stop early.
+    fn observe(&mut self, stats: &StepStats, total: u64) -> Result<bool> {
+        let s = stats.step;
+        let mut stop = false;
+        if self.is_evaluation_point(s, total) {
+            let model = self.trainer.model();
+            let train = evaluate_view(model, self.train_view())?;
+            let val = self.val.map(|d| evaluate(model, d)).transpose()?;
+            let test = self.test.map(|d| evaluate(model, d)).transpose()?;
+            let point = CurvePoint {
+                step: s,
+                train_loss: train.loss,
+                train_accuracy: train.accuracy,
+                val_loss: val.as_ref().map(|e| e.loss),
+                val_accuracy: val.as_ref().map(|e| e.accuracy),
+                test_loss: test.as_ref().map(|e| e.loss),
+                test_accuracy: test.as_ref().map(|e| e.accuracy),
+                lr: self.trainer.lr(),
+            };
+            for o in &mut self.observers {
+                o.on_log(&self.trainer, &point)?;
+            }
+            self.curve.push(point);
+            let watched = point.val_loss.unwrap_or(point.train_loss);
+            stop = self
+                .monitor
+                .evaluate(s, watched, &self.trainer.model().params);
+        }
+        for o in &mut self.observers {
+            o.on_step(stats, total)?;
+        }
+        Ok(stop)
+    }
+
+    /// After a failed step: ends the observers and keeps the last good
+    /// state in the checkpoint; gives back `e`, or the error that stopped
+    /// the checkpoint.
+    pub(super) fn diverged(&mut self, e: Error) -> Error {
+        for o in &mut self.observers {
+            let _ = o.on_end();
+        }
+        let done = self.trainer.steps_done();
+        let cp = &mut self.checkpoints;
+        if cp.every.is_none() || cp.last_step == Some(done) {
+            return e;
+        }
+        let note = match cp.write(&self.trainer, &self.curve, &self.monitor) {
+            Ok(true) => format!(
+                "checkpoint of step {done} (the last good state): {}",
+                cp.path.display()
+            ),
+            Ok(false) => Error::NotFinite {
+                step: done,
+                checkpoint: cp.path.clone(),
+            }
+            .to_string(),
+            Err(write_error) => return write_error,
+        };
+        for o in &mut self.observers {
+            let _ = o.on_note(&note);
+        }
+        e
     }
 }

@@ -15,7 +15,10 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 
 mod options;
+mod run_data;
 pub use options::{parse_delimiter, TrainOptions};
+use run_data::{default_lr_gamma, default_lr_patience, default_min_delta, default_patience};
+pub use run_data::{LrScheduleKind, RunData};
 
 /// The model family of a run.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +140,39 @@ pub struct RunSettings {
     /// The checkpoint this run continues (never recorded).
     #[serde(skip)]
     pub resume: Option<PathBuf>,
+    /// Fraction of the training rows (after `test_split`) held out as
+    /// stratified validation data (older runs: none).
+    #[serde(default)]
+    pub val_split: Option<f64>,
+    /// A CSV file of validation rows with the training file's columns.
+    #[serde(default)]
+    pub val_data: Option<String>,
+    /// Stop when the watched loss (validation, else training) stalls, and
+    /// end with the best weights (older runs: off).
+    #[serde(default)]
+    pub early_stopping: bool,
+    /// Evaluations without improvement before early stopping stops.
+    #[serde(default = "default_patience")]
+    pub patience: u64,
+    /// Improvement threshold of early stopping and the plateau schedule.
+    #[serde(default = "default_min_delta")]
+    pub min_delta: f64,
+    /// Learning-rate schedule (older runs: constant).
+    #[serde(default)]
+    pub lr_schedule: LrScheduleKind,
+    /// Factor of the step and plateau schedules.
+    #[serde(default = "default_lr_gamma")]
+    pub lr_gamma: f32,
+    /// Epochs per stage of the step schedule.
+    #[serde(default)]
+    pub lr_step_every: Option<u64>,
+    /// Final rate of the cosine schedule.
+    #[serde(default)]
+    pub lr_min: f32,
+    /// Evaluations without improvement before the plateau schedule lowers
+    /// the rate.
+    #[serde(default = "default_lr_patience")]
+    pub lr_patience: u64,
 }
 
 /// Options a resumed run accepts besides `resume` itself: they leave the
@@ -258,8 +294,35 @@ impl RunSettings {
     /// option (by id, such as `spiral_points`) was given explicitly.
     pub fn refuse_inapplicable(&self, given: impl Fn(&str) -> bool) -> Result<()> {
         let spiral = self.data == "spiral";
+        let schedule = self.lr_schedule;
+        let plateau = schedule == LrScheduleKind::Plateau;
+        let gamma = matches!(schedule, LrScheduleKind::Step) || plateau;
         // (option, whether it is meaningless here, the setting and value it needs)
         let checks = [
+            ("val_data", spiral, ("data", "a CSV file")),
+            (
+                "val_data",
+                self.val_split.is_some(),
+                ("val_split", "absent"),
+            ),
+            ("patience", !self.early_stopping, ("early_stopping", "on")),
+            (
+                "min_delta",
+                !self.early_stopping && !plateau,
+                ("early_stopping", "on (or lr_schedule plateau)"),
+            ),
+            ("lr_gamma", !gamma, ("lr_schedule", "step or plateau")),
+            (
+                "lr_step_every",
+                schedule != LrScheduleKind::Step,
+                ("lr_schedule", "step"),
+            ),
+            (
+                "lr_min",
+                schedule != LrScheduleKind::Cosine,
+                ("lr_schedule", "cosine"),
+            ),
+            ("lr_patience", !plateau, ("lr_schedule", "plateau")),
             ("hidden", self.model == ModelKind::Linear, ("model", "mlp")),
             (
                 "activation",
@@ -339,6 +402,7 @@ impl RunSettings {
         if let Some((option, _)) = positive.iter().find(|(_, n)| *n == Some(0)) {
             return Err(Error::option(option, "at least 1", 0));
         }
+        self.check_loop()?;
         crate::budget::check_threads(self.threads)
     }
 
@@ -452,6 +516,10 @@ impl RunSettings {
             if let Ok(abs) = std::fs::canonicalize(&recorded.data) {
                 recorded.data = abs.to_string_lossy().into_owned();
             }
+            let val = self.val_data.as_ref().map(std::fs::canonicalize);
+            if let Some(Ok(abs)) = val {
+                recorded.val_data = Some(abs.to_string_lossy().into_owned());
+            }
         }
         serde_json::to_string(&recorded).map_err(|e| Error::Io {
             path: dir.to_path_buf(),
@@ -503,6 +571,7 @@ impl RunSettings {
                 }
             }
         }
+        self.loop_json(&mut m);
         m
     }
 }

@@ -3,7 +3,7 @@
 //! parser (clap), so the binary only parses them: their defaults, names and
 //! help live here.
 
-use super::{ClassWeight, InitKind, ModelKind, OptimizerKind, RunSettings};
+use super::{ClassWeight, InitKind, LrScheduleKind, ModelKind, OptimizerKind, RunSettings};
 use std::path::PathBuf;
 
 /// Options of `vnn train`: the [`RunSettings`] of the run, field for field.
@@ -78,7 +78,8 @@ pub struct TrainOptions {
     /// Log scalars, histograms and curve points every N optimizer steps.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 100))]
     pub log_every: u64,
-    /// Print an "EPOCH i: Training loss, Accuracy" line every N optimizer steps.
+    /// Print an "EPOCH i: Training loss (batch), Accuracy (batch)" line every N
+    /// optimizer steps (the figures of that step's batch).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 1000))]
     pub print_every: u64,
     /// Run folder (default: runs/<data>-<model>-<optimizer>-lr<lr>-<UTC time>).
@@ -112,6 +113,39 @@ pub struct TrainOptions {
     /// --log-every, --print-every, --checkpoint-every).
     #[cfg_attr(feature = "cli", arg(long, value_name = "PATH"))]
     pub resume: Option<PathBuf>,
+    /// Hold out this fraction of the training rows (after --test-split) as
+    /// stratified validation data (e.g. 0.2).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "F"))]
+    pub val_split: Option<f64>,
+    /// Validation rows: a CSV file with the training file's columns.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub val_data: Option<String>,
+    /// Stop when the validation loss (without validation data: the
+    /// training loss) stops improving, and keep the best weights.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub early_stopping: bool,
+    /// Evaluations without improvement before --early-stopping stops.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = 10))]
+    pub patience: u64,
+    /// An improvement is a loss below the best minus this.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "D", default_value_t = 1e-4))]
+    pub min_delta: f64,
+    /// Learning-rate schedule.
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = LrScheduleKind::Constant))]
+    pub lr_schedule: LrScheduleKind,
+    /// Factor of the step and plateau schedules.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.1))]
+    pub lr_gamma: f32,
+    /// Epochs per stage of --lr-schedule step.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    pub lr_step_every: Option<u64>,
+    /// Final rate of --lr-schedule cosine.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0))]
+    pub lr_min: f32,
+    /// Evaluations without improvement before --lr-schedule plateau lowers
+    /// the rate.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = 5))]
+    pub lr_patience: u64,
 }
 
 /// The settings whose default depends on the data: the source text's
@@ -186,6 +220,16 @@ impl Default for TrainOptions {
             init: None,
             spiral_points: 100,
             spiral_classes: 3,
+            val_split: None,
+            val_data: None,
+            early_stopping: false,
+            patience: 10,
+            min_delta: 1e-4,
+            lr_schedule: LrScheduleKind::Constant,
+            lr_gamma: 0.1,
+            lr_step_every: None,
+            lr_min: 0.0,
+            lr_patience: 5,
             class_weight: ClassWeight::None,
             no_plots: false,
             checkpoint_every: None,
@@ -259,6 +303,16 @@ impl TrainOptions {
             no_plots: self.no_plots,
             checkpoint_every: self.checkpoint_every,
             resume: self.resume.clone(),
+            val_split: self.val_split,
+            val_data: self.val_data.clone(),
+            early_stopping: self.early_stopping,
+            patience: self.patience,
+            min_delta: self.min_delta,
+            lr_schedule: self.lr_schedule,
+            lr_gamma: self.lr_gamma,
+            lr_step_every: self.lr_step_every,
+            lr_min: self.lr_min,
+            lr_patience: self.lr_patience,
         }
     }
 

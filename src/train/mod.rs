@@ -39,6 +39,7 @@
 mod memory;
 pub(crate) use memory::check as check_memory;
 mod pass;
+mod schedule;
 mod state;
 mod weights;
 
@@ -46,6 +47,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use pass::{StepInput, Workspace};
+pub use schedule::LrSchedule;
 pub use state::OptimizerState;
 use state::{DropConnect, Sampler};
 use vnn_kernels::{reduce, softmax};
@@ -211,6 +213,8 @@ pub struct Trainer<'d> {
     config: TrainConfig,
     /// Optimizer steps done.
     step: u64,
+    /// The learning rate of the next step (`config.lr` unless set).
+    lr: f32,
     steps_per_epoch: u64,
     optimizer: OptimizerState,
     sampler: Option<Sampler>,
@@ -281,6 +285,7 @@ impl<'d> Trainer<'d> {
             class_weight: None,
             steps_per_epoch: n.div_ceil(batch) as u64,
             step: 0,
+            lr: config.lr,
             model,
             data,
             config,
@@ -329,6 +334,42 @@ impl<'d> Trainer<'d> {
     /// The settings of this run.
     pub fn config(&self) -> &TrainConfig {
         &self.config
+    }
+
+    /// The learning rate the next [`Trainer::step`] applies: the
+    /// configuration's rate, or the last one given to [`Trainer::set_lr`].
+    pub fn lr(&self) -> f32 {
+        self.lr
+    }
+
+    /// Sets the learning rate of the following steps (a schedule's rate).
+    ///
+    /// # Errors
+    /// [`Error::Setting`] unless `lr` is positive and finite.
+    ///
+    /// # Example
+    /// ```
+    /// use vnn::train::{TrainConfig, Trainer};
+    /// let data = vnn::data::spiral(10, 3, 0);
+    /// let model = vnn::model::Model::new(&[2, 4, 3], vnn::model::Init::He, 0).unwrap();
+    /// let mut trainer = Trainer::new(model, &data, TrainConfig::default()).unwrap();
+    /// assert_eq!(trainer.lr(), 1.0);
+    /// trainer.set_lr(0.5).unwrap();
+    /// assert_eq!(trainer.lr(), 0.5);
+    /// assert!(trainer.set_lr(f32::NAN).is_err());
+    /// ```
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::setting("learning rate", "a positive number", lr));
+        }
+        self.lr = lr;
+        Ok(())
+    }
+
+    /// The training data (as the model's layers see it: standardized when
+    /// the model standardizes).
+    pub fn data(&self) -> &'d Dataset {
+        self.data
     }
 
     /// Optimizer steps taken so far.
@@ -415,7 +456,7 @@ impl<'d> Trainer<'d> {
     pub fn step(&mut self) -> Result<StepStats> {
         let stats = self.forward_backward()?;
         self.step += 1;
-        let (lr, reg) = (self.config.lr, self.config.reg);
+        let (lr, reg) = (self.lr, self.config.reg);
         let grad = self.workspace.gradient();
         let w = &mut self.model.params;
         for slot in &self.model.layout.layers {
