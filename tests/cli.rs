@@ -4,34 +4,13 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn vnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vnn"))
-        .args(args)
-        .output()
-        .expect("the vnn binary runs")
-}
+#[path = "support/cli.rs"]
+mod cli_support;
+use cli_support::{last_json, scratch, vnn};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The last line of stdout, parsed as the one JSON object `--json` promises.
-fn last_json(out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "vnn failed: {stderr}");
-    let line = stdout
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("no stdout; stderr: {stderr}"));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
+    scratch("cli", name)
 }
 
 /// Writes the spiral of `seed` as CSV with the columns x0, x1, label.

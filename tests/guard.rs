@@ -5,22 +5,13 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn vnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vnn"))
-        .args(args)
-        .output()
-        .expect("the vnn binary runs")
-}
+#[path = "support/cli.rs"]
+mod cli_support;
+use cli_support::{scratch, vnn};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("guard")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    scratch("guard", name)
 }
 
 fn data(name: &str) -> String {

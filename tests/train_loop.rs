@@ -5,34 +5,15 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+#[path = "support/cli.rs"]
+mod cli_support;
+use cli_support::{last_json, scratch, vnn};
 
 const DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/digits.csv");
 
-fn vnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vnn"))
-        .args(args)
-        .output()
-        .expect("the vnn binary runs")
-}
-
 fn tmp(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("train_loop")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The JSON object on the last line of stdout of a run that succeeded.
-fn last_json(out: &Output) -> Value {
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "vnn failed: {stderr}");
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    scratch("train_loop", name)
 }
 
 /// `vnn eval --json` of `model` on `data`.
@@ -145,7 +126,6 @@ fn digits_with_val_data_stop_early_at_the_loss_vnn_eval_gives_the_val_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The scalar series of the event file in `run`: tag -> (step, value).
 /// The scalar series of the run's event file, and the tags of its other
 /// summaries (histograms, hparams) with their plugin names.
 fn scalars(run: &Path) -> (Series, std::collections::BTreeSet<(String, String)>) {
