@@ -249,7 +249,7 @@ fn loop_options_that_do_not_apply_are_refused_in_one_line() {
         (&["--lr-min", "0.1"], "--lr-min does not apply here: it applies to --lr-schedule cosine only"),
         (&["--lr-gamma", "0.5", "--lr-schedule", "cosine"], "--lr-gamma does not apply here: it applies to --lr-schedule step or plateau only"),
         (&["--lr-patience", "2"], "--lr-patience does not apply here: it applies to --lr-schedule plateau only"),
-        (&["--lr-schedule", "step"], "--lr-step-every must be at least 1 epoch"),
+        (&["--lr-schedule", "step"], "--lr-step-every must be given with --lr-schedule step: a number of epochs, at least 1"),
         (&["--val-split", "1.5"], "--val-split must be in (0, 1)"),
         (&["--val-data", "x.csv"], "--val-data does not apply here: the built-in spiral has no CSV columns"),
         (&["--data", &train, "--val-data", &val, "--val-split", "0.2"], "--val-data does not apply here: it cannot be combined with --val-split"),
@@ -343,5 +343,74 @@ fn step_and_plateau_schedules_apply_their_options() {
         (Some("plateau"), Some(2))
     );
     assert_eq!(config["min_delta"], 100.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Settings that cannot make a sound run are refused in one line: both
+/// training and validation data on standard input, a split that leaves a
+/// class no training rows, and a cosine run resumed to another length
+/// (its rate follows the run's length).
+#[test]
+fn unsound_splits_stdin_twice_and_cosine_length_changes_are_refused() {
+    let dir = tmp("unsound");
+    let out = dir.join("run");
+    let out = out.to_str().unwrap();
+    let line = refused(&["train", "--data", "-", "--val-data", "-", "--out", out]);
+    assert!(
+        line.contains("--val-data must be a file when the training data is read from standard input (--data -)"),
+        "{line}"
+    );
+    let tiny = dir.join("tiny.csv");
+    std::fs::write(&tiny, "a,label\n1,x\n2,x\n3,y\n").unwrap();
+    let tiny = tiny.to_str().unwrap();
+    for split in ["--val-split", "--test-split"] {
+        let line = refused(&["train", "--data", tiny, split, "0.5", "--out", out]);
+        let want = format!("{split} must be small enough to leave every class training rows (class \"y\" has none left)");
+        assert!(line.contains(&want), "{line}");
+    }
+    let (train, _) = split_digits(&dir, 300);
+    let mut args =
+        words("train --lr-schedule cosine --epochs 2 --checkpoint-every 1 --no-plots --hidden 8");
+    args.extend(["--data", &train, "--out", out]);
+    assert!(vnn(&args).status.success());
+    let ckpt = format!("{out}/checkpoint.safetensors");
+    let line = refused(&["train", "--resume", &ckpt, "--epochs", "4"]);
+    assert!(
+        line.contains(
+            "--epochs must be the recorded 2 when resuming a run with --lr-schedule cosine"
+        ),
+        "{line}"
+    );
+    // The recorded length passes this check (and meets the complete run's).
+    let line = refused(&["train", "--resume", &ckpt, "--epochs", "2"]);
+    assert!(line.contains("is complete"), "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs started in the same second without `--out` get folders of their
+/// own; metrics.json names the activation only for the MLP and the test
+/// split only when there is one.
+#[test]
+fn runs_in_the_same_second_get_their_own_folders() {
+    let dir = tmp("folders");
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vnn"))
+            .args(words("train --model linear --epochs 1 --no-plots --json"))
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        last_json(&out)["out"].as_str().unwrap().to_string()
+    };
+    let (a, b) = (run(), run());
+    assert_ne!(a, b);
+    for folder in [&a, &b] {
+        let metrics = std::fs::read_to_string(dir.join(folder).join("metrics.json")).unwrap();
+        let m: Value = serde_json::from_str(&metrics).unwrap();
+        let config = &m["config"];
+        assert!(
+            config.get("activation").is_none() && config.get("test_split").is_none(),
+            "{config}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -49,7 +49,11 @@ pub(crate) fn with_flags(e: &vnn::Error) -> String {
     match e {
         Option {
             option, expected, ..
-        } => format!("{} must be {expected}", flag(option)),
+        } => format!(
+            "{} must be {}",
+            flag(option),
+            vnn::budget::with_options(expected, flag)
+        ),
         Inapplicable {
             option,
             needs,

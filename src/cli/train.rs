@@ -172,8 +172,8 @@ fn header(
         sizes,
         config.epochs,
         config.optimizer.name(),
-        config.lr,
-        config.reg
+        vnn::settings::short_float(config.lr),
+        vnn::settings::short_float(config.reg)
     ));
     if let (Some(step), Some(path)) = (resumed_at, &args.resume) {
         out.line(&format!("resuming from {} at step {step}", path.display()));

@@ -54,7 +54,7 @@ pub enum InitKind {
     /// 0.01 * normal, as in the source text.
     Small,
     /// Glorot (Xavier) uniform weights and biases, as scikit-learn's
-    /// `MLPClassifier` ([`Init::Glorot`]).
+    /// `MLPClassifier`.
     Glorot,
 }
 
@@ -67,8 +67,7 @@ pub enum ClassWeight {
     #[default]
     None,
     /// scikit-learn's `balanced`: a row of class `c` counts
-    /// `n_samples / (n_classes * count(c))`, over the training rows
-    /// ([`crate::train::balanced_class_weights`]).
+    /// `n_samples / (n_classes * count(c))`, over the training rows.
     Balanced,
 }
 
@@ -262,7 +261,9 @@ impl RunSettings {
     /// The default run folder of a run started at `time` (a timestamp
     /// such as `vnn::session::utc_timestamp` gives):
     /// `runs/<data>-<model>-<optimizer>-lr<lr>-<time>`, with the data's
-    /// [`RunSettings::data_name`].
+    /// [`RunSettings::data_name`] and the rate as [`short_float`] writes it.
+    /// When that folder exists (a run started in the same second), the
+    /// first of `-2`, `-3`, ... (up to `-1000`) that does not.
     ///
     /// # Example
     /// ```
@@ -277,6 +278,9 @@ impl RunSettings {
     /// s.data = "-".into();
     /// let dir = s.run_folder("20261202T051500Z");
     /// assert_eq!(dir, std::path::Path::new("runs/stdin-mlp-adam-lr0.001-20261202T051500Z"));
+    /// s.lr = 1e-9;
+    /// let dir = s.run_folder("20261202T051500Z");
+    /// assert_eq!(dir, std::path::Path::new("runs/stdin-mlp-adam-lr1e-9-20261202T051500Z"));
     /// ```
     pub fn run_folder(&self, time: &str) -> PathBuf {
         let name = format!(
@@ -284,9 +288,19 @@ impl RunSettings {
             self.data_name(),
             self.model_name(),
             self.config().optimizer.name(),
-            self.lr
+            short_float(self.lr)
         );
-        Path::new("runs").join(name)
+        let base = Path::new("runs").join(name);
+        // Runs started within the same second get `-2`, `-3`, ...
+        let taken = |p: &PathBuf| p.exists();
+        let mut dir = base.clone();
+        for n in 2..=1000u32 {
+            if !taken(&dir) {
+                break;
+            }
+            dir = PathBuf::from(format!("{}-{n}", base.display()));
+        }
+        dir
     }
 
     /// Refuses options that the other settings make meaningless (they would
@@ -379,6 +393,13 @@ impl RunSettings {
         }
         if given("checkpoint_every") {
             s.checkpoint_every = self.checkpoint_every;
+        }
+        if given("epochs") && s.lr_schedule == LrScheduleKind::Cosine && self.epochs != s.epochs {
+            return Err(Error::option(
+                "epochs",
+                format!("the recorded {} when resuming a run with `lr_schedule` cosine, whose rate follows the run's length", s.epochs),
+                self.epochs,
+            ));
         }
         if given("epochs") {
             s.epochs = self.epochs;
@@ -543,10 +564,10 @@ impl RunSettings {
     pub fn metrics_json(&self, sizes: &[usize]) -> serde_json::Value {
         let c = self.config();
         let mut m = json!({
-            "data": self.data, "model": self.model_name(), "sizes": sizes, "activation": self.activation.name(), "epochs": c.epochs,
+            "data": self.data, "model": self.model_name(), "sizes": sizes, "epochs": c.epochs,
             "lr": f32_json(c.lr), "reg": f32_json(c.reg), "optimizer": c.optimizer.name(),
             "batch_size": c.batch_size, "dropout": f32_json(c.dropout),
-            "dropconnect": f32_json(c.dropconnect), "test_split": self.test_split, "standardize": self.standardize,
+            "dropconnect": f32_json(c.dropconnect), "standardize": self.standardize,
             "seed": c.seed, "threads": rayon::current_num_threads(), "init": format!("{:?}", self.init).to_lowercase(),
             "class_weight": format!("{:?}", self.class_weight).to_lowercase(),
         });
@@ -559,6 +580,16 @@ impl RunSettings {
                 f32_json(self.momentum),
             ),
             (self.model == ModelKind::Mlp, "hidden", json!(self.hidden)),
+            (
+                self.model == ModelKind::Mlp,
+                "activation",
+                json!(self.activation.name()),
+            ),
+            (
+                self.test_split.is_some(),
+                "test_split",
+                json!(self.test_split),
+            ),
             (spiral, "spiral_points", json!(self.spiral_points)),
             (spiral, "spiral_classes", json!(self.spiral_classes)),
             (!spiral, "label", json!(self.label)),
@@ -629,6 +660,25 @@ fn recorded_against_model(s: &RunSettings, ckpt: &Checkpoint, path: &Path) -> Re
             "the settings record a spiral of {points} x {classes} points, more than can be counted"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// A number as a person would write it: `0.001`, `1.5`, but `1e-9` and
+/// `1e30` rather than a long run of digits (below 1e-4 or from 1e6 on).
+///
+/// ```
+/// use vnn::settings::short_float;
+/// assert_eq!(short_float(0.001), "0.001");
+/// assert_eq!(short_float(1e-9), "1e-9");
+/// assert_eq!(short_float(1e30), "1e30");
+/// assert_eq!(short_float(0.0), "0");
+/// ```
+pub fn short_float(v: f32) -> String {
+    let a = v.abs();
+    if a != 0.0 && a.is_finite() && !(1e-4..1e6).contains(&a) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
     }
 }
 

@@ -32,7 +32,7 @@ pub struct TrainOptions {
     /// Activation after each hidden layer of the MLP: relu, tanh, sigmoid or leaky-relu.
     #[cfg_attr(feature = "cli", arg(long, default_value = "relu"))]
     pub activation: crate::model::Activation,
-    /// Passes over the training rows (full batch: one step each)
+    /// Passes over the training rows (one step per batch)
     /// [default: 10000 for the spiral, 200 for CSV data].
     #[cfg_attr(feature = "cli", arg(long))]
     pub epochs: Option<u64>,
@@ -124,7 +124,9 @@ pub struct TrainOptions {
     /// training loss) stops improving, and keep the best weights.
     #[cfg_attr(feature = "cli", arg(long))]
     pub early_stopping: bool,
-    /// Evaluations without improvement before --early-stopping stops.
+    /// Evaluations without improvement before --early-stopping stops (the
+    /// run evaluates every --log-every steps and at the end of every epoch
+    /// of a run with batches).
     #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = 10))]
     pub patience: u64,
     /// An improvement is a loss below the best minus this.
@@ -143,7 +145,7 @@ pub struct TrainOptions {
     #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0))]
     pub lr_min: f32,
     /// Evaluations without improvement before --lr-schedule plateau lowers
-    /// the rate.
+    /// the rate (evaluations as for --patience).
     #[cfg_attr(feature = "cli", arg(long, value_name = "N", default_value_t = 5))]
     pub lr_patience: u64,
 }

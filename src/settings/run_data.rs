@@ -72,6 +72,7 @@ impl RunSettings {
             }
             None => (full.clone(), None),
         };
+        every_class_trains(full, &train, "test_split")?;
         let (train, val) = match (self.val_split, &self.val_data) {
             (Some(f), _) => {
                 let seed = self.seed ^ VAL_SPLIT_DOMAIN;
@@ -91,6 +92,7 @@ impl RunSettings {
             }
             (None, None) => (train, None),
         };
+        every_class_trains(full, &train, "val_split")?;
         Ok(RunData { train, val, test })
     }
 
@@ -187,6 +189,13 @@ impl RunSettings {
 
     /// Refuses loop settings out of range, naming their options.
     pub(super) fn check_loop(&self) -> Result<()> {
+        if self.data == "-" && self.val_data.as_deref() == Some("-") {
+            return Err(Error::option(
+                "val_data",
+                "a file when the training data is read from standard input (`data` -)",
+                "-",
+            ));
+        }
         if let Some(f) = self.val_split.filter(|f| !(*f > 0.0 && *f < 1.0)) {
             return Err(Error::option("val_split", "in (0, 1)", f));
         }
@@ -208,7 +217,7 @@ impl RunSettings {
                 .map_or("nothing".into(), |n| n.to_string());
             return Err(Error::option(
                 "lr_step_every",
-                "at least 1 epoch (given with lr_schedule step)",
+                "given with `lr_schedule` step: a number of epochs, at least 1",
                 got,
             ));
         }
@@ -225,4 +234,30 @@ impl RunSettings {
         }
         Ok(())
     }
+}
+
+/// Refuses a split (`option`) that left some class of `full` without
+/// training rows in `train`.
+fn every_class_trains(full: &Dataset, train: &Dataset, option: &str) -> Result<()> {
+    let mut trains = vec![false; full.n_classes()];
+    for &y in train.labels() {
+        trains[y as usize] = true;
+    }
+    let mut present = vec![false; full.n_classes()];
+    for &y in full.labels() {
+        present[y as usize] = true;
+    }
+    let Some(class) = (0..full.n_classes()).find(|&c| present[c] && !trains[c]) else {
+        return Ok(());
+    };
+    let name = full
+        .class_names()
+        .get(class)
+        .cloned()
+        .unwrap_or(class.to_string());
+    Err(Error::option(
+        option,
+        format!("small enough to leave every class training rows (class \"{name}\" has none left)"),
+        "too large",
+    ))
 }
