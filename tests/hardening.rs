@@ -446,6 +446,40 @@ fn divergence_stops_with_one_line_and_a_finite_checkpoint() {
     }
 }
 
+/// Weights whose full-set evaluation overflows (Adam with a huge rate
+/// makes the logits of the first evaluation point overflow `f32` while the
+/// batch loss before the update was finite) are a divergence too: the same
+/// one line naming the learning rate, exit 1, no model file, and no
+/// checkpoint of the bad state.
+#[test]
+fn an_overflowing_evaluation_is_a_divergence() {
+    let dir = scratch("diverge_evaluation");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/iris.csv");
+    let out = vnn(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--lr",
+        "1e30",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {stderr}");
+    assert!(
+        lines[0].starts_with("error: training diverged at step 1: ")
+            && lines[0].contains("lower the learning rate (--lr)"),
+        "{}",
+        lines[0]
+    );
+    assert!(!dir.join("model.safetensors").exists());
+    assert!(!dir.join(checkpoint::FILE_NAME).exists());
+}
+
 /// A checkpoint of a small model with an optimizer state of `m_len` and
 /// `v_len` values: SGD (0, 0), momentum (`m_len`, 0) or Adam.
 fn small_checkpoint(m_len: usize, v_len: usize) -> Checkpoint {

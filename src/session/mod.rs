@@ -14,8 +14,9 @@
 //!   the step only);
 //! - stops after the current step when its [`Interrupter`] is set (a
 //!   Ctrl-C handler sets it), and then saves the model and a checkpoint;
-//! - stops with [`Error::Diverged`] when the loss stops being finite, the
-//!   checkpoint keeping the last good state;
+//! - stops with [`Error::Diverged`] when a batch loss or an evaluation
+//!   point's figures stop being finite, the checkpoint keeping the last
+//!   good state;
 //! - evaluates the model at its evaluation points (every `log_every` steps,
 //!   the first and the last step, and in mini-batch runs the end of every
 //!   epoch) on the full training, validation ([`Session::validation`]) and
@@ -537,8 +538,8 @@ impl<'d> Session<'d, '_> {
     /// the checkpoint, when checkpointing or interrupted).
     ///
     /// # Errors
-    /// [`Error::Diverged`] when a loss is not finite (the checkpoint keeps
-    /// the last good state); [`Error::NotFinite`] when the final weights are not
+    /// [`Error::Diverged`] when a loss or an evaluation is not finite (the
+    /// checkpoint keeps the last good state); [`Error::NotFinite`] when the final weights are not
     /// finite; an observer's error during the loop (after the model and
     /// the checkpoint are saved); [`Error::Io`] on writes. Errors of
     /// [`Observer::on_end`] and [`Observer::on_finish`] are
