@@ -593,7 +593,8 @@ impl<'d> Session<'d, '_> {
             ),
         };
         if let (Some(first), Some(last), Some(data)) = (&first, &train_eval, self.eval_data) {
-            warnings.extend(guard(first, last, &data.labels));
+            let standardized = model.standardizer().is_some();
+            warnings.extend(guard(first, last, &data.labels, standardized));
         }
         let mut outcome = Outcome {
             model,
