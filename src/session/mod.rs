@@ -18,8 +18,8 @@
 //!   point's figures stop being finite, the checkpoint keeping the last
 //!   good state;
 //! - evaluates the model at its evaluation points (every `log_every` steps,
-//!   the first and the last step, and in mini-batch runs the end of every
-//!   epoch) on the full training, validation ([`Session::validation`]) and
+//!   the first and the last step, and in runs with a batch size the end
+//!   of every epoch) on the full training, validation ([`Session::validation`]) and
 //!   test data in inference mode, into [`CurvePoint`]s;
 //! - stops early when asked ([`SessionBuilder::early_stopping`]) and then
 //!   ends with the best weights, and applies a learning-rate schedule
@@ -119,7 +119,7 @@ pub trait Observer {
         Ok(())
     }
     /// An evaluation point (every `log_every` steps, the first and the
-    /// last step, the end of every epoch in mini-batch runs), before
+    /// last step, the end of every epoch in runs with a batch size), before
     /// [`Observer::on_step`] of the same step.
     fn on_log(&mut self, _trainer: &Trainer<'_>, _point: &CurvePoint) -> Result<()> {
         Ok(())
@@ -173,8 +173,11 @@ pub struct Outcome {
     pub checkpoint_path: PathBuf,
     /// The run folder.
     pub dir: PathBuf,
-    /// The run's epochs.
+    /// The run's epochs (planned).
     pub epochs: u64,
+    /// The epochs started, `ceil(steps / steps_per_epoch)` (fewer than
+    /// [`Outcome::epochs`] after an early stop or an interruption).
+    pub epochs_run: u64,
     /// The final model on the full training rows (those given to
     /// [`Session::evaluate_at_end`], else the rows trained on), in inference
     /// mode (completed runs only).
@@ -204,7 +207,8 @@ impl Outcome {
     /// `test_accuracy` (null without such data), `final_loss` (the last
     /// step's batch objective), `stopped_early`, with early stopping
     /// `best_step` and `best_val_loss` (or `best_train_loss` without
-    /// validation data), `epochs`, `steps`, `seconds`, `out` (the run
+    /// validation data), `epochs` (planned), `epochs_run` (started, see
+    /// [`Outcome::epochs_run`]), `steps`, `seconds`, `out` (the run
     /// folder) and `warnings` (the [`Outcome::warnings`], an empty list
     /// when none).
     pub fn summary(&self) -> serde_json::Value {
@@ -222,6 +226,7 @@ impl Outcome {
             "final_loss": self.final_loss,
             "stopped_early": self.stopped_early,
             "epochs": self.epochs,
+            "epochs_run": self.epochs_run,
             "steps": self.steps,
             "seconds": self.seconds,
             "out": self.dir.display().to_string(),
@@ -574,6 +579,7 @@ impl<'d> Session<'d, '_> {
         }
         let seconds = started.elapsed().as_secs_f64();
         let epochs = self.trainer.config().epochs;
+        let epochs_run = done.div_ceil(self.trainer.steps_per_epoch());
         let train_view = self.train_view();
         let mut model = self.trainer.into_model();
         let best = self.monitor.state.early.map(|w| (w.best_step, w.best()));
@@ -610,6 +616,7 @@ impl<'d> Session<'d, '_> {
             checkpoint_path: self.checkpoints.path,
             dir: self.dir,
             epochs,
+            epochs_run,
             train_eval,
             val_eval,
             test_eval,

@@ -112,13 +112,19 @@ impl<'d> Session<'d, '_> {
         }
     }
 
-    /// Whether step `s` of a run of `total` steps is an evaluation point.
+    /// Whether step `s` of a run of `total` steps is an evaluation point:
+    /// every `log_every` steps, the first and the last step, and in runs
+    /// with a batch size (mini-batch runs, and batches that cover the
+    /// data) the end of every epoch. A function of the step and the
+    /// settings only, so a resumed run evaluates where the run left alone
+    /// would.
     fn is_evaluation_point(&self, s: u64, total: u64) -> bool {
-        let per_epoch = self.trainer.steps_per_epoch();
+        let t = &self.trainer;
+        let epochs = t.config().batch_size.is_some();
         s.is_multiple_of(self.log_every)
             || s == total
             || s == 1
-            || (per_epoch > 1 && s.is_multiple_of(per_epoch))
+            || (epochs && s.is_multiple_of(t.steps_per_epoch()))
     }
 
     /// The evaluation of step `s`'s weights on the full training,
