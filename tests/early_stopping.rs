@@ -135,6 +135,44 @@ fn curve_points_are_full_set_figures_at_log_points_and_epoch_ends() {
     assert_ne!(outcome.final_loss, t.loss);
 }
 
+/// The steps of the curve of a 12-epoch run on `train` (240 rows) with
+/// `batch_size`, logging every 5 steps.
+fn curve_steps(name: &str, batch_size: Option<usize>) -> Vec<u64> {
+    let (train, _) = data();
+    let dir = scratch(name);
+    let config = TrainConfig {
+        batch_size,
+        ..config(12, 0.01)
+    };
+    let outcome = SessionBuilder::new(model(), config, &dir)
+        .log_every(5)
+        .build(&train, None)
+        .unwrap()
+        .run()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome.curve.iter().map(|p| p.step).collect()
+}
+
+#[test]
+fn a_batch_that_covers_the_data_still_evaluates_every_epoch() {
+    // A batch size at or above the 240 rows: one step an epoch, and every
+    // epoch's end is an evaluation point.
+    for b in [240, 1000] {
+        assert_eq!(
+            curve_steps(&format!("whole-{b}"), Some(b)),
+            (1..=12).collect::<Vec<_>>()
+        );
+    }
+    // Without a batch size (full batch), only the log points, the first and
+    // the last step.
+    assert_eq!(curve_steps("full", None), [1, 5, 10, 12]);
+    // Mini-batches of 120: two steps an epoch, ends 2, 4, ..., 24.
+    let mut mini: Vec<u64> = (1..=12).map(|e| 2 * e).chain([1, 5, 15]).collect();
+    mini.sort_unstable();
+    assert_eq!(curve_steps("half", Some(120)), mini);
+}
+
 #[test]
 fn early_stopping_ends_with_the_best_weights_and_resumes_bit_exactly() {
     let early = Some(EarlyStopping {
@@ -160,6 +198,15 @@ fn early_stopping_ends_with_the_best_weights_and_resumes_bit_exactly() {
         (Some(best_step), Some(best_loss))
     );
     assert_eq!(j["val_loss"].as_f64(), Some(best_loss));
+    // 8 steps an epoch: `epochs` stays the planned 400, `epochs_run` counts
+    // the epochs started (a partial last one included).
+    let started = whole.steps.div_ceil(8);
+    assert!(started < 400);
+    assert_eq!((whole.epochs, whole.epochs_run), (400, started));
+    assert_eq!(
+        (j["epochs"].as_u64(), j["epochs_run"].as_u64()),
+        (Some(400), Some(started))
+    );
 
     for at in [best_step - 1, best_step + 2, 3] {
         let (resumed, bytes) = run(

@@ -91,6 +91,8 @@ fn a_rising_loss_names_the_learning_rate() {
         lines[0]
     );
     assert!(lines[0].contains("try a lower --lr"), "{}", lines[0]);
+    // CSV data is standardized by default: the advice does not ask for it.
+    assert!(!lines[0].contains("standardize"), "{}", lines[0]);
 }
 
 #[test]
@@ -105,18 +107,31 @@ fn predicting_the_majority_class_is_no_better_than_chance() {
     }
     let path = dir.join("noise.csv");
     std::fs::write(&path, csv).unwrap();
-    let out = dir.join("run");
-    let (json, lines, _) = train(&out, &["--data", path.to_str().unwrap(), "--seed", "1"]);
-    let accuracy = json["train_accuracy"].as_f64().unwrap();
-    assert!(accuracy <= 0.91, "accuracy {accuracy}");
-    let chance: Vec<_> = lines
-        .iter()
-        .filter(|l| l.contains("most frequent class (0.9000)"))
-        .collect();
-    assert_eq!(chance.len(), 1, "{lines:?}");
-    assert!(
-        chance[0].contains("--lr") && chance[0].contains("--standardize"),
-        "{}",
-        chance[0]
-    );
+    // Standardized (the default for CSV data), the advice names the rate
+    // but not standardizing; without standardization it suggests it.
+    for (run, extra, suggests) in [
+        ("run", None, false),
+        ("raw", Some("--no-standardize"), true),
+    ] {
+        let out = dir.join(run);
+        let mut args = vec!["--data", path.to_str().unwrap(), "--seed", "1"];
+        args.extend(extra);
+        let (json, lines, metrics) = train(&out, &args);
+        let accuracy = json["train_accuracy"].as_f64().unwrap();
+        assert!(accuracy <= 0.91, "accuracy {accuracy}");
+        let chance: Vec<_> = lines
+            .iter()
+            .filter(|l| l.contains("most frequent class (0.9000)"))
+            .collect();
+        assert_eq!(chance.len(), 1, "{lines:?}");
+        assert!(chance[0].contains("--lr"), "{}", chance[0]);
+        assert_eq!(
+            chance[0].contains("--standardize"),
+            suggests,
+            "{}",
+            chance[0]
+        );
+        let recorded = metrics["summary"]["warnings"].to_string();
+        assert_eq!(recorded.contains("standardize"), suggests, "{recorded}");
+    }
 }

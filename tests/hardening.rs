@@ -423,26 +423,71 @@ fn divergence_stops_with_one_line_and_a_finite_checkpoint() {
             "--out",
             dir.to_str().unwrap(),
         ]);
-        assert_eq!(out.status.code(), Some(1));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "stderr: {stderr}");
-        let line = lines[0];
-        assert!(
-            line.starts_with("error: training diverged at step ")
-                && line.contains("lower the learning rate (--lr)"),
-            "{line}"
-        );
-        let step: u64 = line["error: training diverged at step ".len()..]
-            .split(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let step = diverged_step(&out);
         let ckpt = Checkpoint::load(dir.join(checkpoint::FILE_NAME)).unwrap();
         assert!(ckpt.is_finite());
         assert!(ckpt.step < step, "checkpoint {} vs step {step}", ckpt.step);
         assert!(!dir.join("model.safetensors").exists());
+    }
+}
+
+/// The step of the one line `error: training diverged at step N: ...;
+/// lower the learning rate (--lr) ...` that a diverged run (exit 1) printed.
+fn diverged_step(out: &Output) -> u64 {
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {stderr}");
+    let line = lines[0];
+    assert!(
+        line.starts_with("error: training diverged at step ")
+            && line.contains("lower the learning rate (--lr)"),
+        "{line}"
+    );
+    line["error: training diverged at step ".len()..]
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Weights whose full-set evaluation overflows `f32` are a divergence too
+/// (Adam's steps are about the rate, so a huge rate makes the logits of an
+/// evaluation point overflow while the batch loss before the update was
+/// finite): the same one line naming the learning rate, exit 1, no model
+/// file, and no checkpoint of the bad state. With rate 1e30 step 1
+/// overflows (no good state after step 0 was written); with 1e18 step 2
+/// does, and the checkpoint of step 1 stays.
+#[test]
+fn an_overflowing_evaluation_is_a_divergence() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/iris.csv");
+    // 1e30 overflows the first evaluation; 1e18 after at least one good step
+    // (which step depends on the instruction set's rounding).
+    for (lr, first) in [("1e30", true), ("1e18", false)] {
+        let dir = scratch(&format!("diverge_evaluation_{lr}"));
+        let out = vnn(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--lr",
+            lr,
+            "--checkpoint-every",
+            "1",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        let at = diverged_step(&out);
+        assert_eq!(at == 1, first, "lr {lr}: diverged at step {at}");
+        assert!(!dir.join("model.safetensors").exists());
+        let path = dir.join(checkpoint::FILE_NAME);
+        if at == 1 {
+            assert!(!path.exists());
+        } else {
+            let ckpt = Checkpoint::load(&path).unwrap();
+            assert!(ckpt.is_finite());
+            assert_eq!(ckpt.step, at - 1);
+        }
     }
 }
 

@@ -85,7 +85,11 @@ fn train_loss_is_the_final_model_on_the_training_rows_as_vnn_eval_gives_it() {
     let metrics: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["summary"]["train_loss"], j["train_loss"]);
-    assert_eq!(metrics["train_loss"], j["train_loss"]);
+    // The final numbers are in one place, the summary.
+    for key in ["steps", "train_loss", "val_loss", "test_loss"] {
+        assert!(metrics.get(key).is_none(), "top-level {key}");
+    }
+    assert_eq!(metrics["summary"]["epochs_run"], j["epochs_run"]);
     let last = metrics["curve"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["train_loss"], j["train_loss"]);
     assert_eq!(
@@ -412,5 +416,42 @@ fn runs_in_the_same_second_get_their_own_folders() {
             "{config}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Iris with the CSV defaults (one batch of all 120 training rows, one
+/// step an epoch) evaluates every epoch, so early stopping with patience 3
+/// stops 3 epochs after its best one; `epochs` stays the planned count and
+/// `epochs_run` counts those run.
+#[test]
+fn iris_with_one_step_an_epoch_can_stop_early() {
+    let dir = tmp("iris-es");
+    let iris = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/iris.csv");
+    let mut args = words(
+        "train --val-split 0.2 --early-stopping --patience 3 --epochs 3000 --no-plots --json",
+    );
+    args.extend(["--data", iris, "--out", dir.to_str().unwrap()]);
+    let j = last_json(&vnn(&args));
+    assert_eq!(j["stopped_early"], true, "{j}");
+    let (steps, best_step) = (
+        j["steps"].as_u64().unwrap(),
+        j["best_step"].as_u64().unwrap(),
+    );
+    assert_eq!(steps, best_step + 3, "{j}");
+    assert!(steps < 3000, "{j}");
+    assert_eq!(
+        (j["epochs"].as_u64(), j["epochs_run"].as_u64()),
+        (Some(3000), Some(steps))
+    );
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    let curve: Vec<u64> = metrics["curve"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(curve, (1..=steps).collect::<Vec<_>>());
+    assert_eq!(metrics["summary"]["epochs_run"], j["epochs_run"]);
     let _ = std::fs::remove_dir_all(&dir);
 }

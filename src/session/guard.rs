@@ -30,25 +30,42 @@ pub const LOSS_CHANGE: f64 = 0.01;
 /// - the loss did not fall: it moved by at most [`LOSS_CHANGE`] of the
 ///   first (the learning rate may be too low, or the run too short).
 ///
+/// The first two suggest standardizing the features only when the model
+/// does not (`standardized` is whether it has a standardizer).
+///
 /// ```
 /// use vnn::session::guard;
 /// use vnn::train::Evaluation;
 /// let eval = |accuracy, loss| Evaluation { accuracy, loss, n: 4, confusion: vec![] };
 /// let labels = [0, 0, 0, 1];
-/// assert!(guard(&eval(0.5, 1.0), &eval(1.0, 0.1), &labels).is_empty());
-/// let w = guard(&eval(0.5, 1.0), &eval(0.75, 0.9), &labels);
-/// assert!(w.len() == 1 && w[0].contains("most frequent class"));
-/// let w = guard(&eval(0.5, 1.0), &eval(1.0, 2.0), &labels);
+/// assert!(guard(&eval(0.5, 1.0), &eval(1.0, 0.1), &labels, false).is_empty());
+/// let w = guard(&eval(0.5, 1.0), &eval(0.75, 0.9), &labels, false);
+/// assert!(w.len() == 1 && w[0].contains("most frequent class") && w[0].contains("`standardize`"));
+/// let w = guard(&eval(0.5, 1.0), &eval(0.75, 0.9), &labels, true);
+/// assert!(w.len() == 1 && !w[0].contains("standardize"));
+/// let w = guard(&eval(0.5, 1.0), &eval(1.0, 2.0), &labels, false);
 /// assert!(w.len() == 1 && w[0].contains("the loss rose"));
-/// let w = guard(&eval(0.5, 1.0), &eval(1.0, 0.995), &labels);
+/// let w = guard(&eval(0.5, 1.0), &eval(1.0, 0.995), &labels, true);
 /// assert!(w.len() == 1 && w[0].contains("did not fall"));
 /// ```
-pub fn guard(first: &Evaluation, last: &Evaluation, labels: &[u32]) -> Vec<String> {
+pub fn guard(
+    first: &Evaluation,
+    last: &Evaluation,
+    labels: &[u32],
+    standardized: bool,
+) -> Vec<String> {
     let mut warnings = Vec::new();
+    let (scaling, unscaled) = match standardized {
+        true => ("", ""),
+        false => (
+            " the features may need scaling (`standardize`),",
+            "; unscaled features also want `standardize`",
+        ),
+    };
     let majority = majority_share(labels);
     if last.accuracy <= majority + CHANCE_MARGIN {
         warnings.push(format!(
-            "the final model's training accuracy {:.4} is no better than always predicting the most frequent class ({majority:.4}): it learned nothing useful; the learning rate may be too low or too high (try another `lr`), the features may need scaling (`standardize`), or the run may be too short (more `epochs`)",
+            "the final model's training accuracy {:.4} is no better than always predicting the most frequent class ({majority:.4}): it learned nothing useful; the learning rate may be too low or too high (try another `lr`),{scaling} or the run may be too short (more `epochs`)",
             last.accuracy
         ));
     }
@@ -57,7 +74,7 @@ pub fn guard(first: &Evaluation, last: &Evaluation, labels: &[u32]) -> Vec<Strin
     let rose = to > from * (1.0 + LOSS_CHANGE) || !to.is_finite();
     if rose {
         warnings.push(format!(
-            "the loss rose over the run, {text}: the learning rate is likely too high for this data (try a lower `lr`; unscaled features also want `standardize`)"
+            "the loss rose over the run, {text}: the learning rate is likely too high for this data (try a lower `lr`{unscaled})"
         ));
     } else if to >= from * (1.0 - LOSS_CHANGE) {
         warnings.push(format!(

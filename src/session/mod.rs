@@ -14,11 +14,12 @@
 //!   the step only);
 //! - stops after the current step when its [`Interrupter`] is set (a
 //!   Ctrl-C handler sets it), and then saves the model and a checkpoint;
-//! - stops with [`Error::Diverged`] when the loss stops being finite, the
-//!   checkpoint keeping the last good state;
+//! - stops with [`Error::Diverged`] when a batch loss or an evaluation
+//!   point's figures stop being finite, the checkpoint keeping the last
+//!   good state;
 //! - evaluates the model at its evaluation points (every `log_every` steps,
-//!   the first and the last step, and in mini-batch runs the end of every
-//!   epoch) on the full training, validation ([`Session::validation`]) and
+//!   the first and the last step, and in runs with a batch size the end
+//!   of every epoch) on the full training, validation ([`Session::validation`]) and
 //!   test data in inference mode, into [`CurvePoint`]s;
 //! - stops early when asked ([`SessionBuilder::early_stopping`]) and then
 //!   ends with the best weights, and applies a learning-rate schedule
@@ -93,7 +94,7 @@ pub use observers::Plots;
 #[cfg(feature = "tensorboard")]
 pub use observers::TensorBoard;
 pub use observers::{final_metrics, MetricsFile};
-pub use parts::{CurvePoint, Interrupter};
+pub use parts::{model_for, utc_timestamp, CurvePoint, Interrupter};
 #[cfg(feature = "progress")]
 pub use progress::Progress;
 
@@ -118,7 +119,7 @@ pub trait Observer {
         Ok(())
     }
     /// An evaluation point (every `log_every` steps, the first and the
-    /// last step, the end of every epoch in mini-batch runs), before
+    /// last step, the end of every epoch in runs with a batch size), before
     /// [`Observer::on_step`] of the same step.
     fn on_log(&mut self, _trainer: &Trainer<'_>, _point: &CurvePoint) -> Result<()> {
         Ok(())
@@ -172,8 +173,11 @@ pub struct Outcome {
     pub checkpoint_path: PathBuf,
     /// The run folder.
     pub dir: PathBuf,
-    /// The run's epochs.
+    /// The run's epochs (planned).
     pub epochs: u64,
+    /// The epochs started, `ceil(steps / steps_per_epoch)` (fewer than
+    /// [`Outcome::epochs`] after an early stop or an interruption).
+    pub epochs_run: u64,
     /// The final model on the full training rows (those given to
     /// [`Session::evaluate_at_end`], else the rows trained on), in inference
     /// mode (completed runs only).
@@ -203,7 +207,8 @@ impl Outcome {
     /// `test_accuracy` (null without such data), `final_loss` (the last
     /// step's batch objective), `stopped_early`, with early stopping
     /// `best_step` and `best_val_loss` (or `best_train_loss` without
-    /// validation data), `epochs`, `steps`, `seconds`, `out` (the run
+    /// validation data), `epochs` (planned), `epochs_run` (started, see
+    /// [`Outcome::epochs_run`]), `steps`, `seconds`, `out` (the run
     /// folder) and `warnings` (the [`Outcome::warnings`], an empty list
     /// when none).
     pub fn summary(&self) -> serde_json::Value {
@@ -221,6 +226,7 @@ impl Outcome {
             "final_loss": self.final_loss,
             "stopped_early": self.stopped_early,
             "epochs": self.epochs,
+            "epochs_run": self.epochs_run,
             "steps": self.steps,
             "seconds": self.seconds,
             "out": self.dir.display().to_string(),
@@ -537,8 +543,8 @@ impl<'d> Session<'d, '_> {
     /// the checkpoint, when checkpointing or interrupted).
     ///
     /// # Errors
-    /// [`Error::Diverged`] when a loss is not finite (the checkpoint keeps
-    /// the last good state); [`Error::NotFinite`] when the final weights are not
+    /// [`Error::Diverged`] when a loss or an evaluation is not finite (the
+    /// checkpoint keeps the last good state); [`Error::NotFinite`] when the final weights are not
     /// finite; an observer's error during the loop (after the model and
     /// the checkpoint are saved); [`Error::Io`] on writes. Errors of
     /// [`Observer::on_end`] and [`Observer::on_finish`] are
@@ -573,6 +579,7 @@ impl<'d> Session<'d, '_> {
         }
         let seconds = started.elapsed().as_secs_f64();
         let epochs = self.trainer.config().epochs;
+        let epochs_run = done.div_ceil(self.trainer.steps_per_epoch());
         let train_view = self.train_view();
         let mut model = self.trainer.into_model();
         let best = self.monitor.state.early.map(|w| (w.best_step, w.best()));
@@ -592,7 +599,8 @@ impl<'d> Session<'d, '_> {
             ),
         };
         if let (Some(first), Some(last), Some(data)) = (&first, &train_eval, self.eval_data) {
-            warnings.extend(guard(first, last, &data.labels));
+            let standardized = model.standardizer().is_some();
+            warnings.extend(guard(first, last, &data.labels, standardized));
         }
         let mut outcome = Outcome {
             model,
@@ -608,6 +616,7 @@ impl<'d> Session<'d, '_> {
             checkpoint_path: self.checkpoints.path,
             dir: self.dir,
             epochs,
+            epochs_run,
             train_eval,
             val_eval,
             test_eval,
@@ -625,77 +634,4 @@ impl<'d> Session<'d, '_> {
         }
         Ok(outcome)
     }
-}
-
-/// A new model for `train`: `n_features`, the `hidden` widths (none: a
-/// linear classifier), `n_classes`, initialized with `init` and `seed`, with
-/// the data's feature and class names; with `standardize`, a standardizer
-/// fitted on `train`. Gives the model (ReLU: choose another hidden
-/// activation with [`Model::with_activation`]) and `train` as the model
-/// sees it (standardized or a copy), to train on.
-///
-/// # Errors
-/// As [`Model::new`]: a zero width, or data without features or classes.
-///
-/// # Example
-/// ```
-/// let data = vnn::data::spiral(10, 3, 0);
-/// let (model, seen) = vnn::session::model_for(&data, &[8], vnn::model::Init::He, 0, true).unwrap();
-/// assert_eq!(model.layout().sizes(), [2, 8, 3]);
-/// assert!(model.standardizer().is_some() && seen.features() != data.features());
-/// ```
-pub fn model_for(
-    train: &Dataset,
-    hidden: &[usize],
-    init: crate::model::Init,
-    seed: u64,
-    standardize: bool,
-) -> Result<(Model, Dataset)> {
-    let mut sizes = vec![train.n_features];
-    sizes.extend_from_slice(hidden);
-    sizes.push(train.n_classes);
-    let mut model = Model::new(&sizes, init, seed)?;
-    model.feature_names = train.feature_names.clone();
-    model.class_names = train.class_names.clone();
-    let mut seen = train.clone();
-    if standardize {
-        let s = crate::data::Standardizer::fit(&train.features, train.n_features);
-        s.apply(&mut seen.features);
-        model.standardizer = Some(s);
-    }
-    Ok((model, seen))
-}
-
-/// UTC timestamp `YYYYmmddTHHMMSSZ` (ISO 8601, basic format) of the
-/// system clock, for run folder names.
-///
-/// # Example
-/// ```
-/// let t = vnn::session::utc_timestamp();
-/// assert_eq!((t.len(), &t[8..9], &t[15..]), (16, "T", "Z"));
-/// ```
-// Hidden from the docs: a helper of the `vnn` binary (`src/cli/train.rs`
-// names run folders with it), not a user API.
-#[doc(hidden)]
-pub fn utc_timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

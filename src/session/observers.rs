@@ -173,8 +173,8 @@ impl Observer for Plots {
 }
 
 /// Writes `metrics.json` into the run folder of a completed run: the
-/// [`Outcome::summary`], `steps`, `train_loss`, `val_loss`, `test_loss`,
-/// the given `config` object and the `curve` points (`step`, `train_loss`,
+/// [`Outcome::summary`] (under `summary`, the one place of the final
+/// numbers), the given `config` object and the `curve` points (`step`, `train_loss`,
 /// `train_accuracy`, `val_loss`, `val_accuracy`, `test_loss`,
 /// `test_accuracy`, `lr`).
 pub struct MetricsFile {
@@ -202,10 +202,6 @@ impl Observer for MetricsFile {
             .collect();
         let metrics = json!({
             "summary": outcome.summary(),
-            "steps": outcome.steps,
-            "train_loss": outcome.train_eval.as_ref().map(|e| e.loss),
-            "val_loss": outcome.val_eval.as_ref().map(|e| e.loss),
-            "test_loss": outcome.test_eval.as_ref().map(|e| e.loss),
             "config": self.config,
             "curve": curve,
         });

@@ -56,7 +56,18 @@ impl<'d> Session<'d, '_> {
                 run.first_loss = stats.loss;
             }
             let s = stats.step;
-            match self.observe(&stats, total) {
+            let point = match self.is_evaluation_point(s, total) {
+                false => None,
+                true => match self.evaluation_point(s) {
+                    Ok(point) => Some(point),
+                    Err(e @ Error::Diverged { .. }) => return Err(self.diverged_after_step(e)),
+                    Err(e) => {
+                        (run.interrupted, run.failure) = (s < total, Some(e));
+                        break;
+                    }
+                },
+            };
+            match self.observe(&stats, point, total) {
                 Ok(stop) => run.stopped_early = stop && s < total,
                 Err(e) => {
                     (run.interrupted, run.failure) = (s < total, Some(e));
@@ -101,36 +112,75 @@ impl<'d> Session<'d, '_> {
         }
     }
 
-    /// Whether step `s` of a run of `total` steps is an evaluation point.
+    /// Whether step `s` of a run of `total` steps is an evaluation point:
+    /// every `log_every` steps, the first and the last step, and in runs
+    /// with a batch size (mini-batch runs, and batches that cover the
+    /// data) the end of every epoch. A function of the step and the
+    /// settings only, so a resumed run evaluates where the run left alone
+    /// would.
     fn is_evaluation_point(&self, s: u64, total: u64) -> bool {
-        let per_epoch = self.trainer.steps_per_epoch();
+        let t = &self.trainer;
+        let epochs = t.config().batch_size.is_some();
         s.is_multiple_of(self.log_every)
             || s == total
             || s == 1
-            || (per_epoch > 1 && s.is_multiple_of(per_epoch))
+            || (epochs && s.is_multiple_of(t.steps_per_epoch()))
     }
 
-    /// Makes the evaluation point of `stats`' step when one is due, tells
-    /// the observers and early stopping; returns whether the run should
-    /// stop early.
-    fn observe(&mut self, stats: &StepStats, total: u64) -> Result<bool> {
-        let s = stats.step;
-        let mut stop = false;
-        if self.is_evaluation_point(s, total) {
-            let model = self.trainer.model();
-            let train = evaluate_view(model, self.train_view())?;
-            let val = self.val.map(|d| evaluate(model, d)).transpose()?;
-            let test = self.test.map(|d| evaluate(model, d)).transpose()?;
-            let point = CurvePoint {
+    /// The evaluation of step `s`'s weights on the full training,
+    /// validation and test data.
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] when an evaluation is not finite (the logits
+    /// overflow, or the loss is not finite): the run diverged at step `s`.
+    fn evaluation_point(&self, s: u64) -> Result<CurvePoint> {
+        let model = self.trainer.model();
+        let diverged = |e: Error| match e {
+            Error::OutputNotFinite { .. } => Error::Diverged {
                 step: s,
-                train_loss: train.loss,
-                train_accuracy: train.accuracy,
-                val_loss: val.as_ref().map(|e| e.loss),
-                val_accuracy: val.as_ref().map(|e| e.accuracy),
-                test_loss: test.as_ref().map(|e| e.loss),
-                test_accuracy: test.as_ref().map(|e| e.accuracy),
-                lr: self.trainer.lr(),
-            };
+                loss: f64::INFINITY,
+            },
+            e => e,
+        };
+        let eval = |data: Option<&Dataset>| -> Result<Option<Evaluation>> {
+            let e = data.map(|d| evaluate(model, d)).transpose();
+            match e.map_err(diverged)? {
+                Some(e) if !e.loss.is_finite() => Err(Error::Diverged {
+                    step: s,
+                    loss: e.loss,
+                }),
+                e => Ok(e),
+            }
+        };
+        let train = evaluate_view(model, self.train_view()).map_err(diverged)?;
+        if !train.loss.is_finite() {
+            let loss = train.loss;
+            return Err(Error::Diverged { step: s, loss });
+        }
+        let (val, test) = (eval(self.val)?, eval(self.test)?);
+        Ok(CurvePoint {
+            step: s,
+            train_loss: train.loss,
+            train_accuracy: train.accuracy,
+            val_loss: val.as_ref().map(|e| e.loss),
+            val_accuracy: val.as_ref().map(|e| e.accuracy),
+            test_loss: test.as_ref().map(|e| e.loss),
+            test_accuracy: test.as_ref().map(|e| e.accuracy),
+            lr: self.trainer.lr(),
+        })
+    }
+
+    /// Tells the observers and early stopping about `point`, the
+    /// evaluation point of `stats`' step when it is one, and the
+    /// observers about the step; returns whether the run should stop early.
+    fn observe(
+        &mut self,
+        stats: &StepStats,
+        point: Option<CurvePoint>,
+        total: u64,
+    ) -> Result<bool> {
+        let mut stop = false;
+        if let Some(point) = point {
             for o in &mut self.observers {
                 o.on_log(&self.trainer, &point)?;
             }
@@ -138,12 +188,30 @@ impl<'d> Session<'d, '_> {
             let watched = point.val_loss.unwrap_or(point.train_loss);
             stop = self
                 .monitor
-                .evaluate(s, watched, &self.trainer.model().params);
+                .evaluate(stats.step, watched, &self.trainer.model().params);
         }
         for o in &mut self.observers {
             o.on_step(stats, total)?;
         }
         Ok(stop)
+    }
+
+    /// After a step whose weights evaluate to non-finite figures: ends the
+    /// observers and gives back `e`. The current state is not a good one,
+    /// so no checkpoint is written: the one on disk, if any, is the last
+    /// good state (and a note says so).
+    fn diverged_after_step(&mut self, e: Error) -> Error {
+        for o in &mut self.observers {
+            let _ = o.on_end();
+        }
+        if let Some(step) = self.checkpoints.last_step {
+            let path = self.checkpoints.path.display();
+            let note = format!("checkpoint of step {step} (the last good state): {path}");
+            for o in &mut self.observers {
+                let _ = o.on_note(&note);
+            }
+        }
+        e
     }
 
     /// After a failed step: ends the observers and keeps the last good
