@@ -27,13 +27,13 @@ use crate::activation::Activation;
 ///
 /// # Example
 /// ```
-/// use vnn_kernels::activation::Activation;
+/// use vnn_kernels::activation::{Activation, LEAKY_RELU_SLOPE};
 /// use vnn_kernels::fused::narrow_bias_act_forward;
 /// let x = [1.0, 2.0]; // 1 x 2
 /// let w = [1.0, -1.0, 1.0, -1.0]; // 2 x 2
 /// let mut a = [f32::NAN; 2];
 /// narrow_bias_act_forward(Activation::LeakyRelu, &x, &w, &[0.5, 0.5], 1, 2, 2, &mut a);
-/// assert_eq!(a, [3.5, -0.025]);
+/// assert_eq!(a, [3.5, -2.5 * LEAKY_RELU_SLOPE]);
 /// ```
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
