@@ -7,8 +7,12 @@
 //! - [`narrow_relu_backward`]: `dZ = (dS W^T) * s` where `A > 0`, and
 //!   `db += colsum(dZ)`, for a layer with few outputs (e.g. 3 or 10 classes),
 //!   one pass that overwrites `A` with `dZ`, without a `dA` buffer.
+//! - [`narrow_bias_act_forward`], [`narrow_act_backward`] and
+//!   [`narrow_act_backward_dw`]: the same for any
+//!   [`Activation`] (the derivative taken
+//!   from `A`), without dropout; ReLU runs the code of the ReLU entries.
 //!
-//! Both are SIMD along the wide side and have scalar twins. The SIMD versions
+//! All are SIMD along the wide side and have scalar twins. The SIMD versions
 //! use fused multiply-adds where the build has them, so they agree with the
 //! twins up to rounding; NaN follows the rules of [`crate::activation`].
 //!
