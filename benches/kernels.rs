@@ -409,6 +409,88 @@ fn bench_act_backward(c: &mut Criterion) {
     g.finish();
 }
 
+/// The narrow fused strips of every activation at the spiral's shapes: the
+/// forward `act(X W1 + b1)` (300 x 2 -> 100) against its twin and the
+/// unfused `gemm` + `bias_act_forward`, and the backward through `W2`
+/// (100 -> 3) with `dW2` fused, against its twin.
+fn bench_narrow_act(c: &mut Criterion) {
+    use vnn_kernels::fused;
+    let mut g = group(c, "narrow_act");
+    let (rows, n_in, width, k) = (300, 2, 100, 3);
+    let (x, w, bias) = (data(rows * n_in, 1), data(n_in * width, 2), data(width, 3));
+    let (ds, w_t) = (data(rows * k, 4), data(k * width, 5));
+    g.throughput(Throughput::Elements((rows * width) as u64));
+    for act in activation::Activation::ALL {
+        let mut a = vec![0.0f32; rows * width];
+        g.bench_function(format!("{act}-forward/simd/{rows}x{n_in}x{width}"), |b| {
+            b.iter(|| {
+                fused::narrow_bias_act_forward(
+                    act,
+                    &x,
+                    &w,
+                    &bias,
+                    rows,
+                    n_in,
+                    width,
+                    black_box(&mut a),
+                )
+            })
+        });
+        g.bench_function(format!("{act}-forward/scalar/{rows}x{n_in}x{width}"), |b| {
+            b.iter(|| {
+                fused::narrow_bias_act_forward_scalar(
+                    act,
+                    &x,
+                    &w,
+                    &bias,
+                    rows,
+                    n_in,
+                    width,
+                    black_box(&mut a),
+                )
+            })
+        });
+        g.bench_function(
+            format!("{act}-forward/unfused/{rows}x{n_in}x{width}"),
+            |b| {
+                b.iter(|| {
+                    let (no, a) = (Transpose::No, black_box(&mut a[..]));
+                    gemm::gemm(no, no, rows, width, n_in, 1.0, &x, &w, 0.0, a);
+                    activation::bias_act_forward(act, a, &bias, rows, width, None);
+                })
+            },
+        );
+        fused::narrow_bias_act_forward(act, &x, &w, &bias, rows, n_in, width, &mut a);
+        let (mut db, mut dw) = (vec![0.0f32; width], vec![0.0f32; width * k]);
+        g.bench_function(format!("{act}-backward-dw/simd/{rows}x{width}x{k}"), |b| {
+            b.iter_batched_ref(
+                fresh(&a),
+                |a| {
+                    fused::narrow_act_backward_dw(
+                        act, a, &ds, &w_t, rows, width, k, &mut db, &mut dw,
+                    )
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        g.bench_function(
+            format!("{act}-backward-dw/scalar/{rows}x{width}x{k}"),
+            |b| {
+                b.iter_batched_ref(
+                    fresh(&a),
+                    |a| {
+                        fused::narrow_act_backward_dw_scalar(
+                            act, a, &ds, &w_t, rows, width, k, &mut db, &mut dw,
+                        )
+                    },
+                    BatchSize::PerIteration,
+                )
+            },
+        );
+    }
+    g.finish();
+}
+
 // --- softmax family ------------------------------------------------------------
 
 fn naive_softmax_rows(x: &mut [f32], rows: usize, cols: usize) {
@@ -804,7 +886,7 @@ criterion_group! {
     name = benches;
     config = config();
     targets = bench_gemm, bench_matvec, bench_bias_relu, bench_bias_relu_dropout,
-        bench_relu_backward, bench_act_forward, bench_act_backward, bench_softmax,
+        bench_relu_backward, bench_act_forward, bench_act_backward, bench_narrow_act, bench_softmax,
         bench_logsumexp, bench_softmax_cross_entropy, bench_bernoulli_mask, bench_apply_mask, bench_updates, bench_reductions
 }
 criterion_main!(benches);

@@ -23,9 +23,10 @@
 //!   256-128-10 (four row blocks) the forward `X W0` and the backward
 //!   `X^T dZ0` of each block pack, the products with a dimension of 10 do
 //!   not: eight per step;
-//! - the activations other than ReLU take the GEMM forward and one
-//!   `dA = dS W^T` per block in the backward, and allocate nothing else
-//!   either (at the spiral size, with and without dropout).
+//! - the activations other than ReLU take the same narrow fused kernels as
+//!   ReLU without dropout, so the spiral step allocates nothing for them
+//!   either; with dropout they take the GEMM forward and one `dA = dS W^T`
+//!   per block in the backward, and allocate nothing else.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -148,8 +149,10 @@ fn measure(
 /// (`n_in x n_out x rows`) and, above the first layer, the fused narrow
 /// kernel (at most `NARROW_MAX` outputs and at least as many rows) or
 /// `dA = dZ W^T` in chunks of `CHUNK_ROWS` rows (`chunk x n_in x n_out`).
-/// An activation other than ReLU has no fused kernels: `Z = A W` on every
-/// layer, and `dA = dZ W^T` for the whole block (`rows x n_in x n_out`).
+/// An activation other than ReLU takes the same fused kernels without
+/// dropout; with dropout, `Z = A W` on every layer and `dA = dZ W^T` for
+/// the whole block (`rows x n_in x n_out`), as it does when the backward is
+/// not narrow.
 fn packed_calls(sizes: &[usize], block_rows: &[usize], dropout: bool) -> usize {
     packed_calls_act(Activation::Relu, sizes, block_rows, dropout)
 }
@@ -169,7 +172,7 @@ fn packed_calls_act(
         for l in 0..n_layers {
             let (n_in, n_out) = (sizes[l], sizes[l + 1]);
             let hidden = l + 1 < n_layers;
-            if !(relu && hidden && !dropout && n_in <= NARROW_MAX) {
+            if !(hidden && !dropout && n_in <= NARROW_MAX) {
                 calls += packs(rows, n_out, n_in);
             }
             calls += packs(n_in, n_out, rows);
@@ -178,9 +181,9 @@ fn packed_calls_act(
                 narrow,
                 relu_dense_backward_path(rows, n_out) != BackwardPath::Chunked
             );
-            if l > 0 && !relu {
+            if l > 0 && !relu && (dropout || !narrow) {
                 calls += packs(rows, n_in, n_out);
-            } else if l > 0 && !narrow {
+            } else if l > 0 && relu && !narrow {
                 for c0 in (0..rows).step_by(CHUNK_ROWS) {
                     calls += packs(CHUNK_ROWS.min(rows - c0), n_in, n_out);
                 }
@@ -209,8 +212,8 @@ fn allocations_per_step() {
 
     // ---- spiral size: nothing at all without dropout ----
     let data = spiral(100, 3, 1);
-    // The activations other than ReLU have no fused kernels: they pack
-    // where the products do, ReLU without dropout never.
+    // Without dropout no activation packs: the forward X W0 and the
+    // backward dA products are the narrow fused kernels.
     let relu = Activation::Relu;
     let variants = [
         ("sgd", relu, config(Optimizer::Sgd, 0.0, 0.0)),
@@ -241,7 +244,7 @@ fn allocations_per_step() {
     for (name, act, cfg) in &variants {
         let dropout = cfg.dropout > 0.0;
         let packed = packed_calls_act(*act, &[2, 100, 3], &[300], dropout);
-        if !dropout && *act == relu {
+        if !dropout {
             assert_eq!(packed, 0, "spiral {name}: a product packs");
         }
         for (pool_name, pool) in [("default pool", None), ("1-thread pool", Some(&one))] {

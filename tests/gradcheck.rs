@@ -323,8 +323,9 @@ fn linear_without_and_with_l2() {
     }
 }
 
-// Every MLP case runs with each activation: ReLU on its fused kernels where
-// the shapes allow, the others always on the GEMM path of the layer ops.
+// Every MLP case runs with each activation: on the narrow fused kernels
+// where the shapes allow (for the activations other than ReLU only without
+// dropout), else on the GEMM path of the layer ops.
 
 #[test]
 fn mlp_one_hidden_layer_without_and_with_l2() {

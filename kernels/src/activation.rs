@@ -20,6 +20,7 @@ mod kinds;
 pub use kinds::{
     act_backward, act_backward_scalar, act_scalar_value, bias_act_forward, bias_act_forward_scalar,
 };
+pub(crate) use kinds::{act_lanes, derivative_lanes, derivative_scalar};
 
 /// The slope of [`Activation::LeakyRelu`] for inputs that are not positive:
 /// `leaky_relu(z) = z` for `z > 0`, else `LEAKY_RELU_SLOPE * z`.

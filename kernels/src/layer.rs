@@ -25,7 +25,8 @@
 //!
 //! Every other activation has the same pair, [`dense_act_forward`] and
 //! [`act_dense_backward`] (ReLU there is the ReLU pair above; the others
-//! take the GEMM path).
+//! take the narrow strips under the same shape rules when there is no
+//! dropout, and the GEMM path otherwise).
 
 use crate::fused::{self, NARROW_MAX};
 use crate::{activation, gemm, reduce, Transpose};
@@ -409,19 +410,24 @@ pub fn relu_dense_backward(
     if path == BackwardPath::Chunked {
         return chunked_relu_backward(shape, a_then_dz, ds, w, scale, db, scratch);
     }
-    // W^T into the scratch, so the narrow kernel loads along n_in.
-    let w_t = &mut scratch[..n_out * n_in];
-    for (i, row) in w.chunks_exact(n_out).enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            w_t[c * n_in + i] = v;
-        }
-    }
-    let (a, w_t) = (a_then_dz, &*w_t);
+    let (a, w_t) = (a_then_dz, stage_w_t(w, n_in, n_out, scratch));
     if path == BackwardPath::NarrowFusedDw {
         fused::narrow_relu_backward_dw(a, ds, w_t, rows, n_in, n_out, scale, db, dw);
     } else {
         fused::narrow_relu_backward(a, ds, w_t, rows, n_in, n_out, scale, db);
     }
+}
+
+/// `Wᵀ` (`n_out x n_in`) of `w` (`n_in x n_out`) into the front of the
+/// scratch, so the narrow backward loads along `n_in`.
+fn stage_w_t<'s>(w: &[f32], n_in: usize, n_out: usize, scratch: &'s mut [f32]) -> &'s [f32] {
+    let w_t = &mut scratch[..n_out * n_in];
+    for (i, row) in w.chunks_exact(n_out.max(1)).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            w_t[c * n_in + i] = v;
+        }
+    }
+    w_t
 }
 
 /// The chunked path of [`relu_dense_backward`] after `dW` (shapes checked).

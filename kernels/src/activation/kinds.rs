@@ -74,7 +74,7 @@ pub fn act_scalar_value(act: Activation, z: f32) -> f32 {
 /// The derivative of `act` at the point where its output is `p` (not used
 /// for ReLU, whose kernels keep their own rule).
 #[inline(always)]
-fn derivative_scalar(act: Activation, p: f32) -> f32 {
+pub(crate) fn derivative_scalar(act: Activation, p: f32) -> f32 {
     match act {
         Activation::Tanh => 1.0 - p * p,
         Activation::Sigmoid => p * (1.0 - p),
@@ -97,7 +97,7 @@ fn derivative_scalar(act: Activation, p: f32) -> f32 {
 
 /// [`act_scalar_value`] on lanes, with the shared `exp`.
 #[inline(always)]
-fn act_lanes<S: Lane>(act: Activation, x: S) -> S {
+pub(crate) fn act_lanes<S: Lane>(act: Activation, x: S) -> S {
     let zero = S::zero();
     match act {
         Activation::Relu => x.relu(),
@@ -139,7 +139,7 @@ fn tanh_lanes<S: Lane>(x: S) -> S {
 
 /// [`derivative_scalar`] on lanes.
 #[inline(always)]
-fn derivative_lanes<S: Lane>(act: Activation, p: S) -> S {
+pub(crate) fn derivative_lanes<S: Lane>(act: Activation, p: S) -> S {
     let one = S::splat(1.0);
     match act {
         Activation::Tanh => one.sub(p.mul(p)),

@@ -7,8 +7,12 @@
 //! - [`narrow_relu_backward`]: `dZ = (dS W^T) * s` where `A > 0`, and
 //!   `db += colsum(dZ)`, for a layer with few outputs (e.g. 3 or 10 classes),
 //!   one pass that overwrites `A` with `dZ`, without a `dA` buffer.
+//! - [`narrow_bias_act_forward`], [`narrow_act_backward`] and
+//!   [`narrow_act_backward_dw`]: the same for any
+//!   [`Activation`] (the derivative taken
+//!   from `A`), without dropout; ReLU runs the code of the ReLU entries.
 //!
-//! Both are SIMD along the wide side and have scalar twins. The SIMD versions
+//! All are SIMD along the wide side and have scalar twins. The SIMD versions
 //! use fused multiply-adds where the build has them, so they agree with the
 //! twins up to rounding; NaN follows the rules of [`crate::activation`].
 //!
@@ -17,10 +21,19 @@
 //! `wide` vectors of the build, or, in a build without FMA enabled at compile
 //! time, with AVX2 + FMA when the CPU has them (checked at run time).
 
+mod act;
+mod epilogue;
 mod strips;
 
+use crate::activation::{act_scalar_value, derivative_scalar, Activation};
 use crate::simd::{self, Lane, Wide};
+use epilogue::{with_epilogue, Epilogue};
 use strips::{BackwardStrips, ForwardStrips};
+
+pub use act::{
+    narrow_act_backward, narrow_act_backward_dw, narrow_act_backward_dw_scalar,
+    narrow_act_backward_scalar, narrow_bias_act_forward, narrow_bias_act_forward_scalar,
+};
 
 /// Lanes per vector of the paths outside the strips.
 const LANES: usize = 8;
@@ -32,7 +45,7 @@ const LANES: usize = 8;
 pub const NARROW_MAX: usize = 16;
 
 #[track_caller]
-fn check_len(what: &str, got: usize, expected: usize, op: &str) {
+pub(super) fn check_len(what: &str, got: usize, expected: usize, op: &str) {
     assert_eq!(
         got, expected,
         "{op}: {what} has {got} elements, expected {expected}"
@@ -69,6 +82,22 @@ pub fn narrow_bias_relu_forward(
     a: &mut [f32],
 ) {
     check_forward(x, w, bias, rows, n_in, n_out, a);
+    forward(Activation::Relu, x, w, bias, rows, n_in, n_out, a);
+}
+
+/// The body of the narrow forwards (shapes checked): the strips, or one
+/// row at a time.
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    act: Activation,
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+    a: &mut [f32],
+) {
     if n_out == 0 {
         return;
     }
@@ -76,7 +105,7 @@ pub fn narrow_bias_relu_forward(
         macro_rules! strips {
             ($($n:literal)*) => {
                 match n_in {
-                    $($n => simd::dispatch(ForwardStrips::<$n> { x, w, bias, n_out, a }),)*
+                    $($n => simd::dispatch(ForwardStrips::<$n> { act, x, w, bias, n_out, a }),)*
                     _ => unreachable!(),
                 }
             };
@@ -84,21 +113,33 @@ pub fn narrow_bias_relu_forward(
         strips!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
         return;
     }
+    with_epilogue!(act, E => forward_rows::<E>(x, w, bias, rows, n_in, n_out, a));
+}
+
+/// [`forward`] one row at a time, for the shapes the strips do not take.
+#[inline(always)]
+fn forward_rows<E: Epilogue>(
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+    a: &mut [f32],
+) {
     for r in 0..rows {
         let xr = &x[r * n_in..(r + 1) * n_in];
         let ar = &mut a[r * n_out..(r + 1) * n_out];
-        // The row stays in L1: bias, then one axpy per input, then ReLU.
+        // The row stays in L1: bias, then one axpy per input, then the activation.
         ar.copy_from_slice(bias);
         for (&xv, wrow) in xr.iter().zip(w.chunks_exact(n_out)) {
             axpy_row(ar, xv, wrow);
         }
         let mut ac = ar.chunks_exact_mut(LANES);
         for c in &mut ac {
-            Wide::load(c).relu().store(c);
+            E::forward(Wide::load(c)).store(c);
         }
-        for v in ac.into_remainder() {
-            *v = crate::activation::relu_scalar_value(*v);
-        }
+        E::forward_tail(ac.into_remainder());
     }
 }
 
@@ -131,19 +172,34 @@ pub fn narrow_bias_relu_forward_scalar(
     a: &mut [f32],
 ) {
     check_forward(x, w, bias, rows, n_in, n_out, a);
+    forward_scalar(Activation::Relu, x, w, bias, rows, n_in, n_out, a);
+}
+
+/// The body of the scalar twins of the narrow forwards (shapes checked).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward_scalar(
+    act: Activation,
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    rows: usize,
+    n_in: usize,
+    n_out: usize,
+    a: &mut [f32],
+) {
     for r in 0..rows {
         for j in 0..n_out {
             let mut acc = bias[j];
             for l in 0..n_in {
                 acc += x[r * n_in + l] * w[l * n_out + j];
             }
-            a[r * n_out + j] = crate::activation::relu_scalar_value(acc);
+            a[r * n_out + j] = act_scalar_value(act, acc);
         }
     }
 }
 
 #[track_caller]
-fn check_forward(
+pub(super) fn check_forward(
     x: &[f32],
     w: &[f32],
     bias: &[f32],
@@ -202,7 +258,18 @@ pub fn narrow_relu_backward(
     db: &mut [f32],
 ) {
     check_backward(a_then_dz, ds, w_t, rows, width, k, db);
-    backward(a_then_dz, ds, w_t, rows, width, k, scale, db, None);
+    backward(
+        Activation::Relu,
+        a_then_dz,
+        ds,
+        w_t,
+        rows,
+        width,
+        k,
+        scale,
+        db,
+        None,
+    );
 }
 
 /// [`narrow_relu_backward`] that also accumulates the weight gradient of the
@@ -241,13 +308,24 @@ pub fn narrow_relu_backward_dw(
 ) {
     check_backward(a_then_dz, ds, w_t, rows, width, k, db);
     check_len("dW", dw.len(), width * k, "narrow_relu_backward_dw");
-    backward(a_then_dz, ds, w_t, rows, width, k, scale, db, Some(dw));
+    backward(
+        Activation::Relu,
+        a_then_dz,
+        ds,
+        w_t,
+        rows,
+        width,
+        k,
+        scale,
+        db,
+        Some(dw),
+    );
 }
 
-/// The body of [`narrow_relu_backward`] and [`narrow_relu_backward_dw`]
-/// (shapes checked).
+/// The body of the narrow backwards (shapes checked); `scale` is ReLU's.
 #[allow(clippy::too_many_arguments)]
 fn backward(
+    act: Activation,
     a_then_dz: &mut [f32],
     ds: &[f32],
     w_t: &[f32],
@@ -266,10 +344,10 @@ fn backward(
             ($($n:literal)*) => {
                 match (k, dw) {
                     $(($n, None) => simd::dispatch(BackwardStrips::<$n, false> {
-                        a_then_dz, ds, w_t, width, scale, db, dw: &mut [],
+                        act, a_then_dz, ds, w_t, width, scale, db, dw: &mut [],
                     }),
                     ($n, Some(dw)) => simd::dispatch(BackwardStrips::<$n, true> {
-                        a_then_dz, ds, w_t, width, scale, db, dw,
+                        act, a_then_dz, ds, w_t, width, scale, db, dw,
                     }),)*
                     _ => unreachable!(),
                 }
@@ -289,6 +367,23 @@ fn backward(
             }
         }
     }
+    with_epilogue!(act, E => backward_rows::<E>(a_then_dz, ds, w_t, rows, width, k, scale, db));
+}
+
+/// The `dZ` and `db` of [`backward`] one row at a time, for the shapes the
+/// strips do not take.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_rows<E: Epilogue>(
+    a_then_dz: &mut [f32],
+    ds: &[f32],
+    w_t: &[f32],
+    rows: usize,
+    width: usize,
+    k: usize,
+    scale: f32,
+    db: &mut [f32],
+) {
     let s = Wide::splat(scale);
     let mut stage = [0.0f32; STAGE];
     for r in 0..rows {
@@ -307,13 +402,13 @@ fn backward(
             let mut dc = da.chunks_exact(LANES);
             let mut bc = dbs.chunks_exact_mut(LANES);
             for ((z, d), b) in (&mut zc).zip(&mut dc).zip(&mut bc) {
-                let dz = Wide::load(d).mul(s).where_active(Wide::load(z));
+                let dz = E::backward(Wide::load(d), Wide::load(z), s);
                 dz.store(z);
                 Wide::load(b).add(dz).store(b);
             }
             let rest = zc.into_remainder().iter_mut().zip(dc.remainder());
             for ((v, &d), acc) in rest.zip(bc.into_remainder().iter_mut()) {
-                *v = if *v > 0.0 { d * scale } else { 0.0 };
+                *v = E::backward_value(d, *v, scale);
                 *acc += *v;
             }
         }
@@ -340,7 +435,18 @@ pub fn narrow_relu_backward_scalar(
     db: &mut [f32],
 ) {
     check_backward(a_then_dz, ds, w_t, rows, width, k, db);
-    backward_scalar(a_then_dz, ds, w_t, rows, width, k, scale, db, None);
+    backward_scalar(
+        Activation::Relu,
+        a_then_dz,
+        ds,
+        w_t,
+        rows,
+        width,
+        k,
+        scale,
+        db,
+        None,
+    );
 }
 
 /// Scalar twin of [`narrow_relu_backward_dw`] (separate multiply and add;
@@ -364,11 +470,24 @@ pub fn narrow_relu_backward_dw_scalar(
 ) {
     check_backward(a_then_dz, ds, w_t, rows, width, k, db);
     check_len("dW", dw.len(), width * k, "narrow_relu_backward_dw");
-    backward_scalar(a_then_dz, ds, w_t, rows, width, k, scale, db, Some(dw));
+    backward_scalar(
+        Activation::Relu,
+        a_then_dz,
+        ds,
+        w_t,
+        rows,
+        width,
+        k,
+        scale,
+        db,
+        Some(dw),
+    );
 }
 
+/// The body of the scalar twins of the narrow backwards (shapes checked).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward_scalar(
+    act: Activation,
     a_then_dz: &mut [f32],
     ds: &[f32],
     w_t: &[f32],
@@ -397,14 +516,22 @@ pub(super) fn backward_scalar(
                 acc += ds[r * k + c] * w_t[c * width + j];
             }
             let v = &mut a_then_dz[r * width + j];
-            *v = if *v > 0.0 { acc * scale } else { 0.0 };
+            *v = if act == Activation::Relu {
+                if *v > 0.0 {
+                    acc * scale
+                } else {
+                    0.0
+                }
+            } else {
+                acc * derivative_scalar(act, *v)
+            };
             db[j] += *v;
         }
     }
 }
 
 #[track_caller]
-fn check_backward(
+pub(super) fn check_backward(
     a: &[f32],
     ds: &[f32],
     w_t: &[f32],

@@ -5,10 +5,13 @@
 //! vectors are 8 lanes in every build: 16-lane AVX-512 strips were measured
 //! slower for the narrow layers these kernels serve.
 
+use super::epilogue::{with_epilogue, Epilogue};
+use crate::activation::Activation;
 use crate::simd::{Kernel, Lane};
 
 /// The arguments of [`forward_strips`], as a [`Kernel`].
 pub(super) struct ForwardStrips<'a, const N: usize> {
+    pub(super) act: Activation,
     pub(super) x: &'a [f32],
     pub(super) w: &'a [f32],
     pub(super) bias: &'a [f32],
@@ -20,7 +23,8 @@ impl<const N: usize> Kernel for ForwardStrips<'_, N> {
     type Output = ();
     #[inline(always)]
     fn run<S: Lane>(self) {
-        forward_strips::<S, N>(self.x, self.w, self.bias, self.n_out, self.a);
+        let (x, w, bias, n_out, a) = (self.x, self.w, self.bias, self.n_out, self.a);
+        with_epilogue!(self.act, E => forward_strips::<S, E, N>(x, w, bias, n_out, a));
     }
 }
 
@@ -29,7 +33,7 @@ impl<const N: usize> Kernel for ForwardStrips<'_, N> {
 /// in registers while the rows stream past. A last partial vector overlaps
 /// the one before it (recomputing the same values).
 #[inline(always)]
-fn forward_strips<S: Lane, const N: usize>(
+fn forward_strips<S: Lane, E: Epilogue, const N: usize>(
     x: &[f32],
     w: &[f32],
     bias: &[f32],
@@ -39,21 +43,21 @@ fn forward_strips<S: Lane, const N: usize>(
     let lanes = S::LANES;
     let mut j = 0;
     while j + 2 * lanes <= n_out {
-        forward_strip::<S, N, 2>(x, w, bias, n_out, j, a);
+        forward_strip::<S, E, N, 2>(x, w, bias, n_out, j, a);
         j += 2 * lanes;
     }
     if j + lanes <= n_out {
-        forward_strip::<S, N, 1>(x, w, bias, n_out, j, a);
+        forward_strip::<S, E, N, 1>(x, w, bias, n_out, j, a);
         j += lanes;
     }
     if j < n_out {
-        forward_strip::<S, N, 1>(x, w, bias, n_out, n_out - lanes, a);
+        forward_strip::<S, E, N, 1>(x, w, bias, n_out, n_out - lanes, a);
     }
 }
 
 /// One strip of `V` vectors at column `j` of [`forward_strips`].
 #[inline(always)]
-fn forward_strip<S: Lane, const N: usize, const V: usize>(
+fn forward_strip<S: Lane, E: Epilogue, const N: usize, const V: usize>(
     x: &[f32],
     w: &[f32],
     bias: &[f32],
@@ -75,13 +79,14 @@ fn forward_strip<S: Lane, const N: usize, const V: usize>(
             }
         }
         for (o, v) in out.chunks_exact_mut(lanes).zip(acc) {
-            v.relu().store(o);
+            E::forward(v).store(o);
         }
     }
 }
 
 /// The arguments of [`backward_strips`], as a [`Kernel`].
 pub(super) struct BackwardStrips<'a, const K: usize, const DW: bool> {
+    pub(super) act: Activation,
     pub(super) a_then_dz: &'a mut [f32],
     pub(super) ds: &'a [f32],
     pub(super) w_t: &'a [f32],
@@ -96,7 +101,10 @@ impl<const K: usize, const DW: bool> Kernel for BackwardStrips<'_, K, DW> {
     #[inline(always)]
     fn run<S: Lane>(self) {
         let (ds, w_t, width, scale) = (self.ds, self.w_t, self.width, self.scale);
-        backward_strips::<S, K, DW>(self.a_then_dz, ds, w_t, width, scale, self.db, self.dw);
+        let (a_then_dz, db, dw) = (self.a_then_dz, self.db, self.dw);
+        with_epilogue!(self.act, E => {
+            backward_strips::<S, E, K, DW>(a_then_dz, ds, w_t, width, scale, db, dw)
+        });
     }
 }
 
@@ -111,7 +119,7 @@ impl<const K: usize, const DW: bool> Kernel for BackwardStrips<'_, K, DW> {
 /// registers per vector, and two vectors spill with 16 registers (AVX2);
 /// with AVX-512's 32 registers the two tilings measured the same.
 #[inline(always)]
-fn backward_strips<S: Lane, const K: usize, const DW: bool>(
+fn backward_strips<S: Lane, E: Epilogue, const K: usize, const DW: bool>(
     a_then_dz: &mut [f32],
     ds: &[f32],
     w_t: &[f32],
@@ -126,17 +134,17 @@ fn backward_strips<S: Lane, const K: usize, const DW: bool>(
         let keep = lanes - rem;
         let new_lanes = Some((S::lanes_from(keep), keep));
         let j = width - lanes;
-        backward_strip::<S, K, 1, DW>(a_then_dz, ds, w_t, width, j, scale, db, dw, new_lanes);
+        backward_strip::<S, E, K, 1, DW>(a_then_dz, ds, w_t, width, j, scale, db, dw, new_lanes);
     }
     let full = width - rem;
     let two = !DW;
     let mut j = 0;
     while two && j + 2 * lanes <= full {
-        backward_strip::<S, K, 2, DW>(a_then_dz, ds, w_t, width, j, scale, db, dw, None);
+        backward_strip::<S, E, K, 2, DW>(a_then_dz, ds, w_t, width, j, scale, db, dw, None);
         j += 2 * lanes;
     }
     while j < full {
-        backward_strip::<S, K, 1, DW>(a_then_dz, ds, w_t, width, j, scale, db, dw, None);
+        backward_strip::<S, E, K, 1, DW>(a_then_dz, ds, w_t, width, j, scale, db, dw, None);
         j += lanes;
     }
 }
@@ -146,7 +154,7 @@ fn backward_strips<S: Lane, const K: usize, const DW: bool>(
 /// on) are stored.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn backward_strip<S: Lane, const K: usize, const V: usize, const DW: bool>(
+fn backward_strip<S: Lane, E: Epilogue, const K: usize, const V: usize, const DW: bool>(
     a_then_dz: &mut [f32],
     ds: &[f32],
     w_t: &[f32],
@@ -184,8 +192,7 @@ fn backward_strip<S: Lane, const K: usize, const V: usize, const DW: bool>(
         }
         for ((o, x), b) in out.chunks_exact_mut(lanes).zip(acc).zip(dbv.iter_mut()) {
             let av = S::load(o);
-            // A = relu(Z + b) * s  =>  dZ = dA * s where A > 0 (NaN: inactive)
-            let dz = x.mul(s).where_active(av);
+            let dz = E::backward(x, av, s);
             match new_lanes {
                 None => {
                     dz.store(o);
@@ -238,7 +245,8 @@ mod engine_tests {
     //! covers them through the public entries.
 
     use super::*;
-    use crate::fused::{backward_scalar, narrow_bias_relu_forward_scalar};
+    use crate::activation::Activation;
+    use crate::fused::{backward_scalar, forward_scalar};
     use crate::simd::testing::{data, isas, TestIsa};
 
     const ROWS: [usize; 4] = [0, 1, 3, 17];
@@ -251,7 +259,7 @@ mod engine_tests {
         (a - b).abs() <= (terms as f32 + 1.0) * 1e-6 * (1.0 + b.abs())
     }
 
-    fn forward_case<const N: usize>(isa: TestIsa, rows: usize, n_out: usize) {
+    fn forward_case<const N: usize>(isa: TestIsa, act: Activation, rows: usize, n_out: usize) {
         let x = data(rows * N, 1);
         let w = data(N * n_out, 2);
         let mut b = data(n_out, 3);
@@ -260,19 +268,22 @@ mod engine_tests {
         let mut want = vec![0.0; rows * n_out];
         let a = &mut got[..];
         isa.run(ForwardStrips::<N> {
+            act,
             x: &x,
             w: &w,
             bias: &b,
             n_out,
             a,
         });
-        narrow_bias_relu_forward_scalar(&x, &w, &b, rows, N, n_out, &mut want);
+        forward_scalar(act, &x, &w, &b, rows, N, n_out, &mut want);
         for (i, (&g, &e)) in got.iter().zip(&want).enumerate() {
             assert!(
                 close(g, e, N),
-                "{isa:?} {rows}x{N}x{n_out} at {i}: {g} vs {e}"
+                "{isa:?} {act} {rows}x{N}x{n_out} at {i}: {g} vs {e}"
             );
-            assert_ne!(g.to_bits(), (-0.0f32).to_bits());
+            if act == Activation::Relu {
+                assert_ne!(g.to_bits(), (-0.0f32).to_bits());
+            }
         }
     }
 
@@ -287,38 +298,46 @@ mod engine_tests {
         [a, data(rows * k, 5), data(k * width, 6), data(width, 7), dw]
     }
 
-    fn backward_case<const K: usize, const DW: bool>(isa: TestIsa, rows: usize, width: usize) {
+    fn backward_case<const K: usize, const DW: bool>(
+        isa: TestIsa,
+        act: Activation,
+        rows: usize,
+        width: usize,
+    ) {
         let [a, ds, w_t, db0, dw0] = backward_data(rows, width, K);
         let (mut got, mut want) = (a.clone(), a.clone());
         let (mut db_got, mut db_want) = (db0.clone(), db0);
         let (mut dw_got, mut dw_want) = (dw0.clone(), dw0);
         let dw = if DW { &mut dw_got[..] } else { &mut [][..] };
         let (a_then_dz, db) = (&mut got[..], &mut db_got[..]);
+        let scale = if act == Activation::Relu { 1.5 } else { 1.0 };
         isa.run(BackwardStrips::<K, DW> {
+            act,
             a_then_dz,
             ds: &ds,
             w_t: &w_t,
             width,
-            scale: 1.5,
+            scale,
             db,
             dw,
         });
         let dw_want_opt = if DW { Some(&mut dw_want[..]) } else { None };
         backward_scalar(
+            act,
             &mut want,
             &ds,
             &w_t,
             rows,
             width,
             K,
-            1.5,
+            scale,
             &mut db_want,
             dw_want_opt,
         );
-        let what = format!("{isa:?} {rows}x{width}x{K} dw={DW}");
+        let what = format!("{isa:?} {act} {rows}x{width}x{K} dw={DW}");
         for (i, (&g, &e)) in got.iter().zip(&want).enumerate() {
             assert!(close(g, e, K), "{what} dZ at {i}: {g} vs {e}");
-            if a[i].is_nan() || a[i] <= 0.0 {
+            if act == Activation::Relu && (a[i].is_nan() || a[i] <= 0.0) {
                 assert_eq!(g.to_bits(), 0.0f32.to_bits(), "{what}: inactive at {i}");
             }
         }
@@ -331,23 +350,23 @@ mod engine_tests {
     }
 
     macro_rules! every_narrow_width {
-        ($f:ident $(, $dw:literal)?; $isa:expr, $rows:expr, $width:expr) => {
-            $f::<1 $(, $dw)?>($isa, $rows, $width);
-            $f::<2 $(, $dw)?>($isa, $rows, $width);
-            $f::<3 $(, $dw)?>($isa, $rows, $width);
-            $f::<4 $(, $dw)?>($isa, $rows, $width);
-            $f::<5 $(, $dw)?>($isa, $rows, $width);
-            $f::<6 $(, $dw)?>($isa, $rows, $width);
-            $f::<7 $(, $dw)?>($isa, $rows, $width);
-            $f::<8 $(, $dw)?>($isa, $rows, $width);
-            $f::<9 $(, $dw)?>($isa, $rows, $width);
-            $f::<10 $(, $dw)?>($isa, $rows, $width);
-            $f::<11 $(, $dw)?>($isa, $rows, $width);
-            $f::<12 $(, $dw)?>($isa, $rows, $width);
-            $f::<13 $(, $dw)?>($isa, $rows, $width);
-            $f::<14 $(, $dw)?>($isa, $rows, $width);
-            $f::<15 $(, $dw)?>($isa, $rows, $width);
-            $f::<16 $(, $dw)?>($isa, $rows, $width);
+        ($f:ident $(, $dw:literal)?; $isa:expr, $act:expr, $rows:expr, $width:expr) => {
+            $f::<1 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<2 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<3 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<4 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<5 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<6 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<7 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<8 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<9 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<10 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<11 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<12 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<13 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<14 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<15 $(, $dw)?>($isa, $act, $rows, $width);
+            $f::<16 $(, $dw)?>($isa, $act, $rows, $width);
         };
     }
 
@@ -356,7 +375,9 @@ mod engine_tests {
         for isa in isas("fused forward strips") {
             for rows in ROWS {
                 for n_out in WIDTHS {
-                    every_narrow_width!(forward_case; isa, rows, n_out);
+                    for act in Activation::ALL {
+                        every_narrow_width!(forward_case; isa, act, rows, n_out);
+                    }
                 }
             }
         }
@@ -367,8 +388,10 @@ mod engine_tests {
         for isa in isas("fused backward strips") {
             for rows in ROWS {
                 for width in WIDTHS {
-                    every_narrow_width!(backward_case, false; isa, rows, width);
-                    every_narrow_width!(backward_case, true; isa, rows, width);
+                    for act in Activation::ALL {
+                        every_narrow_width!(backward_case, false; isa, act, rows, width);
+                        every_narrow_width!(backward_case, true; isa, act, rows, width);
+                    }
                 }
             }
         }

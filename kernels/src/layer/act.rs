@@ -1,17 +1,23 @@
 //! The dense layer ops for any [`Activation`]: ReLU takes the ReLU ops of
-//! the parent module unchanged (with their narrow fused strips); the other
-//! activations take the GEMM path (the narrow strips are ReLU only).
+//! the parent module unchanged; the other activations take the narrow fused
+//! strips of [`crate::fused`] under the shape rules of the ReLU ops
+//! (`dense_relu_forward_path`, `relu_dense_backward_path`) when there is no
+//! dropout, and the GEMM path otherwise.
 
 use super::{check_dense, check_len, dense_relu_forward, relu_dense_backward};
-use super::{relu_dense_backward_scratch, weight_backward, DenseShape, Dropout};
+use super::{dense_relu_forward_path, relu_dense_backward_path, BackwardPath, ForwardPath};
+use super::{relu_dense_backward_scratch, stage_w_t, weight_backward, DenseShape, Dropout};
 use crate::activation::{self, Activation};
-use crate::{gemm, mask, Transpose};
+use crate::{fused, gemm, mask, Transpose};
 
 /// `A = act(X W + b)`, or with `dropout`, `A = act(X W + b) * M` (see
 /// [`Dropout`]), the activation as [`activation::bias_act_forward`].
 ///
 /// - `act`: [`Activation::Relu`] runs [`dense_relu_forward`], bit for bit;
-///   the others run [`gemm::gemm`] and then [`activation::bias_act_forward`].
+///   the others run [`fused::narrow_bias_act_forward`] where ReLU takes its
+///   narrow strips (several rows, at most `NARROW_MAX` inputs, no dropout),
+///   else [`gemm::gemm`] and then [`activation::bias_act_forward`]. The
+///   paths agree up to summation order and fused multiply-adds.
 /// - `x`: `rows x n_in`; `w`: `n_in x n_out`; `b`: `n_out`.
 /// - `a`: `rows x n_out`, overwritten (not read); what
 ///   [`act_dense_backward`] of the next layer needs, with the same `dropout`.
@@ -47,6 +53,9 @@ pub fn dense_act_forward(
     }
     let DenseShape { rows, n_in, n_out } = shape;
     check_dense("dense_act_forward", x, w, b, a, [rows, n_in, n_out]);
+    if dense_relu_forward_path(rows, n_in, dropout.is_some()) == ForwardPath::Narrow {
+        return fused::narrow_bias_act_forward(act, x, w, b, rows, n_in, n_out, a);
+    }
     // Z = X W, then A = act(Z + b) (* M) in place.
     let (m, n, k) = (rows, n_out, n_in);
     gemm::gemm(Transpose::No, Transpose::No, m, n, k, 1.0, x, w, 0.0, a);
@@ -71,6 +80,12 @@ pub fn act_dense_backward_scratch(act: Activation, shape: DenseShape) -> usize {
 /// - `dW += Aᵀ·dS`
 /// - `dA = dS·Wᵀ`, then `dZ` and `db += Σ_rows dZ` as
 ///   [`activation::act_backward`] (the mask regenerated from `dropout`).
+///
+/// Without dropout, the shapes where ReLU takes its narrow strips
+/// (`relu_dense_backward_path`) take [`fused::narrow_act_backward_dw`] or
+/// [`fused::narrow_act_backward`] with `Wᵀ` staged in the scratch, with no
+/// `dA` buffer; the rest `dA = dS·Wᵀ` by [`gemm::gemm`] into the scratch.
+/// The paths agree up to summation order and fused multiply-adds.
 ///
 /// Arguments:
 /// - `act`: [`Activation::Relu`] runs [`relu_dense_backward`] with
@@ -130,6 +145,10 @@ pub fn act_dense_backward(
         "{op}: scratch has {} elements, needs {need}",
         scratch.len()
     );
+    let path = relu_dense_backward_path(rows, n_out);
+    if dropout.is_none() && path != BackwardPath::Chunked {
+        return narrow_act_dense_backward(act, shape, a_then_dz, ds, w, path, dw, db, scratch);
+    }
     // dW += A^T dS, read before A is overwritten (checks dW).
     weight_backward(shape, a_then_dz, ds, dw);
     // dA = dS W^T
@@ -137,4 +156,31 @@ pub fn act_dense_backward(
     let (m, n, k) = (rows, n_in, n_out);
     gemm::gemm(Transpose::No, Transpose::Yes, m, n, k, 1.0, ds, w, 0.0, da);
     activation::act_backward(act, a_then_dz, da, rows, n_in, dropout, db);
+}
+
+/// The narrow path of [`act_dense_backward`] (shapes checked but `dW`'s and
+/// `db`'s, which the kernels check).
+#[allow(clippy::too_many_arguments)]
+fn narrow_act_dense_backward(
+    act: Activation,
+    shape: DenseShape,
+    a_then_dz: &mut [f32],
+    ds: &[f32],
+    w: &[f32],
+    path: BackwardPath,
+    dw: &mut [f32],
+    db: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let DenseShape { rows, n_in, n_out } = shape;
+    if path != BackwardPath::NarrowFusedDw {
+        // dW += A^T dS, read before A is overwritten (checks dW).
+        weight_backward(shape, a_then_dz, ds, dw);
+    }
+    let (a, w_t) = (a_then_dz, stage_w_t(w, n_in, n_out, scratch));
+    if path == BackwardPath::NarrowFusedDw {
+        fused::narrow_act_backward_dw(act, a, ds, w_t, rows, n_in, n_out, db, dw);
+    } else {
+        fused::narrow_act_backward(act, a, ds, w_t, rows, n_in, n_out, db);
+    }
 }
