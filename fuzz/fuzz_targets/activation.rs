@@ -65,7 +65,10 @@ fn narrow(input: &mut Input, act: Activation) {
             let scale = dw[j * k + c].abs() + terms.sum::<f32>();
             let (g, e) = (dw_a[j * k + c], dw_b[j * k + c]);
             let bound = (rows as f32 + 1.0) * 4.0 * f32::EPSILON * scale;
-            assert!((g - e).abs() <= bound, "{what}: dW[{j}, {c}] {g:e} vs {e:e}");
+            assert!(
+                (g - e).abs() <= bound,
+                "{what}: dW[{j}, {c}] {g:e} vs {e:e}"
+            );
         }
     }
 }
