@@ -143,7 +143,7 @@ pub fn narrow_act_backward_dw(
     dw: &mut [f32],
 ) {
     check_backward(a_then_dz, ds, w_t, rows, width, k, db);
-    check_len("dW", dw.len(), width * k, "narrow_relu_backward_dw");
+    check_len("dW", dw.len(), width * k, "narrow_act_backward_dw");
     backward(act, a_then_dz, ds, w_t, rows, width, k, 1.0, db, Some(dw));
 }
 
@@ -186,6 +186,6 @@ pub fn narrow_act_backward_dw_scalar(
     dw: &mut [f32],
 ) {
     check_backward(a_then_dz, ds, w_t, rows, width, k, db);
-    check_len("dW", dw.len(), width * k, "narrow_relu_backward_dw");
+    check_len("dW", dw.len(), width * k, "narrow_act_backward_dw");
     backward_scalar(act, a_then_dz, ds, w_t, rows, width, k, 1.0, db, Some(dw));
 }
