@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use vnn_kernels::gemm;
 use wide::{f32x16, f32x8};
 
+pub mod minibatch;
+
 /// A workload to time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -22,6 +24,9 @@ pub enum Workload {
     Spiral,
     /// One full-batch SGD step of MLP 784-512-10 on 10,000 synthetic rows.
     Mnist,
+    /// Adam steps of MLP 784-256-10 on batches of 128 of 10,000 synthetic
+    /// rows, each step timed alone ([`minibatch`]).
+    Minibatch,
     /// Batch-1 `predict_one` on 2-100-3.
     InferSmall,
     /// Batch-1 `predict_one` on 784-512-10 (and split over two threads).
@@ -35,7 +40,7 @@ pub enum Workload {
 impl Workload {
     /// Every workload with its command-line name and a one-line
     /// description.
-    pub const LIST: [(Workload, &'static str, &'static str); 6] = [
+    pub const LIST: [(Workload, &'static str, &'static str); 7] = [
         (
             Workload::Spiral,
             "spiral",
@@ -45,6 +50,11 @@ impl Workload {
             Workload::Mnist,
             "mnist",
             "One full-batch SGD step of MLP 784-512-10 on 10,000 synthetic rows",
+        ),
+        (
+            Workload::Minibatch,
+            "minibatch",
+            "Adam steps of MLP 784-256-10 on batches of 128 of 10,000 synthetic rows",
         ),
         (
             Workload::InferSmall,
@@ -489,6 +499,9 @@ pub fn run<E: From<Error>>(
             sample: Duration::ZERO,
         };
         emit(bench_step("mnist", &data, &[784, 512, 10], 1e-3, &slow)?)?;
+    }
+    if all || w == Workload::Minibatch {
+        emit(minibatch::bench()?)?;
     }
     if all || w == Workload::InferSmall {
         emit(bench_infer("infer-small", &[2, 100, 3], &fast)?)?;

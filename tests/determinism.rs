@@ -3,8 +3,9 @@
 //! different seed gives different weights.
 //!
 //! The data sets are large enough to be cut into several row blocks (3000
-//! rows: six blocks of at most 512), so the per-block passes really run in
-//! parallel and their gradients are summed across threads.
+//! rows: six blocks of at most 512; or mini-batches of a wide model, cut
+//! into two blocks each), so the per-block passes really run in parallel
+//! and their gradients are summed across threads.
 
 use vnn::data::{spiral, Dataset};
 use vnn::model::{Init, Model};
@@ -140,5 +141,28 @@ fn mini_batch_with_dropout() {
     let w = same_for_all_pools("mini-batch", &[2, 64, 3], &data, &config, 6, 3);
     let other = TrainConfig { seed: 12, ..config };
     let (w2, _, _) = run(1, &[2, 64, 3], &data, &other, 6);
+    assert!(w2 != w, "a different seed gave the same weights");
+}
+
+#[test]
+fn small_batches_of_a_wide_model_with_dropout() {
+    // 200-512-10 has 108,042 parameters: batches of 256 rows hold 27.7M
+    // forward multiply-adds, so each batch is cut into blocks of 128 rows
+    // (`vnn::train::block_rows`), two per batch, and the Adam update of
+    // the 102,400 first-layer weights runs in parallel pieces. 500 rows:
+    // two steps per epoch, the second of 244 rows.
+    assert_eq!(vnn::train::block_rows(256, 108_042), 128);
+    let data = vnn::data::synthetic(500, 200, 10, 6);
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: Some(256),
+        dropout: 0.2,
+        optimizer: Optimizer::Adam,
+        lr: 1e-3,
+        ..base()
+    };
+    let w = same_for_all_pools("wide mini-batch", &[200, 512, 10], &data, &config, 4, 2);
+    let other = TrainConfig { seed: 13, ..config };
+    let (w2, _, _) = run(2, &[200, 512, 10], &data, &other, 4);
     assert!(w2 != w, "a different seed gave the same weights");
 }

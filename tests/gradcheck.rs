@@ -42,9 +42,7 @@ use support::ref_act;
 use vnn::data::{spiral, Dataset};
 use vnn::kernels::mask::bernoulli_mask;
 use vnn::model::{Activation, Init, Model};
-use vnn::train::{
-    dropout_stream, Optimizer, TrainConfig, Trainer, DROPCONNECT_DOMAIN, MAX_BLOCKS, MIN_BLOCK_ROWS,
-};
+use vnn::train::{block_rows, dropout_stream, Optimizer, TrainConfig, Trainer, DROPCONNECT_DOMAIN};
 
 const H: f64 = 1e-6;
 const TOL: f64 = 1e-3;
@@ -128,7 +126,7 @@ fn ref_loss(
 /// `rows` rows, rebuilt from the documented streams.
 fn masks_at(sizes: &[usize], rows: usize, config: &TrainConfig, step: u64) -> Masks {
     let (offs, len) = offsets(sizes);
-    let block_rows = MIN_BLOCK_ROWS.max(rows.div_ceil(MAX_BLOCKS));
+    let block_rows = block_rows(rows, len);
     let mut dropout = Vec::new();
     for (l, &width) in sizes[1..sizes.len() - 1].iter().enumerate() {
         let mut m = vec![1f64; rows * width];

@@ -23,6 +23,7 @@ impl ValueEnum for WorkloadArg {
         &[
             Self(Spiral),
             Self(Mnist),
+            Self(Minibatch),
             Self(InferSmall),
             Self(InferMnist),
             Self(Peak),

@@ -1,7 +1,7 @@
 //! The memory a [`Trainer`](super::Trainer) allocates, counted before it
 //! allocates it, against the budget of [`crate::budget`].
 
-use super::{Optimizer, TrainConfig, MAX_BLOCKS, MAX_GRAD_BUFFERS, MIN_BLOCK_ROWS};
+use super::{block_rows, Optimizer, TrainConfig, MAX_GRAD_BUFFERS};
 use crate::budget;
 use crate::error::Result;
 use crate::model::{Activation, Layout};
@@ -22,7 +22,7 @@ pub(super) fn training_bytes(
     config: &TrainConfig,
 ) -> Option<u64> {
     let batch = config.batch_size.map_or(rows, |b| b.min(rows)) as u64;
-    let block_rows = (MIN_BLOCK_ROWS as u64).max(batch.div_ceil(MAX_BLOCKS as u64));
+    let block_rows = block_rows(batch as usize, layout.len) as u64;
     let grads = batch.div_ceil(block_rows).min(MAX_GRAD_BUFFERS as u64);
     let state = match config.optimizer {
         Optimizer::Sgd => 0,

@@ -2,9 +2,12 @@
 //! L2, dropout and dropconnect, run across row blocks with rayon.
 //!
 //! ## Row blocks and reproducibility
-//! A batch of `n` rows is cut into blocks of `block_rows` rows, where
-//! `block_rows = max(512, ceil(n_max / 8))` depends only on the largest batch
-//! (never on the thread count). The blocks of a step are cut into at most
+//! A batch of `n` rows is cut into blocks of `block_rows` rows
+//! ([`block_rows`]), which depends only on the largest batch `n_max` and the
+//! parameter count (never on the thread count): `max(512, ceil(n_max / 8))`,
+//! except that a batch this rule leaves whole is cut into 2 or 4 equal
+//! blocks when each still has about [`SMALL_BLOCK_WORK`] multiply-adds per
+//! forward pass (mini-batches of wide models). The blocks of a step are cut into at most
 //! four runs of consecutive blocks (`ceil(blocks / groups)`
 //! blocks each, a function of the block count only); the runs go in parallel,
 //! each accumulating the gradients of its blocks, in block order, into its
@@ -62,6 +65,38 @@ pub const MAX_BLOCKS: usize = 8;
 /// The smallest block (a batch smaller than this is one block).
 #[doc(hidden)]
 pub const MIN_BLOCK_ROWS: usize = 512;
+/// Forward multiply-adds (rows times parameters) that make a part of a
+/// small batch worth running as a block of its own ([`block_rows`]).
+pub const SMALL_BLOCK_WORK: usize = 1 << 23;
+/// The most blocks a batch of at most [`MIN_BLOCK_ROWS`] rows is cut into.
+const SMALL_MAX_BLOCKS: usize = 4;
+
+// Hidden from the docs (the module docs state the rule): public for
+// `tests/gradcheck.rs`, which rebuilds the row blocks of a step.
+/// Rows per block for batches of at most `batch` rows of a network of
+/// `n_params` parameters: `max(MIN_BLOCK_ROWS, ceil(batch / MAX_BLOCKS))`;
+/// when that is the whole batch, `ceil(batch / parts)` with `parts` the
+/// largest power of two, at most 4, not above `batch * n_params /
+/// SMALL_BLOCK_WORK` (at least 1). Always at least 1.
+///
+/// # Example
+/// ```
+/// use vnn::train::block_rows;
+/// assert_eq!(block_rows(10_000, 407_050), 1250); // 8 blocks
+/// assert_eq!(block_rows(300, 603), 300); // the spiral: one block
+/// assert_eq!(block_rows(128, 203_530), 64); // 784-256-10: two blocks
+/// ```
+#[doc(hidden)]
+pub fn block_rows(batch: usize, n_params: usize) -> usize {
+    let rows = MIN_BLOCK_ROWS.max(batch.div_ceil(MAX_BLOCKS));
+    if rows < batch {
+        return rows;
+    }
+    let parts = (batch.saturating_mul(n_params) / SMALL_BLOCK_WORK).clamp(1, SMALL_MAX_BLOCKS);
+    let parts = 1 << parts.ilog2();
+    batch.div_ceil(parts).max(1)
+}
+
 /// The most parameter-sized gradient buffers (runs of blocks done in
 /// parallel) of a step: enough to keep four threads busy, while the memory
 /// of a step grows by one parameter-sized buffer per run (the README gives

@@ -1,7 +1,7 @@
 //! The training pass: the workspace of a step, and the forward and backward
 //! of one row block as a flat list of layer ops.
 
-use super::{dropout_stream, MAX_BLOCKS, MAX_GRAD_BUFFERS, MIN_BLOCK_ROWS};
+use super::{block_rows, dropout_stream, MAX_GRAD_BUFFERS};
 use crate::model::{self, Activation, Layout};
 use rayon::prelude::*;
 use vnn_kernels::layer::{self, Dropout};
@@ -48,7 +48,7 @@ impl Block {
 /// the step's gradient ends in the first) and `block_rows` ones (for the
 /// bias sums as `1ᵀ·dS`).
 pub(super) struct Workspace {
-    /// Rows per block: `max(MIN_BLOCK_ROWS, ceil(batch / MAX_BLOCKS))`.
+    /// Rows per block ([`block_rows`] of the largest batch).
     block_rows: usize,
     blocks: Vec<Block>,
     grads: Vec<Vec<f32>>,
@@ -79,7 +79,7 @@ impl Workspace {
     /// The workspace of batches of at most `batch` rows of a network of
     /// `layout` with hidden activation `act`.
     pub(super) fn new(layout: &Layout, act: Activation, batch: usize) -> Workspace {
-        let block_rows = MIN_BLOCK_ROWS.max(batch.div_ceil(MAX_BLOCKS));
+        let block_rows = block_rows(batch, layout.len);
         let n_blocks = batch.div_ceil(block_rows);
         let blocks = (0..n_blocks)
             .map(|b| Block::new(layout, act, block_rows.min(batch - b * block_rows)))

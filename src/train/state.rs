@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::Layout;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
 use vnn_kernels::{mask, update};
 
 /// What an optimizer remembers between steps, one value per parameter in
@@ -82,6 +83,12 @@ impl OptimizerState {
     /// and L2 coefficient `reg`; `range` is where `w` sits in the flat
     /// buffer (the state's slice), `step` the 1-based step (Adam's bias
     /// correction). `Momentum` takes `mu` from `optimizer`.
+    ///
+    /// A range longer than [`UPDATE_CHUNK`] is updated in pieces of that
+    /// many parameters in the current rayon pool. The rules are elementwise
+    /// and the pieces start at multiples of the kernels' lanes, so every
+    /// parameter takes the same arithmetic as in one whole call, for any
+    /// thread count.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn update(
         &mut self,
@@ -93,18 +100,52 @@ impl OptimizerState {
         reg: f32,
         step: u64,
     ) {
+        const C: usize = UPDATE_CHUNK;
+        let whole = w.len() <= C;
         match (self, optimizer) {
             (OptimizerState::Momentum { velocity }, Optimizer::Momentum { mu }) => {
-                update::momentum_update(w, g, &mut velocity[range], lr, reg, mu)
+                let v = &mut velocity[range];
+                let run = |(w, g, v): (&mut [f32], &[f32], &mut [f32])| {
+                    update::momentum_update(w, g, v, lr, reg, mu)
+                };
+                match whole {
+                    true => run((w, g, v)),
+                    false => (w.par_chunks_mut(C), g.par_chunks(C), v.par_chunks_mut(C))
+                        .into_par_iter()
+                        .for_each(run),
+                }
             }
             (OptimizerState::Adam { m, v }, _) => {
                 let s = update::AdamStep::new(lr, reg, step);
-                update::adam_update(w, g, &mut m[range.clone()], &mut v[range], &s)
+                let (m, v) = (&mut m[range.clone()], &mut v[range]);
+                let run = |(w, g, m, v): (&mut [f32], &[f32], &mut [f32], &mut [f32])| {
+                    update::adam_update(w, g, m, v, &s)
+                };
+                match whole {
+                    true => run((w, g, m, v)),
+                    false => (
+                        w.par_chunks_mut(C),
+                        g.par_chunks(C),
+                        m.par_chunks_mut(C),
+                        v.par_chunks_mut(C),
+                    )
+                        .into_par_iter()
+                        .for_each(run),
+                }
             }
-            _ => update::sgd_update(w, g, lr, reg),
+            _ => match whole {
+                true => update::sgd_update(w, g, lr, reg),
+                false => (w.par_chunks_mut(C), g.par_chunks(C))
+                    .into_par_iter()
+                    .for_each(|(w, g)| update::sgd_update(w, g, lr, reg)),
+            },
         }
     }
 }
+
+/// Parameters per parallel piece of an optimizer update: a multiple of the
+/// update kernels' vector width (16 lanes).
+const UPDATE_CHUNK: usize = 1 << 14;
 
 /// The mini-batch sampler: each epoch's row order (a pure function of the
 /// seed and the epoch) and the gathered rows of the current batch.
