@@ -5,11 +5,14 @@
 //! The SIMD versions may fuse multiply-adds (with FMA enabled), so they match
 //! the twins within a few ulps, not bit for bit.
 //!
-//! These kernels use 16-lane vectors: with AVX-512 they are one register,
-//! elsewhere `wide` splits them, and the compiler's own vectorization of the
-//! twins (which these simple loops allow) is matched or beaten either way.
+//! SGD and momentum use 16-lane `wide` vectors: with AVX-512 they are one
+//! register, elsewhere `wide` splits them, and the compiler's own
+//! vectorization of the twins (which these simple loops allow) is matched or
+//! beaten either way. Adam, with a square root and a division per
+//! parameter, runs through the SIMD layer's dispatch instead, so a default
+//! build takes AVX2 + FMA at run time.
 
-use crate::simd::{store, Lane};
+use crate::simd::{dispatch, store, Kernel, Lane};
 use wide::f32x16;
 
 /// Lanes per SIMD vector.
@@ -166,37 +169,56 @@ pub fn adam_update(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step:
     check(w, g, "g", "adam_update");
     check(w, m, "m", "adam_update");
     check(w, v, "v", "adam_update");
-    let reg = f32x16::splat(step.reg);
-    let beta1 = f32x16::splat(step.beta1);
-    let beta2 = f32x16::splat(step.beta2);
-    let one_minus_beta1 = f32x16::splat(1.0 - step.beta1);
-    let one_minus_beta2 = f32x16::splat(1.0 - step.beta2);
-    let inv_bc1 = f32x16::splat(1.0 / step.bias_correction1);
-    let inv_bc2 = f32x16::splat(1.0 / step.bias_correction2);
-    let lr = f32x16::splat(step.lr);
-    let eps = f32x16::splat(step.eps);
-    let mut ws = w.chunks_exact_mut(LANES);
-    let mut gs = g.chunks_exact(LANES);
-    let mut ms = m.chunks_exact_mut(LANES);
-    let mut vs = v.chunks_exact_mut(LANES);
-    for (((wc, gc), mc), vc) in (&mut ws).zip(&mut gs).zip(&mut ms).zip(&mut vs) {
-        let wv = f32x16::load(wc);
-        let gr = reg.mul_add(wv, f32x16::load(gc)); // g' = g + reg * w
-        let mv = beta1.mul_add(f32x16::load(mc), one_minus_beta1 * gr); // b1 m + (1 - b1) g'
-        let vv = beta2.mul_add(f32x16::load(vc), one_minus_beta2 * gr * gr); // b2 v + (1 - b2) g'^2
-        store(mc, mv);
-        store(vc, vv);
-        // Correctly rounded sqrt and division, as in the twin.
-        let denom = (vv * inv_bc2).sqrt() + eps;
-        store(wc, wv - lr * (mv * inv_bc1) / denom);
+    dispatch(Adam { w, g, m, v, step });
+}
+
+/// The body of [`adam_update`] after the length checks, over the lane type
+/// of the build and CPU (AVX2 + FMA at run time in a default build: the
+/// square root and division would otherwise run on SSE2).
+struct Adam<'a> {
+    w: &'a mut [f32],
+    g: &'a [f32],
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+    step: &'a AdamStep,
+}
+
+impl Kernel for Adam<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Lane>(self) {
+        let Adam { w, g, m, v, step } = self;
+        let reg = S::splat(step.reg);
+        let (beta1, beta2) = (S::splat(step.beta1), S::splat(step.beta2));
+        let one_minus_beta1 = S::splat(1.0 - step.beta1);
+        let one_minus_beta2 = S::splat(1.0 - step.beta2);
+        let inv_bc1 = S::splat(1.0 / step.bias_correction1);
+        let inv_bc2 = S::splat(1.0 / step.bias_correction2);
+        let (lr, eps) = (S::splat(step.lr), S::splat(step.eps));
+        let mut ws = w.chunks_exact_mut(S::LANES);
+        let mut gs = g.chunks_exact(S::LANES);
+        let mut ms = m.chunks_exact_mut(S::LANES);
+        let mut vs = v.chunks_exact_mut(S::LANES);
+        for (((wc, gc), mc), vc) in (&mut ws).zip(&mut gs).zip(&mut ms).zip(&mut vs) {
+            let wv = S::load(wc);
+            let gr = reg.mul_add(wv, S::load(gc)); // g' = g + reg * w
+            let mv = beta1.mul_add(S::load(mc), one_minus_beta1.mul(gr)); // b1 m + (1 - b1) g'
+            let vv = beta2.mul_add(S::load(vc), one_minus_beta2.mul(gr).mul(gr)); // b2 v + (1 - b2) g'^2
+            store(mc, mv);
+            store(vc, vv);
+            // Correctly rounded sqrt and division, as in the twin.
+            let denom = vv.mul(inv_bc2).sqrt().add(eps);
+            store(wc, wv.sub(lr.mul(mv.mul(inv_bc1)).div(denom)));
+        }
+        adam_update_scalar(
+            ws.into_remainder(),
+            gs.remainder(),
+            ms.into_remainder(),
+            vs.into_remainder(),
+            step,
+        );
     }
-    adam_update_scalar(
-        ws.into_remainder(),
-        gs.remainder(),
-        ms.into_remainder(),
-        vs.into_remainder(),
-        step,
-    );
 }
 
 /// Scalar twin of [`adam_update`].

@@ -82,6 +82,8 @@ pub(crate) trait Lane: Copy {
     fn mul(self, b: Self) -> Self;
     /// `self / b`.
     fn div(self, b: Self) -> Self;
+    /// The correctly rounded square root of each lane.
+    fn sqrt(self) -> Self;
     /// Bitwise and.
     fn and(self, m: Self) -> Self;
     /// Bitwise or.

@@ -51,6 +51,10 @@ macro_rules! wide_lane {
                 self / b
             }
             #[inline(always)]
+            fn sqrt(self) -> Self {
+                $f::sqrt(self)
+            }
+            #[inline(always)]
             fn and(self, m: Self) -> Self {
                 self & m
             }
