@@ -149,7 +149,8 @@ fn small_batches_of_a_wide_model_with_dropout() {
     // 200-512-10 has 108,042 parameters: batches of 256 rows hold 27.7M
     // forward multiply-adds, so each batch is cut into blocks of 128 rows
     // (`vnn::train::block_rows`), two per batch, and the Adam update of
-    // the 102,400 first-layer weights runs in parallel pieces. 500 rows:
+    // the 102,400 first-layer weights and the gather of the 51,200 feature
+    // values of a batch run in parallel pieces. 500 rows:
     // two steps per epoch, the second of 244 rows.
     assert_eq!(vnn::train::block_rows(256, 108_042), 128);
     let data = vnn::data::synthetic(500, 200, 10, 6);

@@ -191,10 +191,21 @@ impl Sampler {
         let start = pos * batch;
         let rows = batch.min(n - start);
         let d = data.n_features;
-        for (r, &i) in self.order[start..start + rows].iter().enumerate() {
-            let i = i as usize;
-            self.x[r * d..(r + 1) * d].copy_from_slice(data.row(i));
-            self.y[r] = data.labels[i];
+        let order = &self.order[start..start + rows];
+        let x = &mut self.x[..rows * d];
+        if x.len() >= PAR_GATHER_VALUES && d > 0 {
+            // Rows of the batch copied on the pool: the same bytes either way.
+            x.par_chunks_mut(d)
+                .zip(order.par_iter())
+                .with_min_len(GATHER_MIN_ROWS)
+                .for_each(|(dst, &i)| dst.copy_from_slice(data.row(i as usize)));
+        } else {
+            for (dst, &i) in x.chunks_exact_mut(d.max(1)).zip(order) {
+                dst.copy_from_slice(data.row(i as usize));
+            }
+        }
+        for (y, &i) in self.y.iter_mut().zip(order) {
+            *y = data.labels[i as usize];
         }
         (&self.x[..rows * d], &self.y[..rows])
     }
@@ -216,6 +227,11 @@ impl Sampler {
         self.epoch = epoch;
     }
 }
+
+/// Batches of at least this many feature values are gathered on the pool.
+const PAR_GATHER_VALUES: usize = 1 << 15;
+/// Rows per piece of a parallel gather.
+const GATHER_MIN_ROWS: usize = 16;
 
 /// Dropconnect: one weight mask per `(seed, step, layer)`, shared by the
 /// blocks of a step, and the masked parameters the passes use.
