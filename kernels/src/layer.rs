@@ -62,7 +62,9 @@ pub use crate::mask::Dropout;
 
 mod act;
 
-pub use act::{act_dense_backward, act_dense_backward_scratch, dense_act_forward};
+pub use act::{
+    act_dense_backward, act_dense_backward_scratch, dense_act_forward, dense_act_forward_packed,
+};
 
 // A tuning detail, out of the public docs; the kernel tests and benches name it.
 #[doc(hidden)]
