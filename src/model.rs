@@ -221,8 +221,8 @@ pub struct Model {
     /// that every change goes through [`Model::params_mut`], which drops
     /// `packed`.
     params: Vec<f32>,
-    /// The batch-1 packed copies of the wide layers' weights, made on
-    /// first use (see `model/packed.rs`).
+    /// The batch-1 packed copies of some layers' weights, made on first
+    /// use (see `model/packed.rs`).
     packed: packed::PackedLayers,
     /// Names of the input features, in input order.
     pub(crate) feature_names: Vec<String>,
@@ -413,9 +413,11 @@ impl Model {
     /// Scratch space for [`Model::predict_one`] and [`Model::predict_proba_one`].
     ///
     /// It also readies the model for batch-1 inference: the first call on
-    /// a model (or after [`Model::params_mut`]) packs the weights of its
-    /// wide layers (more than 64 outputs and at least 64 inputs) into
-    /// column panels that the one-row product reads in one linear stream.
+    /// a model (or after [`Model::params_mut`]) packs the weights of the
+    /// layers that [`vnn_kernels::gemm::matvec_packs`] chooses: wide ones
+    /// (more than 64 outputs, at least 64 inputs) in column panels that
+    /// the one-row product reads in one linear stream, and those of at
+    /// most 12 outputs (at least 16 inputs) transposed, for dot products.
     /// The model keeps that copy (the memory of those layers' weights
     /// again, 1.6 MB for 784-512-10) until its parameters can change.
     pub fn scratch(&self) -> Scratch {
@@ -468,7 +470,7 @@ impl Model {
 
     /// The predicted class of one raw (unstandardized) input row. No
     /// allocation once [`Model::scratch`] has readied the model (else the
-    /// first call packs the wide layers' weights, as `scratch` does).
+    /// first call packs weights, as `scratch` does).
     ///
     /// # Errors
     /// If `x.len()` is not the model's feature count;

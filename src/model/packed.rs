@@ -1,5 +1,5 @@
-//! The batch-1 copies of a model's wide weight matrices, packed in column
-//! panels for [`gemm::matvec_bias_packed`] (the forward pass of one row,
+//! The batch-1 copies of a model's weight matrices, packed (in column
+//! panels or transposed) for [`gemm::matvec_bias_packed`] (the forward pass of one row,
 //! `forward_rows`, takes them through [`layer::dense_act_forward_packed`]).
 //!
 //! A [`Model`](super::Model) makes them once, on its first batch-1 use
@@ -8,8 +8,8 @@
 //! [`Model::params_mut`](super::Model::params_mut): the parameters are
 //! private to the model, so no other path can change them, and the copies
 //! can never be stale. They cost the memory of the packed layers' weights
-//! (1.6 MB for 784-512-10); layers that
-//! [`gemm::matvec_packs`] does not choose are not copied.
+//! (1.6 MB for 784-512-10); layers that [`gemm::matvec_packs`] does not
+//! choose are not copied.
 
 use super::{LayerSlot, Layout};
 use std::sync::OnceLock;
@@ -66,8 +66,7 @@ mod tests {
 
     /// The packed copies follow the parameters: after `params_mut` the
     /// batch-1 path computes what a fresh model with those parameters does,
-    /// and what the unpacked batch path computes (within rounding); with
-    /// ReLU the packed path is bit for bit the unpacked one-row path.
+    /// and what the unpacked batch path computes (within rounding).
     #[test]
     fn packed_copies_are_never_stale() {
         for act in Activation::ALL {

@@ -1,13 +1,20 @@
-//! The batch-1 product `out = x * W + bias` over weights packed once in
-//! column panels, for layers whose `W` does not fit the caches.
+//! The batch-1 product `out = x * W + bias` over weights packed once, for
+//! layers whose `W` does not fit the caches and for layers of few outputs.
 //!
-//! [`matvec_pack`] copies `W` (`n_in x n_out`, row-major) into panels of up
-//! to [`MATVEC_PANEL`] outputs: panel `p` holds the columns
-//! `64 p .. 64 p + 64` of every row, row after row, so the panel is one
-//! contiguous `n_in x 64` block. The last panel is narrower: its width is
-//! rounded up to a multiple of 16 and padded with zeros. The product then
-//! reads the packed buffer once from start to end, keeps a panel's outputs
-//! in registers over all its rows, and writes each output once.
+//! [`matvec_pack`] copies `W` (`n_in x n_out`, row-major) in one of two
+//! layouts, chosen by the shape:
+//!
+//! - column panels (more than [`MATVEC_DOT_MAX`] outputs): panels of up to
+//!   [`MATVEC_PANEL`] outputs; panel `p` holds the columns
+//!   `64 p .. 64 p + 64` of every row, row after row, so the panel is one
+//!   contiguous `n_in x 64` block. The last panel is narrower: its width is
+//!   rounded up to a multiple of 16 and padded with zeros. The product
+//!   reads the packed buffer once from start to end, keeps a panel's
+//!   outputs in registers over all its rows, and writes each output once.
+//! - dot rows (at most [`MATVEC_DOT_MAX`] outputs): `Wᵀ`, one row of `n_in`
+//!   weights per output, each padded with zeros to a multiple of 16; each
+//!   output is then a dot product of `x` with its row, all outputs in one
+//!   pass over `x`, lanes over the inputs.
 
 use crate::simd::{self, Kernel, Lane, MAX_LANES};
 
@@ -18,34 +25,50 @@ pub const MATVEC_PANEL: usize = 64;
 /// every lane type's vectors tile it.
 const PANEL_ALIGN: usize = MAX_LANES;
 
+/// The most outputs of the dot-row layout (module docs); wider layers take
+/// column panels.
+pub const MATVEC_DOT_MAX: usize = 12;
+
 /// Elements of the buffer [`matvec_pack`] fills for an `n_in x n_out`
-/// matrix: `n_in` times `n_out` rounded up to a multiple of 16.
+/// matrix: `n_in` times `n_out` rounded up to a multiple of 16 (column
+/// panels), or `n_out` times `n_in` rounded up to a multiple of 16 (dot
+/// rows, at most [`MATVEC_DOT_MAX`] outputs).
 ///
 /// # Example
 /// ```
 /// use vnn_kernels::gemm::matvec_packed_len;
 /// assert_eq!(matvec_packed_len(784, 512), 784 * 512);
 /// assert_eq!(matvec_packed_len(3, 70), 3 * 80);
+/// assert_eq!(matvec_packed_len(100, 3), 112 * 3);
 /// ```
 pub fn matvec_packed_len(n_in: usize, n_out: usize) -> usize {
-    n_in * n_out.next_multiple_of(PANEL_ALIGN)
+    if n_out <= MATVEC_DOT_MAX {
+        n_out * n_in.next_multiple_of(PANEL_ALIGN)
+    } else {
+        n_in * n_out.next_multiple_of(PANEL_ALIGN)
+    }
 }
 
 /// Whether [`matvec_bias_packed`] is the better batch-1 product for an
-/// `n_in x n_out` layer than [`super::matvec_bias`]: more than
-/// [`MATVEC_PANEL`] outputs and at least as many inputs, the layers whose
-/// weights stream from beyond L1 (narrower ones already keep their column
-/// strips in registers without packing).
+/// `n_in x n_out` layer than [`super::matvec_bias`]: column panels for
+/// more than [`MATVEC_PANEL`] outputs and at least as many inputs (the
+/// layers whose weights stream from beyond L1; narrower ones already keep
+/// their column strips in registers without packing), dot rows for at
+/// most [`MATVEC_DOT_MAX`] outputs and at least 16 inputs (where the
+/// unpacked product has too few outputs to fill its vectors).
 ///
 /// # Example
 /// ```
 /// use vnn_kernels::gemm::matvec_packs;
 /// assert!(matvec_packs(784, 512));
-/// assert!(!matvec_packs(512, 10));
+/// assert!(matvec_packs(512, 10));
+/// assert!(matvec_packs(100, 3));
 /// assert!(!matvec_packs(2, 100));
 /// ```
 pub fn matvec_packs(n_in: usize, n_out: usize) -> bool {
-    n_out > MATVEC_PANEL && n_in >= MATVEC_PANEL
+    let panels = n_out > MATVEC_PANEL && n_in >= MATVEC_PANEL;
+    let dots = n_out <= MATVEC_DOT_MAX && n_in >= PANEL_ALIGN;
+    panels || dots
 }
 
 /// Packs `W` for [`matvec_bias_packed`] (layout in the module docs).
@@ -63,8 +86,9 @@ pub fn matvec_packs(n_in: usize, n_out: usize) -> bool {
 /// let w = [1.0, 2.0, 3.0, 4.0]; // 2 x 2
 /// let mut packed = vec![f32::NAN; matvec_packed_len(2, 2)];
 /// matvec_pack(&w, 2, 2, &mut packed);
-/// assert_eq!(&packed[..4], &[1.0, 2.0, 0.0, 0.0]);
-/// assert_eq!(&packed[16..20], &[3.0, 4.0, 0.0, 0.0]);
+/// // Two outputs: dot rows, one row of Wᵀ per output, padded to 16.
+/// assert_eq!(&packed[..4], &[1.0, 3.0, 0.0, 0.0]);
+/// assert_eq!(&packed[16..20], &[2.0, 4.0, 0.0, 0.0]);
 /// ```
 #[track_caller]
 pub fn matvec_pack(w: &[f32], n_in: usize, n_out: usize, packed: &mut [f32]) {
@@ -72,6 +96,16 @@ pub fn matvec_pack(w: &[f32], n_in: usize, n_out: usize, packed: &mut [f32]) {
     let len = matvec_packed_len(n_in, n_out);
     check_len("matvec_pack", "the packed buffer", packed.len(), len);
     if len == 0 {
+        return;
+    }
+    if n_out <= MATVEC_DOT_MAX {
+        let width = n_in.next_multiple_of(PANEL_ALIGN);
+        for (j, dst) in packed.chunks_exact_mut(width).enumerate() {
+            for (d, src) in dst.iter_mut().zip(w.chunks_exact(n_out)) {
+                *d = src[j];
+            }
+            dst[n_in..].fill(0.0);
+        }
         return;
     }
     for (p, panel) in packed.chunks_mut(n_in * MATVEC_PANEL).enumerate() {
@@ -93,11 +127,13 @@ pub fn matvec_pack(w: &[f32], n_in: usize, n_out: usize, packed: &mut [f32]) {
 /// - `bias`: `n_out` elements, or `None` for `out = x * W`.
 /// - `out`: `n_out` elements, overwritten.
 ///
-/// Each output starts from its bias and adds the rows in order with one
-/// fused multiply-add each (when the build or the run-time ISA has FMA),
-/// as the row-streaming path of [`super::matvec_bias`] does, so for wide
-/// layers the two agree bit for bit; with [`matvec_bias_packed_scalar`]
-/// they agree within rounding.
+/// Over column panels each output starts from its bias and adds the rows
+/// in order with one fused multiply-add each (when the build or the
+/// run-time ISA has FMA), as the row-streaming path of
+/// [`super::matvec_bias`] does, so for wide layers the two agree bit for
+/// bit (over its whole vectors). Over dot rows each output sums lane-wise
+/// partial dot products, then adds the bias. With
+/// [`matvec_bias_packed_scalar`] both agree within rounding.
 ///
 /// # Panics
 /// If a slice length does not match the shapes.
@@ -144,6 +180,9 @@ impl Kernel for Panels<'_> {
     #[inline(always)]
     fn run<S: Lane>(self) {
         let n_in = self.x.len();
+        if self.out.len() <= MATVEC_DOT_MAX {
+            return dot_rows::<S>(self);
+        }
         for (p, out) in self.out.chunks_mut(MATVEC_PANEL).enumerate() {
             let j0 = p * MATVEC_PANEL;
             let width = out.len().next_multiple_of(PANEL_ALIGN);
@@ -200,6 +239,49 @@ fn panel_product<S: Lane, const V: usize>(
     }
 }
 
+/// The dot-row layout: every output's `Wᵀ` row against `x` in one pass.
+#[inline(always)]
+fn dot_rows<S: Lane>(k: Panels) {
+    macro_rules! outputs {
+        ($($n:literal)*) => {
+            match k.out.len() {
+                0 => {}
+                $($n => dots::<S, $n>(k.x, k.packed, k.bias, k.out),)*
+                n => unreachable!("{n} dot rows"),
+            }
+        };
+    }
+    outputs!(1 2 3 4 5 6 7 8 9 10 11 12);
+}
+
+/// `N` dot rows (`packed` is `N x width`, `width` = `x.len()` rounded up
+/// to 16): one accumulator per output over the full vectors of `x`, the
+/// last vector of `x` padded with zeros (so are the rows), then
+/// `out[j] = bias[j] + sum of the lanes`.
+#[inline(always)]
+fn dots<S: Lane, const N: usize>(x: &[f32], packed: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+    let lanes = S::LANES;
+    let width = packed.len() / N;
+    let rows: [&[f32]; N] = std::array::from_fn(|j| &packed[j * width..][..width]);
+    let mut acc = [S::zero(); N];
+    let full = x.len() / lanes * lanes;
+    for i in (0..full).step_by(lanes) {
+        let xv = S::load(&x[i..]);
+        for (a, row) in acc.iter_mut().zip(&rows) {
+            *a = xv.mul_add(S::load(&row[i..]), *a);
+        }
+    }
+    if full < x.len() {
+        let xv = S::load_padded(&x[full..], 0.0);
+        for (a, row) in acc.iter_mut().zip(&rows) {
+            *a = xv.mul_add(S::load(&row[full..]), *a);
+        }
+    }
+    for (j, (o, a)) in out.iter_mut().zip(acc).enumerate() {
+        *o = bias.map_or(0.0, |b| b[j]) + a.reduce_add();
+    }
+}
+
 #[track_caller]
 fn check_len(op: &str, what: &str, got: usize, expected: usize) {
     assert!(
@@ -227,8 +309,9 @@ fn check_packed(
     check_len(op, "out", out.len(), n_out);
 }
 
-/// Scalar twin of [`matvec_bias_packed`]: the same packed layout, one
-/// output at a time (no fused multiply-adds).
+/// Scalar twin of [`matvec_bias_packed`]: the same packed layouts, one
+/// output at a time (no fused multiply-adds; a dot row's sum in input
+/// order, then the bias).
 ///
 /// # Panics
 /// If a slice length does not match the shapes.
@@ -242,6 +325,15 @@ pub fn matvec_bias_packed_scalar(
     out: &mut [f32],
 ) {
     check_packed(x, packed, bias, n_in, n_out, out);
+    if n_out <= MATVEC_DOT_MAX {
+        let width = n_in.next_multiple_of(PANEL_ALIGN);
+        for (j, o) in out.iter_mut().enumerate() {
+            let row = &packed[j * width..][..n_in];
+            let dot = x.iter().zip(row).fold(0.0, |s, (&xi, &wv)| s + xi * wv);
+            *o = bias.map_or(0.0, |b| b[j]) + dot;
+        }
+        return;
+    }
     for (j, o) in out.iter_mut().enumerate() {
         let (p, c) = (j / MATVEC_PANEL, j % MATVEC_PANEL);
         let j0 = p * MATVEC_PANEL;
@@ -259,13 +351,14 @@ mod tests {
     use super::*;
     use crate::simd::testing::{data, isas};
 
-    /// Every instantiation against the twin: exact where the row sums are
-    /// exact (small integers), and at the edges of the output buffer.
+    /// Every instantiation against the twin, both layouts: exact where the
+    /// sums are exact (small integers), and at the edges of the output
+    /// buffer.
     #[test]
     fn every_isa_matches_the_twin_on_integers() {
-        let sizes = [0, 1, 7, 8, 9, 16, 17, 63, 64, 65, 130, 200];
+        let sizes = [0, 1, 7, 8, 9, 12, 13, 16, 17, 63, 64, 65, 130, 200];
         for isa in isas("matvec_bias_packed") {
-            for n_in in [0, 1, 3, 64, 65] {
+            for n_in in [0, 1, 3, 16, 17, 64, 65] {
                 for n_out in sizes {
                     let x: Vec<f32> = data(n_in, 1).iter().map(|v| v.round()).collect();
                     let w: Vec<f32> = data(n_in * n_out, 2).iter().map(|v| v.round()).collect();

@@ -65,9 +65,9 @@ pub fn dense_act_forward(
 /// `a = act(x W + b)` for one row over `W` packed by [`gemm::matvec_pack`]
 /// (the batch-1 forward of wide layers): [`gemm::matvec_bias_packed`],
 /// then the activation, in the order [`dense_act_forward`] takes for one
-/// row, so the two agree bit for bit with ReLU (the bias first, then the
-/// rows) and within rounding otherwise (the bias added last, as the
-/// one-row GEMM path does).
+/// row: with ReLU the bias first, then the rows (bit for bit the unpacked
+/// product over column panels), otherwise the bias added last, as the
+/// one-row GEMM path does; within rounding of [`dense_act_forward`].
 ///
 /// - `x`: `n_in`; `packed`: [`gemm::matvec_packed_len`]`(n_in, n_out)`;
 ///   `b`: `n_out`.
