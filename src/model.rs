@@ -414,10 +414,10 @@ impl Model {
     ///
     /// It also readies the model for batch-1 inference: the first call on
     /// a model (or after [`Model::params_mut`]) packs the weights of the
-    /// layers that [`vnn_kernels::gemm::matvec_packs`] chooses: wide ones
-    /// (more than 64 outputs, at least 64 inputs) in column panels that
-    /// the one-row product reads in one linear stream, and those of at
-    /// most 12 outputs (at least 16 inputs) transposed, for dot products.
+    /// layers that [`vnn_kernels::gemm::matvec_packs`] chooses: those of
+    /// more than 12 outputs in column panels that the one-row product
+    /// reads in one linear stream, and those of at most 12 outputs (and at
+    /// least 16 inputs) transposed, for dot products.
     /// The model keeps that copy (the memory of those layers' weights
     /// again, 1.6 MB for 784-512-10) until its parameters can change.
     pub fn scratch(&self) -> Scratch {

@@ -20,8 +20,8 @@ use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use vnn_kernels::gemm::{
     gemm, gemm_packed, gemm_scalar, gemm_small, matvec_bias, matvec_bias_packed,
-    matvec_bias_packed_scalar, matvec_bias_scalar, matvec_pack, matvec_packed_len, matvec_packs,
-    small_kernel, MATVEC_PANEL, use_small, SmallKernel, Transpose,
+    matvec_bias_packed_scalar, matvec_bias_scalar, matvec_pack, matvec_packed_len, small_kernel,
+    use_small, SmallKernel, Transpose, MATVEC_PANEL,
 };
 
 // --- allocation counter: proves the small paths never touch the heap -------
@@ -381,7 +381,11 @@ fn small_paths_and_matvec_do_not_allocate() {
         let before_packed = allocations();
         matvec_pack(&w, n_in, n_out, &mut packed);
         matvec_bias_packed(&x, &packed, Some(&bias), n_in, n_out, &mut out);
-        assert_eq!(allocations(), before_packed, "packed {n_in}x{n_out} allocated");
+        assert_eq!(
+            allocations(),
+            before_packed,
+            "packed {n_in}x{n_out} allocated"
+        );
         assert_eq!(allocations(), before + 1, "matvec {n_in}x{n_out} allocated");
     }
 }
@@ -506,8 +510,8 @@ fn matvec_matches_scalar() {
 
 /// `matvec_bias_packed` against `matvec_bias_scalar` on the unpacked
 /// matrix (same tolerance), against its own twin (the same bound), and
-/// bit for bit against `matvec_bias` on the column-panel shapes in builds
-/// with FMA
+/// bit for bit against `matvec_bias` where that streams the rows (more
+/// than 64 outputs, at least 64 inputs) in builds with FMA
 /// (its row-streaming path adds the rows in the same order with the same
 /// fused multiply-adds, in whole vectors: its last `n_out % 8` columns are
 /// scalar).
@@ -533,7 +537,8 @@ fn matvec_packed_matches_scalar() {
             let out = &mut twin[GUARD..GUARD + n_out];
             matvec_bias_packed_scalar(&x, &packed, Some(&bias), n_in, n_out, out);
             check_matvec("matvec packed twin", &x, &w, &bias, &twin, &expected);
-            if matvec_packs(n_in, n_out) && n_out > MATVEC_PANEL && cfg!(target_feature = "fma") {
+            let rows_path = n_out > MATVEC_PANEL && n_in >= MATVEC_PANEL;
+            if rows_path && cfg!(target_feature = "fma") {
                 matvec_bias(&x, &w, &bias, n_in, n_out, &mut expected);
                 let whole = n_out / 8 * 8;
                 let got = &buffer[GUARD..GUARD + whole];
@@ -556,7 +561,14 @@ fn matvec_packed_without_bias() {
     let mut expected = vec![f32::NAN; n_out];
     matvec_bias_scalar(&x, &w, &zero, n_in, n_out, &mut expected);
     let mut buffer = guarded_out(n_out);
-    matvec_bias_packed(&x, &packed, None, n_in, n_out, &mut buffer[GUARD..GUARD + n_out]);
+    matvec_bias_packed(
+        &x,
+        &packed,
+        None,
+        n_in,
+        n_out,
+        &mut buffer[GUARD..GUARD + n_out],
+    );
     check_matvec("matvec packed, no bias", &x, &w, &zero, &buffer, &expected);
 }
 

@@ -51,11 +51,11 @@ pub fn matvec_packed_len(n_in: usize, n_out: usize) -> usize {
 
 /// Whether [`matvec_bias_packed`] is the better batch-1 product for an
 /// `n_in x n_out` layer than [`super::matvec_bias`]: column panels for
-/// more than [`MATVEC_PANEL`] outputs and at least as many inputs (the
-/// layers whose weights stream from beyond L1; narrower ones already keep
-/// their column strips in registers without packing), dot rows for at
-/// most [`MATVEC_DOT_MAX`] outputs and at least 16 inputs (where the
-/// unpacked product has too few outputs to fill its vectors).
+/// more than [`MATVEC_DOT_MAX`] outputs (for wide layers one linear
+/// stream where the unpacked product reads rows of a long stride; for
+/// narrow ones whole panels where it takes overlapping strips), dot rows
+/// for at most [`MATVEC_DOT_MAX`] outputs and at least 16 inputs (where
+/// the unpacked product has too few outputs to fill its vectors).
 ///
 /// # Example
 /// ```
@@ -63,12 +63,11 @@ pub fn matvec_packed_len(n_in: usize, n_out: usize) -> usize {
 /// assert!(matvec_packs(784, 512));
 /// assert!(matvec_packs(512, 10));
 /// assert!(matvec_packs(100, 3));
-/// assert!(!matvec_packs(2, 100));
+/// assert!(matvec_packs(2, 100));
+/// assert!(!matvec_packs(7, 9));
 /// ```
 pub fn matvec_packs(n_in: usize, n_out: usize) -> bool {
-    let panels = n_out > MATVEC_PANEL && n_in >= MATVEC_PANEL;
-    let dots = n_out <= MATVEC_DOT_MAX && n_in >= PANEL_ALIGN;
-    panels || dots
+    n_out > MATVEC_DOT_MAX || n_in >= PANEL_ALIGN
 }
 
 /// Packs `W` for [`matvec_bias_packed`] (layout in the module docs).
@@ -246,7 +245,7 @@ fn dot_rows<S: Lane>(k: Panels) {
         ($($n:literal)*) => {
             match k.out.len() {
                 0 => {}
-                $($n => dots::<S, $n>(k.x, k.packed, k.bias, k.out),)*
+                $($n => dots::<S, $n, { if $n <= 6 { 2 } else { 1 } }>(k.x, k.packed, k.bias, k.out),)*
                 n => unreachable!("{n} dot rows"),
             }
         };
@@ -255,30 +254,44 @@ fn dot_rows<S: Lane>(k: Panels) {
 }
 
 /// `N` dot rows (`packed` is `N x width`, `width` = `x.len()` rounded up
-/// to 16): one accumulator per output over the full vectors of `x`, the
+/// to 16): `CH` accumulators per output over interleaved vectors of `x`
+/// (two when few outputs leave the multiply-add latency exposed), the
 /// last vector of `x` padded with zeros (so are the rows), then
 /// `out[j] = bias[j] + sum of the lanes`.
 #[inline(always)]
-fn dots<S: Lane, const N: usize>(x: &[f32], packed: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+fn dots<S: Lane, const N: usize, const CH: usize>(
+    x: &[f32],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
     let lanes = S::LANES;
     let width = packed.len() / N;
     let rows: [&[f32]; N] = std::array::from_fn(|j| &packed[j * width..][..width]);
-    let mut acc = [S::zero(); N];
-    let full = x.len() / lanes * lanes;
-    for i in (0..full).step_by(lanes) {
-        let xv = S::load(&x[i..]);
-        for (a, row) in acc.iter_mut().zip(&rows) {
-            *a = xv.mul_add(S::load(&row[i..]), *a);
+    let mut acc = [[S::zero(); N]; CH];
+    let step = CH * lanes;
+    let full = x.len() / step * step;
+    for i in (0..full).step_by(step) {
+        for (c, acc_c) in acc.iter_mut().enumerate() {
+            let at = i + c * lanes;
+            let xv = S::load(&x[at..]);
+            for (a, row) in acc_c.iter_mut().zip(&rows) {
+                *a = xv.mul_add(S::load(&row[at..]), *a);
+            }
         }
     }
-    if full < x.len() {
-        let xv = S::load_padded(&x[full..], 0.0);
-        for (a, row) in acc.iter_mut().zip(&rows) {
-            *a = xv.mul_add(S::load(&row[full..]), *a);
+    for at in (full..x.len()).step_by(lanes) {
+        let xv = S::load_padded(&x[at..], 0.0);
+        for (a, row) in acc[0].iter_mut().zip(&rows) {
+            *a = xv.mul_add(S::load(&row[at..]), *a);
         }
     }
-    for (j, (o, a)) in out.iter_mut().zip(acc).enumerate() {
-        *o = bias.map_or(0.0, |b| b[j]) + a.reduce_add();
+    for (j, o) in out.iter_mut().enumerate() {
+        let sum = acc
+            .iter()
+            .skip(1)
+            .fold(acc[0][j], |s, acc_c| s.add(acc_c[j]));
+        *o = bias.map_or(0.0, |b| b[j]) + sum.reduce_add();
     }
 }
 
