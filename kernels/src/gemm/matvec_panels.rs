@@ -295,8 +295,10 @@ fn dots<S: Lane, const N: usize, const CH: usize>(
     }
 }
 
+/// Asserts that `what` of `op` has `expected` elements (the length
+/// check of the kernels and the layer ops).
 #[track_caller]
-fn check_len(op: &str, what: &str, got: usize, expected: usize) {
+pub(crate) fn check_len(op: &str, what: &str, got: usize, expected: usize) {
     assert!(
         got == expected,
         "{op}: {what} has {got} elements, expected {expected}"

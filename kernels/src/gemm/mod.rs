@@ -26,6 +26,7 @@ mod small;
 mod tiles;
 
 pub use matvec::{matvec_bias, matvec_bias_scalar};
+pub(crate) use matvec_panels::check_len;
 pub use matvec_panels::{
     matvec_bias_packed, matvec_bias_packed_scalar, matvec_pack, matvec_packed_len, matvec_packs,
     MATVEC_PANEL,
