@@ -214,6 +214,37 @@ fn bench_matvec(c: &mut Criterion) {
     g.finish();
 }
 
+/// The packed batch-1 product on the wide layer shapes, against the
+/// unpacked `matvec_bias` on the same inputs and the packed twin.
+fn bench_matvec_packed(c: &mut Criterion) {
+    let mut g = group(c, "matvec_bias_packed");
+    for (n_in, n_out) in [(784, 512), (512, 512), (100, 200)] {
+        let x = data(n_in, 1);
+        let w = data(n_in * n_out, 2);
+        let bias = data(n_out, 3);
+        let mut packed = vec![0.0f32; gemm::matvec_packed_len(n_in, n_out)];
+        gemm::matvec_pack(&w, n_in, n_out, &mut packed);
+        let mut out = vec![0.0f32; n_out];
+        let id = size_id(n_in, n_out);
+        g.throughput(Throughput::Elements((n_in * n_out) as u64));
+        g.bench_function(format!("simd/{id}"), |bench| {
+            bench.iter(|| {
+                gemm::matvec_bias_packed(black_box(&x), &packed, Some(&bias), n_in, n_out, &mut out)
+            })
+        });
+        g.bench_function(format!("unpacked/{id}"), |bench| {
+            bench.iter(|| gemm::matvec_bias(black_box(&x), &w, &bias, n_in, n_out, &mut out))
+        });
+        g.bench_function(format!("scalar/{id}"), |bench| {
+            bench.iter(|| {
+                let b = Some(&bias[..]);
+                gemm::matvec_bias_packed_scalar(black_box(&x), &packed, b, n_in, n_out, &mut out)
+            })
+        });
+    }
+    g.finish();
+}
+
 // --- activations -------------------------------------------------------------
 
 fn bench_bias_relu(c: &mut Criterion) {
@@ -885,7 +916,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_gemm, bench_matvec, bench_bias_relu, bench_bias_relu_dropout,
+    targets = bench_gemm, bench_matvec, bench_matvec_packed, bench_bias_relu, bench_bias_relu_dropout,
         bench_relu_backward, bench_act_forward, bench_act_backward, bench_narrow_act, bench_softmax,
         bench_logsumexp, bench_softmax_cross_entropy, bench_bernoulli_mask, bench_apply_mask, bench_updates, bench_reductions
 }

@@ -251,7 +251,7 @@ impl Checkpoint {
     /// such a checkpoint can be written).
     pub fn is_finite(&self) -> bool {
         let finite = |t: &[f32]| t.iter().all(|v| v.is_finite());
-        finite(&self.model.params)
+        finite(self.model.params())
             && self.optimizer.tensors().iter().all(|(_, t)| finite(t))
             && self.best_params.as_deref().is_none_or(finite)
     }
@@ -284,7 +284,7 @@ impl Checkpoint {
     /// assert_eq!(Checkpoint::from_bytes(&bytes, "mem").unwrap(), ckpt);
     /// ```
     pub fn to_bytes(&self, name: &str) -> Result<Vec<u8>> {
-        let n = self.model.params.len();
+        let n = self.model.params().len();
         let mut tensors = tensor_names(&self.optimizer);
         if let Some(best) = &self.best_params {
             tensors.push((TENSOR_BEST_PARAMS, best));
@@ -330,7 +330,7 @@ impl Checkpoint {
         names.push(TENSOR_BEST_PARAMS);
         let (model, mut extra, mut tensors) = modelfile::decode(bytes, name, FORMAT, &names)?;
         let best_params = tensors.pop().flatten();
-        let n = model.params.len();
+        let n = model.params().len();
         if best_params.as_ref().is_some_and(|b| b.len() != n) {
             let msg = format!("not one value per parameter of a model of {n}");
             return Err(ckpt_err(name, Some(TENSOR_BEST_PARAMS), msg));
@@ -341,7 +341,7 @@ impl Checkpoint {
             .remove("settings")
             .ok_or_else(|| ckpt_err(name, None, "missing metadata entry \"settings\""))?;
         check_settings(name, &settings)?;
-        let optimizer = optimizer_from_tensors(name, version, tensors, model.params.len())?;
+        let optimizer = optimizer_from_tensors(name, version, tensors, model.params().len())?;
         Ok(Checkpoint {
             step,
             model,

@@ -8,9 +8,11 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
+use vnn_kernels::gemm;
 use vnn_kernels::layer::{self, DenseShape, Dropout};
 use vnn_kernels::{reduce, softmax};
 
+mod packed;
 mod parts;
 pub(crate) use parts::names_problem;
 pub use vnn_kernels::activation::Activation;
@@ -215,8 +217,13 @@ fn glorot_draw(rng: &mut Xoshiro256PlusPlus, b: f64) -> f32 {
 pub struct Model {
     /// Parameter layout.
     pub(crate) layout: Layout,
-    /// All weights and biases, laid out by [`Model::layout`].
-    pub(crate) params: Vec<f32>,
+    /// All weights and biases, laid out by [`Model::layout`]; private, so
+    /// that every change goes through [`Model::params_mut`], which drops
+    /// `packed`.
+    params: Vec<f32>,
+    /// The batch-1 packed copies of some layers' weights, made on first
+    /// use (see `model/packed.rs`).
+    packed: packed::PackedLayers,
     /// Names of the input features, in input order.
     pub(crate) feature_names: Vec<String>,
     /// Names of the classes, in class-index order.
@@ -279,9 +286,13 @@ pub(crate) fn hidden_range(layout: &Layout, rows: usize, l: usize) -> std::ops::
 /// - `scores`: `rows x n_classes`, the logits `A W + b` of the last layer.
 /// - `dropout`: inverted dropout on the hidden activations (training only);
 ///   hidden layer `l` uses the stream `dropout.stream | l`.
+/// - `packed`: for one row without dropout, the packed weights of the
+///   layers that have them (batch-1 inference), else empty.
 ///
 /// The layer ops choose the kernels by shape ([`vnn_kernels::layer`]);
-/// ReLU keeps its fused ops ([`layer::dense_act_forward`]).
+/// ReLU keeps its fused ops ([`layer::dense_act_forward`]); a layer with
+/// packed weights takes [`layer::dense_act_forward_packed`] (the logits
+/// [`gemm::matvec_bias_packed`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_rows(
     layout: &Layout,
@@ -292,7 +303,9 @@ pub(crate) fn forward_rows(
     hidden: &mut [f32],
     scores: &mut [f32],
     dropout: Option<Dropout>,
+    packed: &[Option<Vec<f32>>],
 ) {
+    debug_assert!(packed.is_empty() || (rows == 1 && dropout.is_none()));
     let last = layout.layers.len() - 1;
     // Where A_{l-1} starts in `hidden`.
     let mut start = 0;
@@ -304,7 +317,14 @@ pub(crate) fn forward_rows(
         let split = if l == 0 { 0 } else { start + rows * n_in };
         let (done, rest) = hidden.split_at_mut(split);
         let input: &[f32] = if l == 0 { x } else { &done[start..] };
-        if l == last {
+        let packed = packed.get(l).and_then(Option::as_deref);
+        if let (Some(p), true) = (packed, l == last) {
+            // One row over packed weights, as below.
+            gemm::matvec_bias_packed(input, p, Some(b), n_in, n_out, scores);
+        } else if let Some(p) = packed {
+            let a = &mut rest[..n_out];
+            layer::dense_act_forward_packed(act, n_in, n_out, input, p, b, a);
+        } else if l == last {
             // scores = A W + b
             layer::dense_forward(shape, input, w, b, scores);
         } else {
@@ -391,7 +411,17 @@ impl Model {
     }
 
     /// Scratch space for [`Model::predict_one`] and [`Model::predict_proba_one`].
+    ///
+    /// It also readies the model for batch-1 inference: the first call on
+    /// a model (or after [`Model::params_mut`]) packs the weights of the
+    /// layers that [`vnn_kernels::gemm::matvec_packs`] chooses: those of
+    /// more than 12 outputs in column panels that the one-row product
+    /// reads in one linear stream, and those of at most 12 outputs (and at
+    /// least 16 inputs) transposed, for dot products.
+    /// The model keeps that copy (the memory of those layers' weights
+    /// again, 1.6 MB for 784-512-10) until its parameters can change.
     pub fn scratch(&self) -> Scratch {
+        self.packed.get(&self.layout, &self.params);
         Scratch {
             input: vec![0.0; self.n_features()],
             hidden: vec![0.0; hidden_width(&self.layout)],
@@ -432,13 +462,15 @@ impl Model {
             None => x,
         };
         let (layout, params, act) = (&self.layout, &self.params, self.activation);
-        forward_rows(layout, params, act, x, 1, hidden, scores, None);
+        let packed = self.packed.get(layout, params);
+        forward_rows(layout, params, act, x, 1, hidden, scores, None, packed);
         check_finite_output(scores, k, 0)?;
         Ok(scores)
     }
 
     /// The predicted class of one raw (unstandardized) input row. No
-    /// allocation; no packing GEMM.
+    /// allocation once [`Model::scratch`] has readied the model (else the
+    /// first call packs weights, as `scratch` does).
     ///
     /// # Errors
     /// If `x.len()` is not the model's feature count;
@@ -572,7 +604,7 @@ impl Model {
             None => x,
         };
         let (layout, params, act) = (&self.layout, &self.params, self.activation);
-        forward_rows(layout, params, act, x, rows, hidden, out, None);
+        forward_rows(layout, params, act, x, rows, hidden, out, None, &[]);
     }
 
     /// Predicted classes of `rows` raw input rows, in parallel; with many

@@ -143,7 +143,7 @@ fn batch_value(name: &str, elem_type: i32, width: Option<usize>) -> ValueInfoPro
 fn check(model: &Model) -> Result<()> {
     let d = model.n_features();
     let mut lengths = vec![
-        ("model parameters", model.layout.len, model.params.len()),
+        ("model parameters", model.layout.len, model.params().len()),
         ("feature names", d, model.feature_names.len()),
         ("class names", model.n_classes(), model.class_names.len()),
     ];
@@ -521,7 +521,7 @@ mod tests {
     #[test]
     fn a_model_whose_parts_disagree_is_refused() {
         let mut model = Model::new(&[2, 3], Init::He, 0).unwrap();
-        model.params.pop();
+        model.params_vec_mut().pop();
         let err = to_onnx_bytes(&model).unwrap_err().to_string();
         assert_eq!(err, "model parameters: expected 9 values, got 8");
         let mut model = Model::new(&[2, 3], Init::He, 0).unwrap();

@@ -29,6 +29,7 @@
 //! dropout, and the GEMM path otherwise).
 
 use crate::fused::{self, NARROW_MAX};
+use crate::gemm::check_len;
 use crate::{activation, gemm, reduce, Transpose};
 
 // A tuning detail, out of the public docs; the kernel tests and benches name it.
@@ -62,7 +63,9 @@ pub use crate::mask::Dropout;
 
 mod act;
 
-pub use act::{act_dense_backward, act_dense_backward_scratch, dense_act_forward};
+pub use act::{
+    act_dense_backward, act_dense_backward_scratch, dense_act_forward, dense_act_forward_packed,
+};
 
 // A tuning detail, out of the public docs; the kernel tests and benches name it.
 #[doc(hidden)]
@@ -96,14 +99,6 @@ pub fn dense_relu_forward_path(rows: usize, n_in: usize, dropout: bool) -> Forwa
     } else {
         ForwardPath::Gemm
     }
-}
-
-#[track_caller]
-fn check_len(op: &str, what: &str, got: usize, expected: usize) {
-    assert!(
-        got == expected,
-        "{op}: {what} has {got} elements, expected {expected}"
-    );
 }
 
 #[track_caller]

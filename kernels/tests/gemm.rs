@@ -19,8 +19,9 @@ use std::cell::Cell;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use vnn_kernels::gemm::{
-    gemm, gemm_packed, gemm_scalar, gemm_small, matvec_bias, matvec_bias_scalar, small_kernel,
-    use_small, SmallKernel, Transpose,
+    gemm, gemm_packed, gemm_scalar, gemm_small, matvec_bias, matvec_bias_packed,
+    matvec_bias_packed_scalar, matvec_bias_scalar, matvec_pack, matvec_packed_len, small_kernel,
+    use_small, SmallKernel, Transpose, MATVEC_PANEL,
 };
 
 // --- allocation counter: proves the small paths never touch the heap -------
@@ -376,7 +377,16 @@ fn small_paths_and_matvec_do_not_allocate() {
         let mut out = vec![0.0; n_out];
         let before = allocations();
         matvec_bias(&x, &w, &bias, n_in, n_out, &mut out);
-        assert_eq!(allocations(), before, "matvec {n_in}x{n_out} allocated");
+        let mut packed = vec![0.0; matvec_packed_len(n_in, n_out)];
+        let before_packed = allocations();
+        matvec_pack(&w, n_in, n_out, &mut packed);
+        matvec_bias_packed(&x, &packed, Some(&bias), n_in, n_out, &mut out);
+        assert_eq!(
+            allocations(),
+            before_packed,
+            "packed {n_in}x{n_out} allocated"
+        );
+        assert_eq!(allocations(), before + 1, "matvec {n_in}x{n_out} allocated");
     }
 }
 
@@ -443,14 +453,46 @@ fn gemm_small_rejects_wrong_lengths() {
 
 // --- matvec ---------------------------------------------------------------------
 
-/// `matvec_bias` against its twin; same tolerance argument as GEMM with
-/// `k = n_in` and the bias as the `beta * C` term.
+/// Sizes of the matvec tests, for `n_in` and `n_out`: 0, 1, lane - 1,
+/// lane, lane + 1 for 8 and 16 lanes, odd, the 64-output panel's edges and
+/// large.
+const MATVEC_SIZES: [usize; 12] = [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000];
+
+/// Checks `got` (inside its guards) against `expected` under the GEMM
+/// tolerance with `k = n_in` and the bias as the `beta * C` term.
+fn check_matvec(what: &str, x: &[f32], w: &[f32], bias: &[f32], buffer: &[f32], expected: &[f32]) {
+    let (n_in, n_out) = (x.len(), bias.len());
+    assert!(buffer[..GUARD]
+        .iter()
+        .chain(&buffer[GUARD + n_out..])
+        .all(|&v| v == GUARD_VALUE));
+    for j in 0..n_out {
+        let mag: f32 = (0..n_in)
+            .map(|i| (x[i] * w[i * n_out + j]).abs())
+            .sum::<f32>()
+            + bias[j].abs();
+        let tol = 2.0 * (n_in as f32 + 1.0) * f32::EPSILON * mag;
+        let (g, e) = (buffer[GUARD + j], expected[j]);
+        assert!(
+            (g - e).abs() <= tol,
+            "{what} {n_in}x{n_out} out[{j}] = {g}, expected {e} (tolerance {tol})"
+        );
+    }
+}
+
+/// An output buffer of `n` NaNs between guards.
+fn guarded_out(n: usize) -> Vec<f32> {
+    let mut buffer = vec![GUARD_VALUE; n + 2 * GUARD];
+    buffer[GUARD..GUARD + n].fill(f32::NAN);
+    buffer
+}
+
+/// `matvec_bias` against its twin.
 #[test]
 fn matvec_matches_scalar() {
-    let sizes = [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000];
     let mut seed = 9000;
-    for n_in in sizes {
-        for n_out in sizes {
+    for n_in in MATVEC_SIZES {
+        for n_out in MATVEC_SIZES {
             seed += 1;
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             let x = random_vec(&mut rng, n_in);
@@ -458,34 +500,83 @@ fn matvec_matches_scalar() {
             let bias = random_vec(&mut rng, n_out);
             let mut expected = vec![f32::NAN; n_out];
             matvec_bias_scalar(&x, &w, &bias, n_in, n_out, &mut expected);
-            let mut buffer = vec![GUARD_VALUE; n_out + 2 * GUARD];
-            buffer[GUARD..GUARD + n_out].fill(f32::NAN);
-            matvec_bias(
-                &x,
-                &w,
-                &bias,
-                n_in,
-                n_out,
-                &mut buffer[GUARD..GUARD + n_out],
-            );
-            assert!(buffer[..GUARD]
-                .iter()
-                .chain(&buffer[GUARD + n_out..])
-                .all(|&v| v == GUARD_VALUE));
-            for j in 0..n_out {
-                let mag: f32 = (0..n_in)
-                    .map(|i| (x[i] * w[i * n_out + j]).abs())
-                    .sum::<f32>()
-                    + bias[j].abs();
-                let tol = 2.0 * (n_in as f32 + 1.0) * f32::EPSILON * mag;
-                let (g, e) = (buffer[GUARD + j], expected[j]);
-                assert!(
-                    (g - e).abs() <= tol,
-                    "matvec {n_in}x{n_out} out[{j}] = {g}, expected {e} (tolerance {tol})"
-                );
+            let mut buffer = guarded_out(n_out);
+            let out = &mut buffer[GUARD..GUARD + n_out];
+            matvec_bias(&x, &w, &bias, n_in, n_out, out);
+            check_matvec("matvec", &x, &w, &bias, &buffer, &expected);
+        }
+    }
+}
+
+/// `matvec_bias_packed` against `matvec_bias_scalar` on the unpacked
+/// matrix (same tolerance), against its own twin (the same bound), and
+/// bit for bit against `matvec_bias` where that streams the rows (more
+/// than 64 outputs, at least 64 inputs) in builds with FMA
+/// (its row-streaming path adds the rows in the same order with the same
+/// fused multiply-adds, in whole vectors: its last `n_out % 8` columns are
+/// scalar).
+#[test]
+fn matvec_packed_matches_scalar() {
+    let mut seed = 9500;
+    for n_in in MATVEC_SIZES {
+        for n_out in MATVEC_SIZES.into_iter().chain([130, 520]) {
+            seed += 1;
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let x = random_vec(&mut rng, n_in);
+            let w = random_vec(&mut rng, n_in * n_out);
+            let bias = random_vec(&mut rng, n_out);
+            let mut packed = vec![f32::NAN; matvec_packed_len(n_in, n_out)];
+            matvec_pack(&w, n_in, n_out, &mut packed);
+            let mut expected = vec![f32::NAN; n_out];
+            matvec_bias_scalar(&x, &w, &bias, n_in, n_out, &mut expected);
+            let mut buffer = guarded_out(n_out);
+            let out = &mut buffer[GUARD..GUARD + n_out];
+            matvec_bias_packed(&x, &packed, Some(&bias), n_in, n_out, out);
+            check_matvec("matvec packed", &x, &w, &bias, &buffer, &expected);
+            let mut twin = guarded_out(n_out);
+            let out = &mut twin[GUARD..GUARD + n_out];
+            matvec_bias_packed_scalar(&x, &packed, Some(&bias), n_in, n_out, out);
+            check_matvec("matvec packed twin", &x, &w, &bias, &twin, &expected);
+            let rows_path = n_out > MATVEC_PANEL && n_in >= MATVEC_PANEL;
+            if rows_path && cfg!(target_feature = "fma") {
+                matvec_bias(&x, &w, &bias, n_in, n_out, &mut expected);
+                let whole = n_out / 8 * 8;
+                let got = &buffer[GUARD..GUARD + whole];
+                assert_eq!(got, &expected[..whole], "{n_in}x{n_out}");
             }
         }
     }
+}
+
+/// Without a bias the packed product is `x * W` (the twin with a zero bias).
+#[test]
+fn matvec_packed_without_bias() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(9999);
+    let (n_in, n_out) = (65, 130);
+    let x = random_vec(&mut rng, n_in);
+    let w = random_vec(&mut rng, n_in * n_out);
+    let zero = vec![0.0; n_out];
+    let mut packed = vec![0.0; matvec_packed_len(n_in, n_out)];
+    matvec_pack(&w, n_in, n_out, &mut packed);
+    let mut expected = vec![f32::NAN; n_out];
+    matvec_bias_scalar(&x, &w, &zero, n_in, n_out, &mut expected);
+    let mut buffer = guarded_out(n_out);
+    matvec_bias_packed(
+        &x,
+        &packed,
+        None,
+        n_in,
+        n_out,
+        &mut buffer[GUARD..GUARD + n_out],
+    );
+    check_matvec("matvec packed, no bias", &x, &w, &zero, &buffer, &expected);
+}
+
+#[test]
+#[should_panic(expected = "matvec_bias_packed: the packed W has")]
+fn matvec_packed_rejects_an_unpacked_matrix() {
+    let mut out = [0.0; 3];
+    matvec_bias_packed(&[1.0, 2.0], &[0.0; 6], None, 2, 3, &mut out);
 }
 
 #[test]

@@ -24,12 +24,13 @@ pub(crate) fn names_problem(key: &str, names: &[String], expected: usize) -> Opt
 impl Model {
     /// A model of `layout` and `params` (of the layout's length) with the
     /// generic names, no standardizer and ReLU.
-    pub(super) fn with_layout(layout: Layout, params: Vec<f32>) -> Model {
+    pub(crate) fn with_layout(layout: Layout, params: Vec<f32>) -> Model {
         Model {
             feature_names: generic_feature_names(layout.n_in()),
             class_names: generic_class_names(layout.n_out()),
             layout,
             params,
+            packed: Default::default(),
             standardizer: None,
             activation: Activation::Relu,
         }
@@ -176,8 +177,36 @@ impl Model {
     }
 
     /// All weights and biases, to change in place (the length is fixed).
+    /// Drops the packed batch-1 copies of the weights (see
+    /// [`Model::scratch`]); the next batch-1 use packs them again.
     pub fn params_mut(&mut self) -> &mut [f32] {
+        self.packed = Default::default();
         &mut self.params
+    }
+
+    /// The layout with the parameters to change in place (as
+    /// [`Model::params_mut`]).
+    pub(crate) fn layout_and_params_mut(&mut self) -> (&Layout, &mut [f32]) {
+        self.packed = Default::default();
+        (&self.layout, &mut self.params)
+    }
+
+    /// The parameter buffer itself, for tests that break a model's parts.
+    #[cfg(test)]
+    pub(crate) fn params_vec_mut(&mut self) -> &mut Vec<f32> {
+        self.packed = Default::default();
+        &mut self.params
+    }
+
+    /// Replaces the parameters with `params` of the same length (as
+    /// [`Model::params_mut`]).
+    ///
+    /// # Panics
+    /// If the length differs.
+    pub(crate) fn set_params(&mut self, params: Vec<f32>) {
+        assert_eq!(params.len(), self.params.len(), "set_params: length");
+        self.packed = Default::default();
+        self.params = params;
     }
 
     /// Names of the input features, in input order.

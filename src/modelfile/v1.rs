@@ -49,14 +49,12 @@ pub(super) fn read_v1(file: &FileView) -> Result<Model> {
         Some(s) => Some(standardizer_of(file, &s, layout.n_in())?),
     };
     let params = read_params(file, &layout, &sizes)?;
-    Ok(Model {
-        layout,
-        params,
-        feature_names,
-        class_names,
-        standardizer,
-        activation,
-    })
+    let mut model = Model::with_layout(layout, params);
+    model.feature_names = feature_names;
+    model.class_names = class_names;
+    model.standardizer = standardizer;
+    model.activation = activation;
+    Ok(model)
 }
 
 /// The layout described by the `sizes` entry.

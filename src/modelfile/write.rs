@@ -40,9 +40,9 @@ pub(crate) fn encode(
         data: Vec::with_capacity(4 * layout.len),
     };
     for (i, slot) in layout.layers.iter().enumerate() {
-        let weight = &model.params[slot.weight_range()];
+        let weight = &model.params()[slot.weight_range()];
         tensors.push(weight_name(i), weight, &[slot.n_in, slot.n_out])?;
-        let bias = &model.params[slot.bias_range()];
+        let bias = &model.params()[slot.bias_range()];
         tensors.push(bias_name(i), bias, &[slot.n_out])?;
     }
     for &(tname, values) in extra_tensors {
@@ -63,13 +63,13 @@ fn check_model(model: &Model, extra: &BTreeMap<String, String>, name: &str) -> R
             format!("metadata key '{k}' is reserved for the model format"),
         ));
     }
-    if model.params.len() != layout.len {
+    if model.params().len() != layout.len {
         return Err(model_err(
             name,
             None,
             format!(
                 "the model has {} parameters but its layout needs {}",
-                model.params.len(),
+                model.params().len(),
                 layout.len
             ),
         ));

@@ -584,7 +584,7 @@ impl<'d> Session<'d, '_> {
         let mut model = self.trainer.into_model();
         let best = self.monitor.state.early.map(|w| (w.best_step, w.best()));
         if let (false, Some(params)) = (run.interrupted, self.monitor.best_params.take()) {
-            model.params = params;
+            model.set_params(params);
         }
         crate::modelfile::save_with(&model, &self.extra, &self.model_path)?;
         if let Some(e) = run.failure {

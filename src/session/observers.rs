@@ -106,9 +106,9 @@ impl Observer for TensorBoard {
         }
         let model = trainer.model();
         for (i, slot) in model.layout.layers.iter().enumerate() {
-            let weights = &model.params[slot.weight_range()];
+            let weights = &model.params()[slot.weight_range()];
             events.add_histogram(&format!("weights/layers.{i}"), step, weights)?;
-            let biases = &model.params[slot.bias_range()];
+            let biases = &model.params()[slot.bias_range()];
             events.add_histogram(&format!("biases/layers.{i}"), step, biases)?;
         }
         events.flush()

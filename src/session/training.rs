@@ -188,7 +188,7 @@ impl<'d> Session<'d, '_> {
             let watched = point.val_loss.unwrap_or(point.train_loss);
             stop = self
                 .monitor
-                .evaluate(stats.step, watched, &self.trainer.model().params);
+                .evaluate(stats.step, watched, self.trainer.model().params());
         }
         for o in &mut self.observers {
             o.on_step(stats, total)?;

@@ -493,8 +493,8 @@ impl<'d> Trainer<'d> {
         self.step += 1;
         let (lr, reg) = (self.lr, self.config.reg);
         let grad = self.workspace.gradient();
-        let w = &mut self.model.params;
-        for slot in &self.model.layout.layers {
+        let (layout, w) = self.model.layout_and_params_mut();
+        for slot in &layout.layers {
             for (range, reg) in [(slot.weight_range(), reg), (slot.bias_range(), 0.0)] {
                 let (wr, gr) = (&mut w[range.clone()], &grad[range.clone()]);
                 let opt = self.config.optimizer;
@@ -516,8 +516,8 @@ impl<'d> Trainer<'d> {
         let (step, seed) = (self.step, self.config.seed);
         let layout = &self.model.layout;
         let params = match &mut self.dropconnect {
-            Some(dc) => dc.draw(&self.model.params, layout, seed, step),
-            None => &self.model.params,
+            Some(dc) => dc.draw(self.model.params(), layout, seed, step),
+            None => self.model.params(),
         };
         let (x, y) = match &mut self.sampler {
             Some(s) => s.gather(self.data, seed, step, self.steps_per_epoch),
@@ -543,7 +543,7 @@ impl<'d> Trainer<'d> {
             let sq: f64 = layout
                 .layers
                 .iter()
-                .map(|s| reduce::sum_squares(&self.model.params[s.weight_range()]) as f64)
+                .map(|s| reduce::sum_squares(&self.model.params()[s.weight_range()]) as f64)
                 .sum();
             loss += 0.5 * reg as f64 * sq;
         }

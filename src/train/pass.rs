@@ -210,7 +210,7 @@ fn block_pass(
     } = block;
     let scores = &mut scores[..rows * k];
     // ---- forward: hidden_l = act(hidden_{l-1} W_l + b_l), scores = hidden W + b ----
-    model::forward_rows(layout, params, act, x, rows, hidden, scores, dropout);
+    model::forward_rows(layout, params, act, x, rows, hidden, scores, dropout, &[]);
     // ---- loss; dscores = (softmax(scores) - onehot(y)) / n in place ----
     let ce = match input.class_weight {
         Some(w) => softmax::softmax_cross_entropy_weighted(scores, y, w, rows, k, inv_n),

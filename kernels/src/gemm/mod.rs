@@ -15,15 +15,22 @@
 //! The module is split by concern: this file holds the dispatch, the one
 //! shape check and the twin; `packed.rs` wraps `matrixmultiply`,
 //! `small.rs` holds the small-shape engine (one body over
-//! the crate's private lane type, instantiated per ISA) and `matvec.rs` the batch-1
-//! product.
+//! the crate's private lane type, instantiated per ISA), `matvec.rs` the batch-1
+//! product and `matvec_panels.rs` the batch-1 product over weights packed
+//! once in column panels.
 
 mod matvec;
+mod matvec_panels;
 mod packed;
 mod small;
 mod tiles;
 
 pub use matvec::{matvec_bias, matvec_bias_scalar};
+pub(crate) use matvec_panels::check_len;
+pub use matvec_panels::{
+    matvec_bias_packed, matvec_bias_packed_scalar, matvec_pack, matvec_packed_len, matvec_packs,
+    MATVEC_PANEL,
+};
 // Tuning internals, hidden from the docs: public only so that
 // `kernels/tests/gemm.rs` and the `gemm` fuzz target can run every small
 // kernel on the same shapes.

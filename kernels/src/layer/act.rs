@@ -62,6 +62,54 @@ pub fn dense_act_forward(
     activation::bias_act_forward(act, a, b, rows, n_out, dropout);
 }
 
+/// `a = act(x W + b)` for one row over `W` packed by [`gemm::matvec_pack`]
+/// (the batch-1 forward of wide layers): [`gemm::matvec_bias_packed`],
+/// then the activation, in the order [`dense_act_forward`] takes for one
+/// row: with ReLU the bias first, then the rows (bit for bit the unpacked
+/// product over column panels), otherwise the bias added last, as the
+/// one-row GEMM path does; within rounding of [`dense_act_forward`].
+///
+/// - `x`: `n_in`; `packed`: [`gemm::matvec_packed_len`]`(n_in, n_out)`;
+///   `b`: `n_out`.
+/// - `a`: `n_out`, overwritten (not read).
+///
+/// # Panics
+/// If a slice length does not match the shapes.
+///
+/// # Example
+/// ```
+/// use vnn_kernels::activation::Activation;
+/// use vnn_kernels::gemm::{matvec_pack, matvec_packed_len};
+/// use vnn_kernels::layer::dense_act_forward_packed;
+/// let w = [1.0, -1.0, 2.0, 1.0]; // 2 x 2
+/// let mut packed = vec![0.0; matvec_packed_len(2, 2)];
+/// matvec_pack(&w, 2, 2, &mut packed);
+/// let mut a = [f32::NAN; 2];
+/// dense_act_forward_packed(Activation::Relu, 2, 2, &[1.0, 1.0], &packed, &[0.5, -1.0], &mut a);
+/// assert_eq!(a, [3.5, 0.0]);
+/// ```
+#[track_caller]
+pub fn dense_act_forward_packed(
+    act: Activation,
+    n_in: usize,
+    n_out: usize,
+    x: &[f32],
+    packed: &[f32],
+    b: &[f32],
+    a: &mut [f32],
+) {
+    if act == Activation::Relu {
+        gemm::matvec_bias_packed(x, packed, Some(b), n_in, n_out, a);
+        for v in a.iter_mut() {
+            *v = activation::relu_scalar_value(*v);
+        }
+        return;
+    }
+    check_len("dense_act_forward_packed", "bias", b.len(), n_out);
+    gemm::matvec_bias_packed(x, packed, None, n_in, n_out, a);
+    activation::bias_act_forward(act, a, b, 1, n_out, None);
+}
+
 /// Scratch elements [`act_dense_backward`] needs for these shapes: those of
 /// [`relu_dense_backward_scratch`] for ReLU, else `dA` for the whole block
 /// (`rows x n_in`: the regenerated dropout mask runs over the block in one
