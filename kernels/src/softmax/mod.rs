@@ -22,8 +22,8 @@
 //! builds with AVX-512 and 8 lanes otherwise.
 
 // The grouped rows are reached only by the run-time AVX2 path in builds
-// without FMA, and by the tests; the group of columns also by the fused
-// network step (`crate::fused::narrow_mlp_forward_backward`).
+// without FMA, and by the tests; the group of columns also by the network
+// step of the narrow fused kernels.
 #[cfg_attr(target_feature = "fma", allow(dead_code))]
 mod groups;
 pub(crate) use groups::group_in_columns;
