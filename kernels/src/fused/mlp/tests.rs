@@ -158,5 +158,5 @@ fn refuses_a_label_out_of_range() {
         dw2: &mut dw2,
         db2: &mut db2,
     };
-    narrow_mlp_forward_backward(&net, 1.0, grads, &mut [0.0; 64]);
+    narrow_mlp_forward_backward(&net, 1.0, grads, &mut [0.0; 128]);
 }
