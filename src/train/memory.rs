@@ -11,7 +11,9 @@ use crate::model::{Activation, Layout};
 /// arithmetic (`None`: past `u64`): the parameters, the gradient buffers,
 /// the optimizer state, the dropconnect masks, the backward scratch (at
 /// most one parameter-sized buffer; for an activation other than ReLU,
-/// `dA` of the widest hidden layer per row), the sampler, the activations
+/// `dA` of the widest hidden layer per row; for the fused step of a narrow
+/// network with one hidden layer, twice its widths and features per row,
+/// room for the padding), the sampler, the activations
 /// and logits of a batch, and one copy of the model and its state for
 /// saving.
 pub(super) fn training_bytes(
@@ -38,6 +40,15 @@ pub(super) fn training_bytes(
         Activation::Relu => 0,
         _ => layout.hidden().iter().max().map_or(0, |&w| w as u64),
     };
+    // The fused step of a narrow one-hidden-layer network packs the inputs,
+    // logits and hidden activations of its block (rows padded to 16).
+    let fused = match layout.layers[..] {
+        [first, last] if vnn_kernels::fused::narrow_mlp_fits(first.n_in, last.n_out) => {
+            (n_features as u64 + widths) * 2
+        }
+        _ => 0,
+    };
+    let da = da.max(fused);
     let per_row = widths.checked_add(n_features as u64 + 1 + da)?;
     let sampler = budget::bytes(&[rows as u64, 4]);
     budget::sum(&[

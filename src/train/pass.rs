@@ -4,8 +4,10 @@
 use super::{block_rows, dropout_stream, MAX_GRAD_BUFFERS};
 use crate::model::{self, Activation, Layout};
 use rayon::prelude::*;
+use vnn_kernels::fused::{self, MlpGrads, NarrowMlp};
 use vnn_kernels::layer::{self, Dropout};
-use vnn_kernels::{reduce, softmax};
+use vnn_kernels::reduce;
+use vnn_kernels::softmax::{self, CrossEntropy};
 
 /// Buffers owned by one row block.
 pub(super) struct Block {
@@ -32,7 +34,13 @@ impl Block {
             .iter()
             .map(|s| layer::act_dense_backward_scratch(act, s.shape(rows)))
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(match layout.layers[..] {
+                [first, last] => {
+                    fused::narrow_mlp_scratch(rows, first.n_in, first.n_out, last.n_out)
+                }
+                _ => 0,
+            });
         Block {
             hidden: vec![0.0; rows * layout.hidden().iter().sum::<usize>()],
             scores: vec![0.0; rows * layout.n_out()],
@@ -208,6 +216,10 @@ fn block_pass(
         loss,
         correct,
     } = block;
+    if let Some(ce) = fused_pass(layout, input, scratch, grad, x, y, inv_n) {
+        (*loss, *correct) = (ce.loss, ce.correct);
+        return;
+    }
     let scores = &mut scores[..rows * k];
     // ---- forward: hidden_l = act(hidden_{l-1} W_l + b_l), scores = hidden W + b ----
     model::forward_rows(layout, params, act, x, rows, hidden, scores, dropout, &[]);
@@ -257,4 +269,53 @@ fn block_pass(
     };
     let dw0 = &mut grad[first.weight_range()];
     layer::weight_backward(first.shape(rows), x, dz0, dw0);
+}
+
+/// The whole pass of block `x`, `y` in one kernel
+/// ([`fused::narrow_mlp_forward_backward`]) for a network with one hidden
+/// layer, few inputs and few classes, without dropout and class weights;
+/// `None` (nothing done) for any other network or step.
+#[allow(clippy::too_many_arguments)]
+fn fused_pass(
+    layout: &Layout,
+    input: &StepInput,
+    scratch: &mut [f32],
+    grad: &mut [f32],
+    x: &[f32],
+    y: &[u32],
+    inv_n: f32,
+) -> Option<CrossEntropy> {
+    let [first, last] = layout.layers[..] else {
+        return None;
+    };
+    let plain = input.dropout == 0.0 && input.class_weight.is_none();
+    if !plain || !fused::narrow_mlp_fits(first.n_in, last.n_out) {
+        return None;
+    }
+    let p = input.params;
+    let net = NarrowMlp {
+        act: input.activation,
+        x,
+        labels: y,
+        w1: &p[first.weight_range()],
+        b1: &p[first.bias_range()],
+        w2: &p[last.weight_range()],
+        b2: &p[last.bias_range()],
+        n_in: first.n_in,
+        hidden: first.n_out,
+        classes: last.n_out,
+    };
+    // The layout: W1, b1, W2, b2, one after another.
+    let (lower, upper) = grad.split_at_mut(last.weight);
+    let (w1_part, b1_part) = lower.split_at_mut(first.bias);
+    let (w2_part, b2_part) = upper.split_at_mut(last.bias - last.weight);
+    let grads = MlpGrads {
+        dw1: &mut w1_part[first.weight_range()],
+        db1: &mut b1_part[..first.n_out],
+        dw2: &mut w2_part[..last.n_in * last.n_out],
+        db2: &mut b2_part[..last.n_out],
+    };
+    Some(fused::narrow_mlp_forward_backward(
+        &net, inv_n, grads, scratch,
+    ))
 }

@@ -23,12 +23,18 @@
 
 mod act;
 mod epilogue;
+mod mlp;
 mod strips;
 
 use crate::activation::{act_scalar_value, derivative_scalar, Activation};
 use crate::simd::{self, Lane, Wide};
 use epilogue::{with_epilogue, Epilogue};
 use strips::{BackwardStrips, ForwardStrips};
+
+pub use mlp::{
+    narrow_mlp_fits, narrow_mlp_forward_backward, narrow_mlp_forward_backward_scalar,
+    narrow_mlp_scratch, MlpGrads, NarrowMlp, MLP_MAX_CLASSES, MLP_MAX_IN,
+};
 
 pub use act::{
     narrow_act_backward, narrow_act_backward_dw, narrow_act_backward_dw_scalar,

@@ -73,7 +73,8 @@ fn cross_entropy_groups<S: Lane>(
                 t[c][r] = v;
             }
         }
-        correct += group_in_columns::<S>(&mut t[..cols], S::load(&y_lanes), inv_n, &mut loss);
+        let y = S::load(&y_lanes);
+        correct += group_in_columns::<S>(&mut t[..cols], y, group, inv_n, &mut loss);
         for (r, row) in block.chunks_exact_mut(cols).enumerate() {
             for (c, v) in row.iter_mut().enumerate() {
                 *v = t[c][r];
@@ -85,12 +86,14 @@ fn cross_entropy_groups<S: Lane>(
 
 /// One transposed group: `t[c]` holds column `c` of the rows (lane `r` =
 /// row `r`), `y` the labels as `f32` lanes. Overwrites `t` with the
-/// gradients, adds the rows' losses to `loss` in row order, and returns the
-/// group's correct rows.
+/// gradients, adds the losses of the first `valid` rows to `loss` in row
+/// order, and returns how many of those rows are correct (the lanes from
+/// `valid` on are padding: their gradients are computed but mean nothing).
 #[inline(always)]
-fn group_in_columns<S: Lane>(
+pub(crate) fn group_in_columns<S: Lane>(
     t: &mut [[f32; MAX_LANES]],
     y: S,
+    valid: usize,
     inv_n: f32,
     loss: &mut f64,
 ) -> usize {
@@ -108,7 +111,12 @@ fn group_in_columns<S: Lane>(
         max = max.max_nan(v);
         x_y = c_v.eq(y).select(v, x_y);
     }
-    let correct = best_idx.eq(y).bitmask().count_ones() as usize;
+    let valid_bits = if valid >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << valid) - 1
+    };
+    let correct = (best_idx.eq(y).bitmask() & valid_bits).count_ones() as usize;
     // Column pass 2: exp(x - max) and the row sums, in column order.
     let mut sum = S::zero();
     for col in t.iter_mut() {
@@ -118,7 +126,7 @@ fn group_in_columns<S: Lane>(
     }
     // loss_r = ln(sum) - (x_y - max), added in row order in f64.
     let row_loss = ln_at_least_one(sum).sub(x_y.sub(max)).to_array();
-    for &l in &row_loss[..S::LANES] {
+    for &l in &row_loss[..valid.min(S::LANES)] {
         *loss += l as f64;
     }
     // dlogits = (softmax - onehot(y)) * inv_n, as (e * (1/sum * inv_n)) - inv_n.

@@ -21,10 +21,12 @@
 //! last pass sums and scales each row. The vectors are 16 lanes wide in
 //! builds with AVX-512 and 8 lanes otherwise.
 
-// Reached only by the run-time AVX2 path in builds without FMA, and by the
-// tests.
+// The grouped rows are reached only by the run-time AVX2 path in builds
+// without FMA, and by the tests; the group of columns also by the network
+// step of the narrow fused kernels.
 #[cfg_attr(target_feature = "fma", allow(dead_code))]
 mod groups;
+pub(crate) use groups::group_in_columns;
 mod weighted;
 
 pub use weighted::{softmax_cross_entropy_weighted, softmax_cross_entropy_weighted_scalar};
