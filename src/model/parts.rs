@@ -192,7 +192,7 @@ impl Model {
     }
 
     /// The parameter buffer itself, for tests that break a model's parts.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "onnx"))]
     pub(crate) fn params_vec_mut(&mut self) -> &mut Vec<f32> {
         self.packed = Default::default();
         &mut self.params
