@@ -83,7 +83,9 @@ fuzz_target!(|data: &[u8]| {
         let m_mag = step.beta1 as f64 * aux[i].abs() as f64 + (1.0 - step.beta1) as f64 * gr;
         check(ma[i], mb[i], m_mag, "adam m");
         let v_mag = step.beta2 as f64 * v0[i] as f64 + (1.0 - step.beta2) as f64 * gr * gr;
-        check(va[i], vb[i], v_mag, "adam v");
+        // g' itself may differ by the rounding the fused `g + reg * w`
+        // skips, which the square doubles: twice the bound of one term.
+        check(va[i], vb[i], 2.0 * v_mag, "adam v");
     }
     let want: Vec<f32> = (0..n)
         .map(|i| w[i] - step.lr * (ma[i] * inv_bc1) / ((va[i] * inv_bc2).sqrt() + step.eps))
