@@ -36,7 +36,8 @@ impl Block {
             .max()
             .unwrap_or(0)
             .max(match layout.layers[..] {
-                [first, last] => {
+                // Only a network the fused step takes (`fused_pass`).
+                [first, last] if fused::narrow_mlp_fits(first.n_in, last.n_out) => {
                     fused::narrow_mlp_scratch(rows, first.n_in, first.n_out, last.n_out)
                 }
                 _ => 0,
