@@ -7,7 +7,8 @@
 //!   `random::<f32>() < keep` mask from `Xoshiro256PlusPlus`, indexed loops).
 //!
 //! GEMM variants are `simd` (the `gemm` dispatch), `packed`
-//! (`matrixmultiply`) and `naive` (the triple loop); throughput counts
+//! (`matrixmultiply`), `blocked` (the crate's own packed GEMM with a
+//! workspace allocated once) and `naive` (the triple loop); throughput counts
 //! `2 m n k` floating-point operations as elements.
 //!
 //! `wide` picks its instructions at compile time: the project builds with
@@ -160,6 +161,14 @@ fn bench_gemm(c: &mut Criterion) {
         g.bench_function(format!("simd/{id}"), |bench| {
             bench.iter(|| {
                 gemm::gemm(ta, tb, m, n, k, 1.0, black_box(&a), &b, beta, &mut out);
+                black_box(&out);
+            })
+        });
+        let mut ws = vec![0.0f32; gemm::GEMM_WORKSPACE];
+        g.bench_function(format!("blocked/{id}"), |bench| {
+            bench.iter(|| {
+                let (a, c) = (black_box(&a), &mut out);
+                gemm::gemm_blocked(ta, tb, m, n, k, 1.0, a, &b, beta, c, &mut ws);
                 black_box(&out);
             })
         });

@@ -304,6 +304,7 @@ pub(crate) fn forward_rows(
     scores: &mut [f32],
     dropout: Option<Dropout>,
     packed: &[Option<Vec<f32>>],
+    ws: &mut [f32],
 ) {
     debug_assert!(packed.is_empty() || (rows == 1 && dropout.is_none()));
     let last = layout.layers.len() - 1;
@@ -334,7 +335,7 @@ pub(crate) fn forward_rows(
                 stream: d.stream | l as u64,
                 ..d
             });
-            layer::dense_act_forward(act, shape, input, w, b, d, a);
+            layer::dense_act_forward_with(ws, act, shape, input, w, b, d, a);
         }
         if l > 0 {
             start += rows * n_in;
@@ -463,7 +464,18 @@ impl Model {
         };
         let (layout, params, act) = (&self.layout, &self.params, self.activation);
         let packed = self.packed.get(layout, params);
-        forward_rows(layout, params, act, x, 1, hidden, scores, None, packed);
+        forward_rows(
+            layout,
+            params,
+            act,
+            x,
+            1,
+            hidden,
+            scores,
+            None,
+            packed,
+            &mut [],
+        );
         check_finite_output(scores, k, 0)?;
         Ok(scores)
     }
@@ -604,7 +616,18 @@ impl Model {
             None => x,
         };
         let (layout, params, act) = (&self.layout, &self.params, self.activation);
-        forward_rows(layout, params, act, x, rows, hidden, out, None, &[]);
+        forward_rows(
+            layout,
+            params,
+            act,
+            x,
+            rows,
+            hidden,
+            out,
+            None,
+            &[],
+            &mut [],
+        );
     }
 
     /// Predicted classes of `rows` raw input rows, in parallel; with many

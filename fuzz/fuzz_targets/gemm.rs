@@ -1,4 +1,5 @@
-//! Every GEMM path (dispatch, packed, each small kernel) against the scalar
+//! Every GEMM path (dispatch, packed, the crate's own blocked GEMM, each
+//! small kernel) against the scalar
 //! twin on arbitrary transposes, shapes up to 40, scalars and values.
 //!
 //! Input layout: 6 header bytes (transposes and kernel order, m, n, k,
@@ -9,9 +10,18 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vnn_kernels::gemm::{gemm, gemm_packed, gemm_scalar, gemm_small, SmallKernel, Transpose};
+use std::cell::RefCell;
+use vnn_kernels::gemm::{
+    gemm, gemm_blocked, gemm_packed, gemm_scalar, gemm_small, SmallKernel, Transpose,
+    GEMM_WORKSPACE,
+};
 
 const MAX_DIM: usize = 40;
+
+thread_local! {
+    /// The blocked GEMM's packing workspace, allocated once per thread.
+    static WORKSPACE: RefCell<Vec<f32>> = RefCell::new(vec![0.0; GEMM_WORKSPACE]);
+}
 
 fn transpose(bit: u8) -> Transpose {
     if bit & 1 == 0 {
@@ -72,9 +82,10 @@ fuzz_target!(|data: &[u8]| {
     let mut mag = vec![0.0; m * n];
     gemm_scalar(ta, tb, m, n, k, 1.0, &abs_a, &abs_b, 0.0, &mut mag);
 
-    let paths: [(&str, Option<SmallKernel>); 5] = [
+    let paths: [(&str, Option<SmallKernel>); 6] = [
         ("gemm", None),
         ("gemm_packed", None),
+        ("gemm_blocked", None),
         ("axpy", Some(SmallKernel::Axpy)),
         ("axpy_transposed", Some(SmallKernel::AxpyTransposed)),
         ("dot", Some(SmallKernel::Dot)),
@@ -89,6 +100,10 @@ fuzz_target!(|data: &[u8]| {
         match (name, kernel) {
             (_, Some(kernel)) => gemm_small(kernel, ta, tb, m, n, k, alpha, &a, &b, beta, &mut c),
             ("gemm", None) => gemm(ta, tb, m, n, k, alpha, &a, &b, beta, &mut c),
+            ("gemm_blocked", None) => WORKSPACE.with(|ws| {
+                let ws = &mut ws.borrow_mut();
+                gemm_blocked(ta, tb, m, n, k, alpha, &a, &b, beta, &mut c, ws)
+            }),
             _ => gemm_packed(ta, tb, m, n, k, alpha, &a, &b, beta, &mut c),
         }
         for i in 0..m * n {

@@ -65,6 +65,7 @@ mod act;
 
 pub use act::{
     act_dense_backward, act_dense_backward_scratch, dense_act_forward, dense_act_forward_packed,
+    dense_act_forward_with,
 };
 
 // A tuning detail, out of the public docs; the kernel tests and benches name it.
@@ -146,6 +147,28 @@ pub fn dense_relu_forward(
     dropout: Option<Dropout>,
     a: &mut [f32],
 ) {
+    dense_relu_forward_with(&mut [], shape, x, w, b, dropout, a);
+}
+
+/// [`dense_relu_forward`] with a packing workspace for its product
+/// ([`gemm::gemm_with`]: the crate's blocked GEMM when `ws` holds at least
+/// [`gemm::GEMM_WORKSPACE`] elements and the product is large; an empty
+/// `ws` is [`dense_relu_forward`]).
+///
+/// # Panics
+/// As [`dense_relu_forward`].
+#[inline]
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn dense_relu_forward_with(
+    ws: &mut [f32],
+    shape: DenseShape,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    dropout: Option<Dropout>,
+    a: &mut [f32],
+) {
     let DenseShape { rows, n_in, n_out } = shape;
     match dense_relu_forward_path(rows, n_in, dropout.is_some()) {
         ForwardPath::Matvec => {
@@ -160,7 +183,8 @@ pub fn dense_relu_forward(
             check_dense("dense_relu_forward", x, w, b, a, [rows, n_in, n_out]);
             // Z = X W, then A = relu(Z + b) (* M) in place.
             let (m, n, k) = (rows, n_out, n_in);
-            gemm::gemm(Transpose::No, Transpose::No, m, n, k, 1.0, x, w, 0.0, a);
+            let no = Transpose::No;
+            gemm::gemm_with(ws, no, no, m, n, k, 1.0, x, w, 0.0, a);
             match dropout {
                 Some(d) => activation::bias_relu_dropout_forward(
                     a, b, rows, n_out, d.p_drop, d.seed, d.stream,
@@ -280,12 +304,30 @@ pub fn bias_backward(ds: &[f32], rows: usize, n_out: usize, ones: &[f32], db: &m
 #[inline]
 #[track_caller]
 pub fn weight_backward(shape: DenseShape, x: &[f32], dz: &[f32], dw: &mut [f32]) {
+    weight_backward_with(&mut [], shape, x, dz, dw);
+}
+
+/// [`weight_backward`] with a packing workspace for its product
+/// ([`gemm::gemm_with`]; an empty `ws` is [`weight_backward`]).
+///
+/// # Panics
+/// As [`weight_backward`].
+#[inline]
+#[track_caller]
+pub fn weight_backward_with(
+    ws: &mut [f32],
+    shape: DenseShape,
+    x: &[f32],
+    dz: &[f32],
+    dw: &mut [f32],
+) {
     let DenseShape { rows, n_in, n_out } = shape;
     check_len("weight_backward", "X", x.len(), rows * n_in);
     check_len("weight_backward", "dZ", dz.len(), rows * n_out);
     check_len("weight_backward", "dW", dw.len(), n_in * n_out);
     let (m, n, k) = (n_in, n_out, rows);
-    gemm::gemm(Transpose::Yes, Transpose::No, m, n, k, 1.0, x, dz, 1.0, dw);
+    let (yes, no) = (Transpose::Yes, Transpose::No);
+    gemm::gemm_with(ws, yes, no, m, n, k, 1.0, x, dz, 1.0, dw);
 }
 
 // A tuning detail, out of the public docs; the kernel tests and benches name it.

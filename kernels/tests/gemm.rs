@@ -19,9 +19,9 @@ use std::cell::Cell;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use vnn_kernels::gemm::{
-    gemm, gemm_packed, gemm_scalar, gemm_small, matvec_bias, matvec_bias_packed,
+    gemm, gemm_blocked, gemm_packed, gemm_scalar, gemm_small, matvec_bias, matvec_bias_packed,
     matvec_bias_packed_scalar, matvec_bias_scalar, matvec_pack, matvec_packed_len, small_kernel,
-    use_small, SmallKernel, Transpose, MATVEC_PANEL,
+    use_small, SmallKernel, Transpose, GEMM_WORKSPACE, MATVEC_PANEL,
 };
 
 // --- allocation counter: proves the small paths never touch the heap -------
@@ -73,12 +73,14 @@ const KERNELS: [SmallKernel; 3] = [
 enum Path {
     Dispatch,
     Packed,
+    Blocked,
     Small(SmallKernel),
 }
 
-const PATHS: [Path; 5] = [
+const PATHS: [Path; 6] = [
     Path::Dispatch,
     Path::Packed,
+    Path::Blocked,
     Path::Small(SmallKernel::Axpy),
     Path::Small(SmallKernel::AxpyTransposed),
     Path::Small(SmallKernel::Dot),
@@ -101,8 +103,17 @@ fn run(
     match path {
         Path::Dispatch => gemm(ta, tb, m, n, k, alpha, a, b, beta, c),
         Path::Packed => gemm_packed(ta, tb, m, n, k, alpha, a, b, beta, c),
+        Path::Blocked => WORKSPACE.with_borrow_mut(|ws| {
+            gemm_blocked(ta, tb, m, n, k, alpha, a, b, beta, c, ws);
+        }),
         Path::Small(kernel) => gemm_small(kernel, ta, tb, m, n, k, alpha, a, b, beta, c),
     }
+}
+
+thread_local! {
+    /// The packing workspace of [`Path::Blocked`], one per test thread.
+    static WORKSPACE: std::cell::RefCell<Vec<f32>> =
+        std::cell::RefCell::new(vec![0.0; GEMM_WORKSPACE]);
 }
 
 fn random_vec(rng: &mut Xoshiro256PlusPlus, len: usize) -> Vec<f32> {

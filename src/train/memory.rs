@@ -13,7 +13,8 @@ use crate::model::{Activation, Layout};
 /// most one parameter-sized buffer; for an activation other than ReLU,
 /// `dA` of the widest hidden layer per row; for the fused step of a narrow
 /// network with one hidden layer, twice its widths and features per row,
-/// room for the padding), the sampler, the activations
+/// room for the padding), the packing workspace of each row block
+/// (`pass::pack_len`), the sampler, the activations
 /// and logits of a batch, and one copy of the model and its state for
 /// saving.
 pub(super) fn training_bytes(
@@ -51,7 +52,9 @@ pub(super) fn training_bytes(
     let da = da.max(fused);
     let per_row = widths.checked_add(n_features as u64 + 1 + da)?;
     let sampler = budget::bytes(&[rows as u64, 4]);
+    let pack = super::pass::pack_len(layout, block_rows as usize) as u64;
     budget::sum(&[
+        budget::bytes(&[batch.div_ceil(block_rows), pack, 4]),
         budget::bytes(&[layout.len as u64, per_param, 4]),
         budget::bytes(&[batch, per_row, 4]),
         sampler,

@@ -5,6 +5,7 @@ use super::{block_rows, dropout_stream, MAX_GRAD_BUFFERS};
 use crate::model::{self, Activation, Layout};
 use rayon::prelude::*;
 use vnn_kernels::fused::{self, MlpGrads, NarrowMlp};
+use vnn_kernels::gemm;
 use vnn_kernels::layer::{self, Dropout};
 use vnn_kernels::reduce;
 use vnn_kernels::softmax::{self, CrossEntropy};
@@ -19,6 +20,8 @@ pub(super) struct Block {
     scores: Vec<f32>,
     /// Scratch of the backward ops ([`layer::act_dense_backward_scratch`]).
     scratch: Vec<f32>,
+    /// The packing workspace of the first layer's products ([`pack_len`]).
+    pack: Vec<f32>,
     /// Summed cross-entropy of the last pass (already divided by the batch
     /// size).
     loss: f64,
@@ -46,9 +49,25 @@ impl Block {
             hidden: vec![0.0; rows * layout.hidden().iter().sum::<usize>()],
             scores: vec![0.0; rows * layout.n_out()],
             scratch: vec![0.0; scratch],
+            pack: vec![0.0; pack_len(layout, rows)],
             loss: 0.0,
             correct: 0,
         }
+    }
+}
+
+/// The packing workspace a block of `rows` rows needs: one of
+/// [`gemm::GEMM_WORKSPACE`] elements when the first layer's forward
+/// product (`X W1`) or weight gradient (`Xᵀ·dZ1`) takes the packed GEMM,
+/// none otherwise.
+pub(super) fn pack_len(layout: &Layout, rows: usize) -> usize {
+    let first = layout.layers[0];
+    let (n_in, n_out) = (first.n_in, first.n_out);
+    let packs = !gemm::use_small(rows, n_out, n_in) || !gemm::use_small(n_in, n_out, rows);
+    if packs {
+        gemm::GEMM_WORKSPACE
+    } else {
+        0
     }
 }
 
@@ -214,6 +233,7 @@ fn block_pass(
         hidden,
         scores,
         scratch,
+        pack,
         loss,
         correct,
     } = block;
@@ -223,7 +243,18 @@ fn block_pass(
     }
     let scores = &mut scores[..rows * k];
     // ---- forward: hidden_l = act(hidden_{l-1} W_l + b_l), scores = hidden W + b ----
-    model::forward_rows(layout, params, act, x, rows, hidden, scores, dropout, &[]);
+    model::forward_rows(
+        layout,
+        params,
+        act,
+        x,
+        rows,
+        hidden,
+        scores,
+        dropout,
+        &[],
+        pack,
+    );
     // ---- loss; dscores = (softmax(scores) - onehot(y)) / n in place ----
     let ce = match input.class_weight {
         Some(w) => softmax::softmax_cross_entropy_weighted(scores, y, w, rows, k, inv_n),
@@ -269,7 +300,7 @@ fn block_pass(
         scores
     };
     let dw0 = &mut grad[first.weight_range()];
-    layer::weight_backward(first.shape(rows), x, dz0, dw0);
+    layer::weight_backward_with(pack, first.shape(rows), x, dz0, dw0);
 }
 
 /// The whole pass of block `x`, `y` in one kernel

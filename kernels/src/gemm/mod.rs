@@ -19,12 +19,14 @@
 //! product and `matvec_panels.rs` the batch-1 product over weights packed
 //! once in column panels.
 
+mod blocked;
 mod matvec;
 mod matvec_panels;
 mod packed;
 mod small;
 mod tiles;
 
+pub use blocked::GEMM_WORKSPACE;
 pub use matvec::{matvec_bias, matvec_bias_scalar};
 pub(crate) use matvec_panels::check_len;
 pub use matvec_panels::{
@@ -243,6 +245,105 @@ pub fn gemm_packed(
             beta,
             c,
         });
+    }
+}
+
+/// [`gemm`] with a packing workspace: the products that [`gemm`] sends to
+/// `matrixmultiply` go to [`gemm_blocked`] instead, packing into `ws`
+/// (no allocation) when it holds at least [`GEMM_WORKSPACE`] elements.
+/// With a shorter `ws` (an empty one, say) this is [`gemm`].
+///
+/// # Panics
+/// If a slice length does not match the shapes.
+///
+/// # Example
+/// ```
+/// use vnn_kernels::gemm::{gemm_with, Transpose, GEMM_WORKSPACE};
+/// let (m, n, k) = (40, 40, 40);
+/// let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32).collect();
+/// let eye: Vec<f32> = (0..k * n).map(|i| f32::from(i / n == i % n)).collect();
+/// let mut ws = vec![0.0; GEMM_WORKSPACE];
+/// let mut c = vec![f32::NAN; m * n];
+/// gemm_with(&mut ws, Transpose::No, Transpose::No, m, n, k, 1.0, &a, &eye, 0.0, &mut c);
+/// assert_eq!(c, a);
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn gemm_with(
+    ws: &mut [f32],
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    if ws.len() < GEMM_WORKSPACE || use_small(m, n, k) {
+        return gemm(ta, tb, m, n, k, alpha, a, b, beta, c);
+    }
+    gemm_blocked(ta, tb, m, n, k, alpha, a, b, beta, c, ws);
+}
+
+/// `C = alpha * op(A) * op(B) + beta * C` through the crate's cache-blocked
+/// GEMM: `op(A)` and `op(B)` are packed in blocks into `ws`, then a
+/// register tile of two vectors of the widest lanes the CPU has (AVX-512
+/// when it has it, chosen at run time) runs over the packed panels. Same
+/// contract as [`gemm`]; allocates nothing. Results agree with
+/// [`gemm_scalar`] up to summation order and fused multiply-adds, and
+/// depend only on the shapes and the CPU's vector width.
+///
+/// # Panics
+/// If a slice length does not match the shapes, or `ws` holds fewer than
+/// [`GEMM_WORKSPACE`] elements.
+///
+/// # Example
+/// ```
+/// use vnn_kernels::gemm::{gemm_blocked, Transpose, GEMM_WORKSPACE};
+/// let a = [1.0, 2.0, 3.0, 4.0]; // 2 x 2
+/// let b = [0.0, 1.0, 1.0, 0.0]; // swaps the columns
+/// let mut ws = vec![0.0; GEMM_WORKSPACE];
+/// let mut c = [f32::NAN; 4];
+/// gemm_blocked(Transpose::No, Transpose::No, 2, 2, 2, 1.0, &a, &b, 0.0, &mut c, &mut ws);
+/// assert_eq!(c, [2.0, 1.0, 4.0, 3.0]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn gemm_blocked(
+    ta: Transpose,
+    tb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+    ws: &mut [f32],
+) {
+    assert!(
+        ws.len() >= GEMM_WORKSPACE,
+        "gemm_blocked: the workspace has {} elements, expected at least {GEMM_WORKSPACE}",
+        ws.len()
+    );
+    if !trivial_product(m, n, k, alpha, a, b, beta, c) {
+        let product = Product {
+            ta,
+            tb,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+        };
+        blocked::run(product, ws);
     }
 }
 

@@ -4,7 +4,8 @@
 //! (`dense_relu_forward_path`, `relu_dense_backward_path`) when there is no
 //! dropout, and the GEMM path otherwise.
 
-use super::{check_dense, check_len, dense_relu_forward, relu_dense_backward};
+use super::relu_dense_backward;
+use super::{check_dense, check_len, dense_relu_forward_with};
 use super::{dense_relu_forward_path, relu_dense_backward_path, BackwardPath, ForwardPath};
 use super::{relu_dense_backward_scratch, stage_w_t, weight_backward, DenseShape, Dropout};
 use crate::activation::{self, Activation};
@@ -13,7 +14,7 @@ use crate::{fused, gemm, mask, Transpose};
 /// `A = act(X W + b)`, or with `dropout`, `A = act(X W + b) * M` (see
 /// [`Dropout`]), the activation as [`activation::bias_act_forward`].
 ///
-/// - `act`: [`Activation::Relu`] runs [`dense_relu_forward`], bit for bit;
+/// - `act`: [`Activation::Relu`] runs [`super::dense_relu_forward`], bit for bit;
 ///   the others run [`fused::narrow_bias_act_forward`] where ReLU takes its
 ///   narrow strips (several rows, at most `NARROW_MAX` inputs, no dropout),
 ///   else [`gemm::gemm`] and then [`activation::bias_act_forward`]. The
@@ -48,8 +49,31 @@ pub fn dense_act_forward(
     dropout: Option<Dropout>,
     a: &mut [f32],
 ) {
+    dense_act_forward_with(&mut [], act, shape, x, w, b, dropout, a);
+}
+
+/// [`dense_act_forward`] with a packing workspace for its product
+/// ([`gemm::gemm_with`]: the crate's blocked GEMM when `ws` holds at least
+/// [`gemm::GEMM_WORKSPACE`] elements and the product is large; an empty
+/// `ws` is [`dense_act_forward`]).
+///
+/// # Panics
+/// As [`dense_act_forward`].
+#[inline]
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn dense_act_forward_with(
+    ws: &mut [f32],
+    act: Activation,
+    shape: DenseShape,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    dropout: Option<Dropout>,
+    a: &mut [f32],
+) {
     if act == Activation::Relu {
-        return dense_relu_forward(shape, x, w, b, dropout, a);
+        return dense_relu_forward_with(ws, shape, x, w, b, dropout, a);
     }
     let DenseShape { rows, n_in, n_out } = shape;
     check_dense("dense_act_forward", x, w, b, a, [rows, n_in, n_out]);
@@ -58,7 +82,7 @@ pub fn dense_act_forward(
     }
     // Z = X W, then A = act(Z + b) (* M) in place.
     let (m, n, k) = (rows, n_out, n_in);
-    gemm::gemm(Transpose::No, Transpose::No, m, n, k, 1.0, x, w, 0.0, a);
+    gemm::gemm_with(ws, Transpose::No, Transpose::No, m, n, k, 1.0, x, w, 0.0, a);
     activation::bias_act_forward(act, a, b, rows, n_out, dropout);
 }
 

@@ -20,6 +20,11 @@
 #[cfg(target_arch = "x86_64")]
 #[cfg_attr(target_feature = "fma", allow(dead_code))]
 mod avx2;
+// In builds with AVX-512F, `dispatch_widest` never takes the run-time path;
+// the AVX-512 instantiations are then reached only by the tests.
+#[cfg(target_arch = "x86_64")]
+#[cfg_attr(target_feature = "avx512f", allow(dead_code))]
+mod avx512;
 mod math;
 mod wide_lanes;
 
@@ -214,6 +219,28 @@ pub(crate) fn dispatch<K: Kernel>(k: K) -> K::Output {
         return isa.run(k);
     }
     k.run::<Wide>()
+}
+
+/// Runs `k` with the widest vectors this build and CPU have: 16 lanes
+/// where AVX-512F is available (`wide`'s `f32x16` when the build enables
+/// it, else the AVX-512 registers when `avx512::detect` finds them),
+/// otherwise what [`dispatch`] picks. For kernels whose throughput scales
+/// with the vector width (the blocked GEMM); kernels bound by memory or by
+/// short rows keep [`dispatch`].
+#[inline(always)]
+pub(crate) fn dispatch_widest<K: Kernel>(k: K) -> K::Output {
+    #[cfg(target_feature = "avx512f")]
+    {
+        k.run::<wide::f32x16>()
+    }
+    #[cfg(not(target_feature = "avx512f"))]
+    {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(isa) = avx512::detect() {
+            return isa.run(k);
+        }
+        dispatch(k)
+    }
 }
 
 #[cfg(test)]

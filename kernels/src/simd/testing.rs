@@ -4,6 +4,8 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::avx2::Avx2Fma;
+#[cfg(target_arch = "x86_64")]
+use super::avx512::Avx512;
 
 /// The AVX2 + FMA token for a test named `what`, or `None` after printing
 /// a SKIPPED line when the CPU lacks AVX2 or FMA.
@@ -51,6 +53,47 @@ pub(crate) fn isas(what: &str) -> Vec<TestIsa> {
     #[cfg(not(target_arch = "x86_64"))]
     skip(what);
     out
+}
+
+/// Every vector type of [`super::dispatch_widest`] and [`super::dispatch`]
+/// on this target: those of [`isas`], `wide`'s sixteen lanes, and AVX-512F
+/// when the CPU has it (else a line saying it was skipped; no failure, as
+/// most CPUs lack it).
+pub(crate) fn widest_isas(what: &str) -> Vec<WidestIsa> {
+    let mut out: Vec<WidestIsa> = isas(what).into_iter().map(WidestIsa::Narrow).collect();
+    out.push(WidestIsa::Wide16);
+    #[cfg(target_arch = "x86_64")]
+    match super::avx512::detect() {
+        Some(isa) => out.push(WidestIsa::Avx512(isa)),
+        None => eprintln!("{what}: no AVX-512F on this CPU, its instantiation not run"),
+    }
+    out
+}
+
+/// A vector type a test of a [`super::dispatch_widest`] kernel runs it
+/// with (a separate type from [`TestIsa`], so that kernels written for
+/// eight lanes are not instantiated with sixteen).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum WidestIsa {
+    /// One of [`isas`].
+    Narrow(TestIsa),
+    /// `wide`'s sixteen lanes (AVX-512 when the build enables it).
+    Wide16,
+    /// AVX-512F, chosen at run time.
+    #[cfg(target_arch = "x86_64")]
+    Avx512(Avx512),
+}
+
+impl WidestIsa {
+    /// Runs `k` with this vector type.
+    pub(crate) fn run<K: super::Kernel>(self, k: K) -> K::Output {
+        match self {
+            WidestIsa::Narrow(isa) => isa.run(k),
+            WidestIsa::Wide16 => k.run::<wide::f32x16>(),
+            #[cfg(target_arch = "x86_64")]
+            WidestIsa::Avx512(isa) => isa.run(k),
+        }
+    }
 }
 
 /// A small deterministic generator: values in [-2, 2).
@@ -142,6 +185,10 @@ mod math {
         #[cfg(target_arch = "x86_64")]
         if let Some(isa) = super::avx2_fma_or_skip("exp/ln on AVX2 + FMA") {
             check("avx2", isa.run(Accuracy));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(isa) = super::super::avx512::detect() {
+            check("avx512", isa.run(Accuracy));
         }
     }
 }
