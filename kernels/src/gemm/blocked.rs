@@ -205,7 +205,7 @@ fn store_tile<S: Lane, const MR: usize>(
 fn combine<S: Lane>(acc: S, d: &[f32], alpha: S, beta: S, out: Out) -> S {
     match (out.alpha == 1.0, out.beta) {
         (true, 0.0) => acc,
-        (true, b) if b == 1.0 => acc.add(S::load(d)),
+        (true, 1.0) => acc.add(S::load(d)),
         (_, 0.0) => acc.mul(alpha),
         _ => alpha.mul_add(acc, beta.mul(S::load(d))),
     }
