@@ -254,6 +254,45 @@ fn bench_matvec_packed(c: &mut Criterion) {
     g.finish();
 }
 
+/// The one-call batch-1 ReLU network on the spiral's and the MNIST-shaped
+/// sizes, against its two packed products called one after the other and
+/// its scalar twin.
+fn bench_mlp_one(c: &mut Criterion) {
+    let mut g = group(c, "mlp_relu_one_packed");
+    for (n_in, hidden, n_out) in [(2, 100, 3), (784, 512, 10)] {
+        let pack = |w: &[f32], n_in, n_out| {
+            let mut p = vec![0.0f32; gemm::matvec_packed_len(n_in, n_out)];
+            gemm::matvec_pack(w, n_in, n_out, &mut p);
+            p
+        };
+        let w1 = pack(&data(n_in * hidden, 1), n_in, hidden);
+        let w2 = pack(&data(hidden * n_out, 2), hidden, n_out);
+        let (b1, b2, x) = (data(hidden, 3), data(n_out, 4), data(n_in, 5));
+        let net = gemm::PackedReluMlp {
+            w1: &w1,
+            b1: &b1,
+            w2: &w2,
+            b2: &b2,
+        };
+        let (mut h, mut out) = (vec![0.0f32; hidden], vec![0.0f32; n_out]);
+        let id = format!("{n_in}-{hidden}-{n_out}");
+        g.throughput(Throughput::Elements((hidden * (n_in + n_out)) as u64));
+        g.bench_function(format!("simd/{id}"), |bench| {
+            bench.iter(|| gemm::mlp_relu_one_packed(&net, black_box(&x), &mut h, &mut out))
+        });
+        g.bench_function(format!("two-calls/{id}"), |bench| {
+            bench.iter(|| {
+                gemm::matvec_bias_relu_packed(black_box(&x), &w1, Some(&b1), n_in, hidden, &mut h);
+                gemm::matvec_bias_packed(&h, &w2, Some(&b2), hidden, n_out, &mut out)
+            })
+        });
+        g.bench_function(format!("scalar/{id}"), |bench| {
+            bench.iter(|| gemm::mlp_relu_one_packed_scalar(&net, black_box(&x), &mut h, &mut out))
+        });
+    }
+    g.finish();
+}
+
 // --- activations -------------------------------------------------------------
 
 fn bench_bias_relu(c: &mut Criterion) {
@@ -925,7 +964,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_gemm, bench_matvec, bench_matvec_packed, bench_bias_relu, bench_bias_relu_dropout,
+    targets = bench_gemm, bench_matvec, bench_matvec_packed, bench_mlp_one, bench_bias_relu, bench_bias_relu_dropout,
         bench_relu_backward, bench_act_forward, bench_act_backward, bench_narrow_act, bench_softmax,
         bench_logsumexp, bench_softmax_cross_entropy, bench_bernoulli_mask, bench_apply_mask, bench_updates, bench_reductions
 }

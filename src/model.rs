@@ -159,9 +159,15 @@ impl Layout {
 pub(crate) fn check_finite_output(logits: &[f32], k: usize, first_row: usize) -> Result<()> {
     // A sum of `v * 0` is 0 for finite values and NaN otherwise: one pass
     // the compiler vectorizes; the position is looked for only on failure.
-    let poisoned = logits
-        .chunks(4096)
-        .any(|c| c.iter().fold(0f32, |a, &v| a + v * 0.0) != 0.0);
+    // A few logits (one row) are checked one by one instead: the sum is a
+    // chain of dependent additions on the path of a batch-1 call.
+    let poisoned = if logits.len() <= 16 {
+        !logits.iter().all(|v| v.is_finite())
+    } else {
+        logits
+            .chunks(4096)
+            .any(|c| c.iter().fold(0f32, |a, &v| a + v * 0.0) != 0.0)
+    };
     match poisoned
         .then(|| logits.iter().position(|v| !v.is_finite()))
         .flatten()
@@ -343,6 +349,25 @@ pub(crate) fn forward_rows(
     }
 }
 
+/// The batch-1 network of a model with one ReLU hidden layer whose two
+/// layers are both packed (the one-call path of [`Model::predict_one`]).
+fn packed_relu_mlp<'a>(
+    layout: &Layout,
+    params: &'a [f32],
+    act: Activation,
+    packed: &'a [Option<Vec<f32>>],
+) -> Option<gemm::PackedReluMlp<'a>> {
+    let ([l1, l2], [Some(w1), Some(w2)]) = (&layout.layers[..], packed) else {
+        return None;
+    };
+    (act == Activation::Relu).then(|| gemm::PackedReluMlp {
+        w1,
+        b1: &params[l1.bias_range()],
+        w2,
+        b2: &params[l2.bias_range()],
+    })
+}
+
 impl Model {
     /// A model for `sizes = [n_in, hidden.., n_classes]` with weights from
     /// `init` and `seed` (see [`Init`] for the stream), biases 0 (drawn
@@ -464,18 +489,21 @@ impl Model {
         };
         let (layout, params, act) = (&self.layout, &self.params, self.activation);
         let packed = self.packed.get(layout, params);
-        forward_rows(
-            layout,
-            params,
-            act,
-            x,
-            1,
-            hidden,
-            scores,
-            None,
-            packed,
-            &mut [],
-        );
+        match packed_relu_mlp(layout, params, act, packed) {
+            Some(net) => gemm::mlp_relu_one_packed(&net, x, hidden, scores),
+            None => forward_rows(
+                layout,
+                params,
+                act,
+                x,
+                1,
+                hidden,
+                scores,
+                None,
+                packed,
+                &mut [],
+            ),
+        }
         check_finite_output(scores, k, 0)?;
         Ok(scores)
     }
@@ -501,9 +529,15 @@ impl Model {
     /// ```
     pub fn predict_one(&self, x: &[f32], scratch: &mut Scratch) -> Result<usize> {
         let logits = self.logits_one(x, scratch)?;
-        let mut best = 0u32;
-        reduce::argmax_rows(logits, 1, logits.len(), std::slice::from_mut(&mut best));
-        Ok(best as usize)
+        // The first maximum, as `reduce::argmax_rows` (the logits are
+        // finite here), without its dispatch for one short row.
+        let mut best = 0;
+        for (j, &v) in logits.iter().enumerate() {
+            if v > logits[best] {
+                best = j;
+            }
+        }
+        Ok(best)
     }
 
     /// Class probabilities of one raw input row (borrowed from `scratch`).

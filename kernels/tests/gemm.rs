@@ -20,8 +20,9 @@ use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use vnn_kernels::gemm::{
     gemm, gemm_blocked, gemm_packed, gemm_scalar, gemm_small, matvec_bias, matvec_bias_packed,
-    matvec_bias_packed_scalar, matvec_bias_scalar, matvec_pack, matvec_packed_len, small_kernel,
-    use_small, SmallKernel, Transpose, GEMM_WORKSPACE, MATVEC_PANEL,
+    matvec_bias_packed_scalar, matvec_bias_relu_packed, matvec_bias_scalar, matvec_pack,
+    matvec_packed_len, mlp_relu_one_packed, mlp_relu_one_packed_scalar, small_kernel, use_small,
+    PackedReluMlp, SmallKernel, Transpose, GEMM_WORKSPACE, MATVEC_PANEL,
 };
 
 // --- allocation counter: proves the small paths never touch the heap -------
@@ -556,6 +557,79 @@ fn matvec_packed_matches_scalar() {
                 assert_eq!(got, &expected[..whole], "{n_in}x{n_out}");
             }
         }
+    }
+}
+
+/// The one-call ReLU network equals its two packed products bit for bit,
+/// and its scalar twin (the naive products with ReLU between them) within
+/// the GEMM tolerance; neither writes outside its outputs.
+#[test]
+fn mlp_one_packed_matches_its_products() {
+    let mut seed = 9700;
+    for (n_in, hidden, n_out) in [
+        (2, 100, 3),
+        (1, 1, 1),
+        (17, 13, 12),
+        (64, 65, 13),
+        (784, 512, 10),
+    ] {
+        seed += 1;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let pack = |w: &[f32], n_in, n_out| {
+            let mut p = vec![f32::NAN; matvec_packed_len(n_in, n_out)];
+            matvec_pack(w, n_in, n_out, &mut p);
+            p
+        };
+        let (w1, w2) = (
+            random_vec(&mut rng, n_in * hidden),
+            random_vec(&mut rng, hidden * n_out),
+        );
+        let (b1, b2, x) = (
+            random_vec(&mut rng, hidden),
+            random_vec(&mut rng, n_out),
+            random_vec(&mut rng, n_in),
+        );
+        let (p1, p2) = (pack(&w1, n_in, hidden), pack(&w2, hidden, n_out));
+        let net = PackedReluMlp {
+            w1: &p1,
+            b1: &b1,
+            w2: &p2,
+            b2: &b2,
+        };
+        let (mut h, mut out) = (guarded_out(hidden), guarded_out(n_out));
+        let (hv, ov) = (
+            &mut h[GUARD..GUARD + hidden],
+            &mut out[GUARD..GUARD + n_out],
+        );
+        mlp_relu_one_packed(&net, &x, hv, ov);
+        let mut h2 = vec![f32::NAN; hidden];
+        matvec_bias_relu_packed(&x, &p1, Some(&b1), n_in, hidden, &mut h2);
+        let mut o2 = vec![f32::NAN; n_out];
+        matvec_bias_packed(&h2, &p2, Some(&b2), hidden, n_out, &mut o2);
+        assert_eq!(
+            &h[GUARD..GUARD + hidden],
+            &h2[..],
+            "{n_in}-{hidden}-{n_out} hidden"
+        );
+        assert_eq!(
+            &out[GUARD..GUARD + n_out],
+            &o2[..],
+            "{n_in}-{hidden}-{n_out} out"
+        );
+        let mut naive_h = vec![f32::NAN; hidden];
+        matvec_bias_scalar(&x, &w1, &b1, n_in, hidden, &mut naive_h);
+        naive_h.iter_mut().for_each(|v| *v = v.max(0.0));
+        check_matvec("mlp one packed, hidden", &x, &w1, &b1, &h, &naive_h);
+        let mut expected = vec![f32::NAN; n_out];
+        matvec_bias_scalar(&naive_h, &w2, &b2, hidden, n_out, &mut expected);
+        check_matvec("mlp one packed", &naive_h, &w2, &b2, &out, &expected);
+        let (mut th, mut to) = (guarded_out(hidden), guarded_out(n_out));
+        let (thv, tov) = (
+            &mut th[GUARD..GUARD + hidden],
+            &mut to[GUARD..GUARD + n_out],
+        );
+        mlp_relu_one_packed_scalar(&net, &x, thv, tov);
+        check_matvec("mlp one packed twin", &naive_h, &w2, &b2, &to, &expected);
     }
 }
 

@@ -157,21 +157,88 @@ pub fn matvec_bias_packed(
     out: &mut [f32],
 ) {
     check_packed(x, packed, bias, n_in, n_out, out);
-    simd::dispatch(Panels {
-        x,
-        packed,
-        bias,
-        out,
-    });
+    simd::dispatch(Panels::new(x, packed, bias, out, false));
+}
+
+/// [`matvec_bias_packed`] followed by ReLU, in one pass: `out =
+/// relu(x * W + bias)`, each output rectified in registers before it is
+/// stored (ReLU as [`crate::activation::relu_scalar_value`]: NaN
+/// propagates). The batch-1 product of a ReLU hidden layer.
+///
+/// # Panics
+/// If a slice length does not match the shapes.
+///
+/// # Example
+/// ```
+/// use vnn_kernels::gemm::{matvec_bias_relu_packed, matvec_pack, matvec_packed_len};
+/// let w = [1.0, -2.0, 3.0, 4.0, -5.0, 6.0]; // 2 x 3
+/// let mut packed = vec![0.0; matvec_packed_len(2, 3)];
+/// matvec_pack(&w, 2, 3, &mut packed);
+/// let mut out = [f32::NAN; 3];
+/// matvec_bias_relu_packed(&[1.0, 2.0], &packed, Some(&[0.5, 0.0, -1.0]), 2, 3, &mut out);
+/// assert_eq!(out, [9.5, 0.0, 14.0]);
+/// ```
+#[track_caller]
+pub fn matvec_bias_relu_packed(
+    x: &[f32],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    n_in: usize,
+    n_out: usize,
+    out: &mut [f32],
+) {
+    check_packed(x, packed, bias, n_in, n_out, out);
+    simd::dispatch(Panels::new(x, packed, bias, out, true));
+}
+
+/// Scalar twin of [`matvec_bias_relu_packed`]: [`matvec_bias_packed_scalar`],
+/// then ReLU.
+///
+/// # Panics
+/// If a slice length does not match the shapes.
+#[track_caller]
+pub fn matvec_bias_relu_packed_scalar(
+    x: &[f32],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    n_in: usize,
+    n_out: usize,
+    out: &mut [f32],
+) {
+    matvec_bias_packed_scalar(x, packed, bias, n_in, n_out, out);
+    for v in out.iter_mut() {
+        *v = crate::activation::relu_scalar_value(*v);
+    }
 }
 
 /// The arguments of [`matvec_bias_packed`] after the shape check, as a
 /// [`Kernel`].
-struct Panels<'a> {
+pub(super) struct Panels<'a> {
     x: &'a [f32],
     packed: &'a [f32],
     bias: Option<&'a [f32]>,
     out: &'a mut [f32],
+    /// Rectify each output before it is stored.
+    relu: bool,
+}
+
+impl<'a> Panels<'a> {
+    #[inline(always)]
+    pub(super) fn new(
+        x: &'a [f32],
+        packed: &'a [f32],
+        bias: Option<&'a [f32]>,
+        out: &'a mut [f32],
+        relu: bool,
+    ) -> Self {
+        Panels {
+            x,
+            packed,
+            bias,
+            out,
+            relu,
+        }
+    }
 }
 
 impl Kernel for Panels<'_> {
@@ -187,14 +254,14 @@ impl Kernel for Panels<'_> {
             let width = out.len().next_multiple_of(PANEL_ALIGN);
             let panel = &self.packed[n_in * j0..][..n_in * width];
             let bias = self.bias.map(|b| &b[j0..j0 + out.len()]);
-            let x = self.x;
+            let (x, relu) = (self.x, self.relu);
             match width / S::LANES {
-                1 => panel_product::<S, 1>(x, panel, bias, out),
-                2 => panel_product::<S, 2>(x, panel, bias, out),
-                3 => panel_product::<S, 3>(x, panel, bias, out),
-                4 => panel_product::<S, 4>(x, panel, bias, out),
-                6 => panel_product::<S, 6>(x, panel, bias, out),
-                8 => panel_product::<S, 8>(x, panel, bias, out),
+                1 => panel_product::<S, 1>(x, panel, bias, out, relu),
+                2 => panel_product::<S, 2>(x, panel, bias, out, relu),
+                3 => panel_product::<S, 3>(x, panel, bias, out, relu),
+                4 => panel_product::<S, 4>(x, panel, bias, out, relu),
+                6 => panel_product::<S, 6>(x, panel, bias, out, relu),
+                8 => panel_product::<S, 8>(x, panel, bias, out, relu),
                 v => unreachable!("a panel of {v} vectors"),
             }
         }
@@ -203,13 +270,15 @@ impl Kernel for Panels<'_> {
 
 /// One panel of `V` vectors: `out = bias + x * panel`, the `V` sums in
 /// registers over all rows of the panel (`n_in x V * LANES`), each output
-/// written once (`out` may be narrower than the panel: the padding).
+/// written once (`out` may be narrower than the panel: the padding),
+/// rectified first when `relu`.
 #[inline(always)]
 fn panel_product<S: Lane, const V: usize>(
     x: &[f32],
     panel: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
+    relu: bool,
 ) {
     let lanes = S::LANES;
     let mut acc = [S::zero(); V];
@@ -230,10 +299,13 @@ fn panel_product<S: Lane, const V: usize>(
         }
     }
     for (o, a) in out.chunks_mut(lanes).zip(acc) {
+        let a = if relu { a.relu() } else { a };
         if o.len() == lanes {
             simd::store(o, a);
         } else {
-            o.copy_from_slice(&a.to_array()[..o.len()]);
+            for (o, v) in o.iter_mut().zip(a.to_array()) {
+                *o = v;
+            }
         }
     }
 }
@@ -245,7 +317,7 @@ fn dot_rows<S: Lane>(k: Panels) {
         ($($n:literal)*) => {
             match k.out.len() {
                 0 => {}
-                $($n => dots::<S, $n, { if $n <= 6 { 2 } else { 1 } }>(k.x, k.packed, k.bias, k.out),)*
+                $($n => dots::<S, $n, { if $n <= 6 { 2 } else { 1 } }>(k.x, k.packed, k.bias, k.out, k.relu),)*
                 n => unreachable!("{n} dot rows"),
             }
         };
@@ -257,13 +329,14 @@ fn dot_rows<S: Lane>(k: Panels) {
 /// to 16): `CH` accumulators per output over interleaved vectors of `x`
 /// (two when few outputs leave the multiply-add latency exposed), the
 /// last vector of `x` padded with zeros (so are the rows), then
-/// `out[j] = bias[j] + sum of the lanes`.
+/// `out[j] = bias[j] + sum of the lanes` (rectified when `relu`).
 #[inline(always)]
 fn dots<S: Lane, const N: usize, const CH: usize>(
     x: &[f32],
     packed: &[f32],
     bias: Option<&[f32]>,
     out: &mut [f32],
+    relu: bool,
 ) {
     let lanes = S::LANES;
     let width = packed.len() / N;
@@ -280,18 +353,39 @@ fn dots<S: Lane, const N: usize, const CH: usize>(
             }
         }
     }
-    for at in (full..x.len()).step_by(lanes) {
-        let xv = S::load_padded(&x[at..], 0.0);
+    let (n, mut at) = (x.len(), full);
+    while at < n {
+        // The last partial vector, when `x` holds a whole one: the vector
+        // that ends at `n`, its lanes before `at` (summed already) cleared
+        // in `x` and in the rows.
+        let from = if at + lanes > n && n >= lanes {
+            n - lanes
+        } else {
+            at
+        };
+        let (xv, keep) = if from < at {
+            let keep = S::from_fn(|t| t as f32).gt(S::splat((at - from) as f32 - 0.5));
+            (S::load(&x[from..]).and(keep), Some(keep))
+        } else {
+            (S::load_padded(&x[from..], 0.0), None)
+        };
         for (a, row) in acc[0].iter_mut().zip(&rows) {
-            *a = xv.mul_add(S::load(&row[at..]), *a);
+            let w = S::load(&row[from..]);
+            *a = xv.mul_add(keep.map_or(w, |k| w.and(k)), *a);
         }
+        at = from + lanes;
     }
     for (j, o) in out.iter_mut().enumerate() {
         let sum = acc
             .iter()
             .skip(1)
             .fold(acc[0][j], |s, acc_c| s.add(acc_c[j]));
-        *o = bias.map_or(0.0, |b| b[j]) + sum.reduce_add();
+        let v = bias.map_or(0.0, |b| b[j]) + sum.reduce_add();
+        *o = if relu {
+            crate::activation::relu_scalar_value(v)
+        } else {
+            v
+        };
     }
 }
 
@@ -305,8 +399,9 @@ pub(crate) fn check_len(op: &str, what: &str, got: usize, expected: usize) {
     );
 }
 
+#[inline]
 #[track_caller]
-fn check_packed(
+pub(super) fn check_packed(
     x: &[f32],
     packed: &[f32],
     bias: Option<&[f32]>,
@@ -366,9 +461,9 @@ mod tests {
     use super::*;
     use crate::simd::testing::{data, isas};
 
-    /// Every instantiation against the twin, both layouts: exact where the
-    /// sums are exact (small integers), and at the edges of the output
-    /// buffer.
+    /// Every instantiation against the twin, both layouts, with and without
+    /// bias and ReLU: exact where the sums are exact (small integers), and
+    /// at the edges of the output buffer.
     #[test]
     fn every_isa_matches_the_twin_on_integers() {
         let sizes = [0, 1, 7, 8, 9, 12, 13, 16, 17, 63, 64, 65, 130, 200];
@@ -380,18 +475,25 @@ mod tests {
                     let b: Vec<f32> = data(n_out, 3).iter().map(|v| v.round()).collect();
                     let mut packed = vec![f32::NAN; matvec_packed_len(n_in, n_out)];
                     matvec_pack(&w, n_in, n_out, &mut packed);
-                    for bias in [Some(&b[..]), None] {
+                    for (bias, relu) in [(Some(&b[..]), false), (None, false), (Some(&b), true)] {
+                        let twin = if relu {
+                            matvec_bias_relu_packed_scalar
+                        } else {
+                            matvec_bias_packed_scalar
+                        };
                         let mut expected = vec![f32::NAN; n_out];
-                        matvec_bias_packed_scalar(&x, &packed, bias, n_in, n_out, &mut expected);
+                        twin(&x, &packed, bias, n_in, n_out, &mut expected);
                         let mut out = vec![f32::NAN; n_out + 1];
                         isa.run(Panels {
                             x: &x,
                             packed: &packed,
                             bias,
                             out: &mut out[..n_out],
+                            relu,
                         });
-                        assert_eq!(&out[..n_out], &expected[..], "{isa:?} {n_in}x{n_out}");
-                        assert!(out[n_out].is_nan(), "{isa:?} wrote past out");
+                        let at = format!("{isa:?} {n_in}x{n_out} relu {relu}");
+                        assert_eq!(&out[..n_out], &expected[..], "{at}");
+                        assert!(out[n_out].is_nan(), "{at}: wrote past out");
                     }
                 }
             }

@@ -21,6 +21,7 @@
 
 mod blocked;
 mod matvec;
+mod matvec_mlp;
 mod matvec_panels;
 mod packed;
 mod small;
@@ -28,10 +29,11 @@ mod tiles;
 
 pub use blocked::GEMM_WORKSPACE;
 pub use matvec::{matvec_bias, matvec_bias_scalar};
+pub use matvec_mlp::{mlp_relu_one_packed, mlp_relu_one_packed_scalar, PackedReluMlp};
 pub(crate) use matvec_panels::check_len;
 pub use matvec_panels::{
-    matvec_bias_packed, matvec_bias_packed_scalar, matvec_pack, matvec_packed_len, matvec_packs,
-    MATVEC_PANEL,
+    matvec_bias_packed, matvec_bias_packed_scalar, matvec_bias_relu_packed,
+    matvec_bias_relu_packed_scalar, matvec_pack, matvec_packed_len, matvec_packs, MATVEC_PANEL,
 };
 // Tuning internals, hidden from the docs: public only so that
 // `kernels/tests/gemm.rs` and the `gemm` fuzz target can run every small

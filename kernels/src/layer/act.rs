@@ -123,11 +123,7 @@ pub fn dense_act_forward_packed(
     a: &mut [f32],
 ) {
     if act == Activation::Relu {
-        gemm::matvec_bias_packed(x, packed, Some(b), n_in, n_out, a);
-        for v in a.iter_mut() {
-            *v = activation::relu_scalar_value(*v);
-        }
-        return;
+        return gemm::matvec_bias_relu_packed(x, packed, Some(b), n_in, n_out, a);
     }
     check_len("dense_act_forward_packed", "bias", b.len(), n_out);
     gemm::matvec_bias_packed(x, packed, None, n_in, n_out, a);

@@ -136,10 +136,18 @@ pub(crate) trait Lane: Copy {
     /// other lanes `fill`.
     #[inline(always)]
     fn load_padded(s: &[f32], fill: f32) -> Self {
-        let mut a = [fill; MAX_LANES];
-        let n = s.len().min(Self::LANES);
-        a[..n].copy_from_slice(&s[..n]);
-        Self::load(&a)
+        if s.len() >= Self::LANES {
+            return Self::load(s);
+        }
+        // Blended in registers, one element at a time: a copy through
+        // memory (a call to `memcpy`, then a vector load over several
+        // smaller stores) stalls the kernel that waits for it.
+        let lane = Self::from_fn(|t| t as f32);
+        let mut v = Self::splat(fill);
+        for (i, &e) in s.iter().enumerate() {
+            v = lane.eq(Self::splat(i as f32)).select(Self::splat(e), v);
+        }
+        v
     }
     /// A mask set on lanes `from..LANES`.
     #[inline(always)]
