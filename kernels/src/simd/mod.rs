@@ -192,6 +192,24 @@ pub(crate) fn store<S: Lane>(d: &mut [f32], v: S) {
     v.store(d);
 }
 
+/// Hints the CPU to bring the cache line holding `s[ahead]` into L1, for a
+/// stream that reads `s` in order and would otherwise wait on L2. Only a
+/// hint: it reads nothing, never faults, and `ahead` may point past the end
+/// of `s` (the hint is then wasted); a no-op off x86-64.
+#[inline(always)]
+pub(crate) fn prefetch(s: &[f32], ahead: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = s.as_ptr().wrapping_add(ahead).cast::<i8>();
+        // SAFETY: a prefetch accesses no memory architecturally and does
+        // not fault on any address; SSE is part of the x86-64 baseline.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (s, ahead);
+}
+
 /// The maximum fold of the crate: `v` replaces `m` when `v > m` or `v` is
 /// NaN, so a NaN anywhere in a sequence makes its maximum NaN.
 #[inline(always)]
