@@ -13,7 +13,7 @@ use crate::model::{Activation, Layout};
 /// most one parameter-sized buffer; for an activation other than ReLU,
 /// `dA` of the widest hidden layer per row; for the fused step of a narrow
 /// network with one hidden layer, twice its widths and features per row,
-/// room for the padding), the packing workspace of each row block
+/// room for the padding), the packing workspace of each gradient buffer
 /// (`pass::pack_len`), the sampler, the activations
 /// and logits of a batch, and one copy of the model and its state for
 /// saving.
@@ -54,7 +54,7 @@ pub(super) fn training_bytes(
     let sampler = budget::bytes(&[rows as u64, 4]);
     let pack = super::pass::pack_len(layout, block_rows as usize) as u64;
     budget::sum(&[
-        budget::bytes(&[batch.div_ceil(block_rows), pack, 4]),
+        budget::bytes(&[grads, pack, 4]),
         budget::bytes(&[layout.len as u64, per_param, 4]),
         budget::bytes(&[batch, per_row, 4]),
         sampler,

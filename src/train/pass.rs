@@ -20,8 +20,6 @@ pub(super) struct Block {
     scores: Vec<f32>,
     /// Scratch of the backward ops ([`layer::act_dense_backward_scratch`]).
     scratch: Vec<f32>,
-    /// The packing workspace of the first layer's products ([`pack_len`]).
-    pack: Vec<f32>,
     /// Summed cross-entropy of the last pass (already divided by the batch
     /// size).
     loss: f64,
@@ -49,7 +47,6 @@ impl Block {
             hidden: vec![0.0; rows * layout.hidden().iter().sum::<usize>()],
             scores: vec![0.0; rows * layout.n_out()],
             scratch: vec![0.0; scratch],
-            pack: vec![0.0; pack_len(layout, rows)],
             loss: 0.0,
             correct: 0,
         }
@@ -74,12 +71,16 @@ pub(super) fn pack_len(layout: &Layout, rows: usize) -> usize {
 /// Every buffer the passes of a step use: the row blocks, at most
 /// [`MAX_GRAD_BUFFERS`] parameter-sized gradients (one per run of blocks;
 /// the step's gradient ends in the first) and `block_rows` ones (for the
-/// bias sums as `1ᵀ·dS`).
+/// bias sums as `1ᵀ·dS`), and one packing workspace per gradient buffer
+/// (the blocks of a run take turns with it).
 pub(super) struct Workspace {
     /// Rows per block ([`block_rows`] of the largest batch).
     block_rows: usize,
     blocks: Vec<Block>,
     grads: Vec<Vec<f32>>,
+    /// The packing workspaces of the first layer's products ([`pack_len`]),
+    /// one per gradient buffer.
+    packs: Vec<Vec<f32>>,
     ones: Vec<f32>,
 }
 
@@ -116,6 +117,7 @@ impl Workspace {
             block_rows,
             blocks,
             grads: vec![vec![0.0; layout.len]; n_blocks.min(MAX_GRAD_BUFFERS)],
+            packs: vec![vec![0.0; pack_len(layout, block_rows)]; n_blocks.min(MAX_GRAD_BUFFERS)],
             ones: vec![1.0; block_rows],
         }
     }
@@ -150,7 +152,7 @@ impl Workspace {
         let per = n_blocks.div_ceil(n_blocks.min(self.grads.len()));
         let n_runs = n_blocks.div_ceil(per);
         let (block_rows, ones) = (self.block_rows, &self.ones[..]);
-        let run = |b: usize, block: &mut Block, grad: &mut [f32]| {
+        let run = |b: usize, block: &mut Block, grad: &mut [f32], pack: &mut [f32]| {
             let start = b * block_rows;
             let r = block_rows.min(rows - start);
             let d = layout.n_in();
@@ -159,20 +161,26 @@ impl Workspace {
                 &input.y[start..start + r],
             );
             let inv_n = 1.0 / rows as f32;
-            block_pass(layout, input, b, block, grad, x, y, inv_n, ones);
+            block_pass(layout, input, b, block, (grad, pack), x, y, inv_n, ones);
         };
         if n_blocks == 1 {
             self.grads[0].fill(0.0);
-            run(0, &mut self.blocks[0], &mut self.grads[0]);
+            run(
+                0,
+                &mut self.blocks[0],
+                &mut self.grads[0],
+                &mut self.packs[0],
+            );
         } else {
             self.blocks[..n_blocks]
                 .par_chunks_mut(per)
                 .zip(self.grads[..n_runs].par_iter_mut())
+                .zip(self.packs[..n_runs].par_iter_mut())
                 .enumerate()
-                .for_each(|(g, (blocks, grad))| {
+                .for_each(|(g, ((blocks, grad), pack))| {
                     grad.fill(0.0);
                     for (i, block) in blocks.iter_mut().enumerate() {
-                        run(g * per + i, block, grad);
+                        run(g * per + i, block, grad, pack);
                     }
                 });
         }
@@ -216,7 +224,7 @@ fn block_pass(
     input: &StepInput,
     b: usize,
     block: &mut Block,
-    grad: &mut [f32],
+    (grad, pack): (&mut [f32], &mut [f32]),
     x: &[f32],
     y: &[u32],
     inv_n: f32,
@@ -233,7 +241,6 @@ fn block_pass(
         hidden,
         scores,
         scratch,
-        pack,
         loss,
         correct,
     } = block;

@@ -6,9 +6,11 @@
 //! ([`simd::dispatch_widest`]: 12 x 32 on AVX-512, 6 x 16 on AVX2).
 //!
 //! Loop order, outermost first: column blocks of `op(B)` (`NC`), depth
-//! blocks (`KC`, packing `op(B)` once per block), row blocks of `op(A)`
-//! (`MC`, packing `op(A)`), column panels (`NR`, one panel of `op(B)` stays
-//! in L1), row panels (`MR`). Each element of `C` sums its products in
+//! blocks (`k` cut into equal blocks of at most `KC`, packing `op(B)` once
+//! per block, `KC x NC` staying in L2), row blocks of `op(A)` (`MC`,
+//! packing `op(A)`), row panels (`MR`: one `kc x MR` panel of `op(A)`
+//! stays in L1), column panels (`NR`, streamed from L2 with prefetch
+//! hints ahead of the reads). Each element of `C` sums its products in
 //! order of `l` within a depth block and the blocks in order, so results
 //! do not depend on anything but the shapes and the vector width.
 
@@ -17,7 +19,7 @@ use super::Transpose;
 use crate::simd::{self, Kernel, Lane, MAX_LANES};
 
 /// Depth of a packed block.
-const KC: usize = 256;
+const KC: usize = 512;
 /// Rows of `op(A)` per packed block (a multiple of every `MR`).
 const MC: usize = 96;
 /// Columns of `op(B)` per packed block (a multiple of every `NR`).
@@ -26,6 +28,10 @@ const NC: usize = 512;
 /// The `f32` elements of the workspace of [`super::gemm_blocked`]: one
 /// packed block of each operand.
 pub const GEMM_WORKSPACE: usize = MC * KC + KC * NC;
+
+/// How far ahead of its reads a tile asks for the packed `op(B)` panel
+/// it streams from L2 (floats).
+const B_AHEAD: usize = 1024;
 
 /// Vectors per register tile row (`NR = NV * LANES`).
 const NV: usize = 2;
@@ -53,9 +59,9 @@ impl Kernel for Blocked<'_, '_> {
         // 12 x 2 accumulators of 32 registers on AVX-512; 6 x 2 of 16 on
         // AVX2 (and on SSE2, where the compiler spills some).
         if S::LANES >= 16 {
-            blocked::<S, 12>(self.p, self.ws);
+            blocked::<S, 12, { NV * 16 }>(self.p, self.ws);
         } else {
-            blocked::<S, 6>(self.p, self.ws);
+            blocked::<S, 6, { NV * 8 }>(self.p, self.ws);
         }
     }
 }
@@ -75,21 +81,24 @@ struct Block {
 
 /// The loops of the module docs for `MR`-row tiles of `S`.
 #[inline(always)]
-fn blocked<S: Lane, const MR: usize>(p: Product, ws: &mut [f32]) {
-    let nr = NV * S::LANES;
+fn blocked<S: Lane, const MR: usize, const NR: usize>(p: Product, ws: &mut [f32]) {
+    assert_eq!(NR, NV * S::LANES, "a tile row is {NV} vectors");
     let (m, n, k) = (p.m, p.n, p.k);
     let (a_pack, b_pack) = ws[..GEMM_WORKSPACE].split_at_mut(MC * KC);
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
+        // Depth blocks of equal size (the last no shallower than the others
+        // but for rounding), so no pass over `C` carries a sliver of depth.
+        let step = k.div_ceil(k.div_ceil(KC));
+        for pc in (0..k).step_by(step) {
+            let kc = step.min(k - pc);
             let cols = Block {
                 start: jc,
                 len: nc,
                 depth: pc,
                 kc,
             };
-            pack_b(p.tb, p.b, k, n, cols, nr, b_pack);
+            pack_b::<NR>(p.tb, p.b, k, n, cols, b_pack);
             // The first depth block applies beta; the others add.
             let beta = if pc == 0 { p.beta } else { 1.0 };
             for ic in (0..m).step_by(MC) {
@@ -99,7 +108,7 @@ fn blocked<S: Lane, const MR: usize>(p: Product, ws: &mut [f32]) {
                     depth: pc,
                     kc,
                 };
-                pack_a(p.ta, p.a, m, k, rows, MR, a_pack);
+                pack_a::<MR>(p.ta, p.a, m, k, rows, a_pack);
                 let out = Out {
                     alpha: p.alpha,
                     beta,
@@ -132,12 +141,12 @@ fn panels<S: Lane, const MR: usize>(
     c: &mut [f32],
 ) {
     let (kc, nr) = (rows.kc, NV * S::LANES);
-    let b_panels = b_pack.chunks_exact(kc * nr).take(cols.len.div_ceil(nr));
-    for (q, bp) in b_panels.enumerate() {
-        let j0 = cols.start + q * nr;
-        let a_panels = a_pack.chunks_exact(kc * MR).take(rows.len.div_ceil(MR));
-        for (r, ap) in a_panels.enumerate() {
-            let i0 = rows.start + r * MR;
+    let a_panels = a_pack.chunks_exact(kc * MR).take(rows.len.div_ceil(MR));
+    for (r, ap) in a_panels.enumerate() {
+        let i0 = rows.start + r * MR;
+        let b_panels = b_pack.chunks_exact(kc * nr).take(cols.len.div_ceil(nr));
+        for (q, bp) in b_panels.enumerate() {
+            let j0 = cols.start + q * nr;
             let acc = tile::<S, MR>(ap, bp);
             store_tile::<S, MR>(&acc, i0, j0, out, c);
         }
@@ -151,6 +160,9 @@ fn tile<S: Lane, const MR: usize>(a: &[f32], b: &[f32]) -> [[S; NV]; MR] {
     let l = S::LANES;
     let mut acc = [[S::zero(); NV]; MR];
     for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NV * l)) {
+        for line in (0..NV * l).step_by(16) {
+            simd::prefetch(bp, B_AHEAD + line);
+        }
         let bv: [S; NV] = std::array::from_fn(|v| S::load(&bp[v * l..]));
         for (row, &x) in acc.iter_mut().zip(ap) {
             let xv = S::splat(x);
@@ -212,77 +224,81 @@ fn combine<S: Lane>(acc: S, d: &[f32], alpha: S, beta: S, out: Out) -> S {
 }
 
 /// Packs rows `rows.start..+rows.len`, depth `rows.depth..+rows.kc` of
-/// `op(A)` (`m x k`) into panels of `mr` rows, each `kc x mr` (depth-major),
-/// the rows past `m` zero.
-fn pack_a(ta: Transpose, a: &[f32], m: usize, k: usize, rows: Block, mr: usize, dst: &mut [f32]) {
-    let kc = rows.kc;
-    for (p, panel) in dst
-        .chunks_exact_mut(kc * mr)
-        .take(rows.len.div_ceil(mr))
-        .enumerate()
-    {
-        let i0 = rows.start + p * mr;
-        let live = mr.min(rows.start + rows.len - i0);
-        match ta {
-            // A is m x k: row i is contiguous along the depth.
-            Transpose::No => {
-                for t in 0..mr {
-                    if t < live {
-                        let src = &a[(i0 + t) * k + rows.depth..][..kc];
-                        for (l, &v) in src.iter().enumerate() {
-                            panel[l * mr + t] = v;
-                        }
-                    } else {
-                        (0..kc).for_each(|l| panel[l * mr + t] = 0.0);
-                    }
-                }
-            }
-            // A is stored k x m: a depth step is a contiguous run of rows.
-            Transpose::Yes => {
-                for (l, d) in panel.chunks_exact_mut(mr).enumerate() {
-                    let src = &a[(rows.depth + l) * m + i0..][..live];
-                    d[..live].copy_from_slice(src);
-                    d[live..].fill(0.0);
-                }
-            }
-        }
+/// `op(A)` (`m x k`) into panels of `MR` rows, each `kc x MR`
+/// (depth-major), the rows past `m` zero.
+#[inline(always)]
+fn pack_a<const MR: usize>(
+    ta: Transpose,
+    a: &[f32],
+    m: usize,
+    k: usize,
+    rows: Block,
+    dst: &mut [f32],
+) {
+    match ta {
+        // A is m x k: row i is contiguous along the depth.
+        Transpose::No => pack::<MR>(false, a, k, rows, dst),
+        // A is stored k x m: a depth step is a contiguous run of rows.
+        Transpose::Yes => pack::<MR>(true, a, m, rows, dst),
     }
 }
 
 /// Packs columns `cols.start..+cols.len`, depth `cols.depth..+cols.kc` of
-/// `op(B)` (`k x n`) into panels of `nr` columns, each `kc x nr`
+/// `op(B)` (`k x n`) into panels of `NR` columns, each `kc x NR`
 /// (depth-major), the columns past `n` zero.
-fn pack_b(tb: Transpose, b: &[f32], k: usize, n: usize, cols: Block, nr: usize, dst: &mut [f32]) {
-    let kc = cols.kc;
-    for (p, panel) in dst
-        .chunks_exact_mut(kc * nr)
-        .take(cols.len.div_ceil(nr))
-        .enumerate()
-    {
-        let j0 = cols.start + p * nr;
-        let live = nr.min(cols.start + cols.len - j0);
-        match tb {
-            // B is k x n: a depth step is a contiguous run of columns.
-            Transpose::No => {
-                for (l, d) in panel.chunks_exact_mut(nr).enumerate() {
-                    let src = &b[(cols.depth + l) * n + j0..][..live];
-                    d[..live].copy_from_slice(src);
-                    d[live..].fill(0.0);
-                }
-            }
-            // B is stored n x k: column j is contiguous along the depth.
-            Transpose::Yes => {
-                for t in 0..nr {
-                    if t < live {
-                        let src = &b[(j0 + t) * k + cols.depth..][..kc];
-                        for (l, &v) in src.iter().enumerate() {
-                            panel[l * nr + t] = v;
-                        }
-                    } else {
-                        (0..kc).for_each(|l| panel[l * nr + t] = 0.0);
+#[inline(always)]
+fn pack_b<const NR: usize>(
+    tb: Transpose,
+    b: &[f32],
+    k: usize,
+    n: usize,
+    cols: Block,
+    dst: &mut [f32],
+) {
+    match tb {
+        // B is k x n: a depth step is a contiguous run of columns.
+        Transpose::No => pack::<NR>(true, b, n, cols, dst),
+        // B is stored n x k: column j is contiguous along the depth.
+        Transpose::Yes => pack::<NR>(false, b, k, cols, dst),
+    }
+}
+
+/// Packs the lines `blk.start..+blk.len` (rows of `op(A)` or columns of
+/// `op(B)`), depth `blk.depth..+blk.kc`, into panels of `W` lines, each
+/// `kc x W` (depth-major), the lines past the end zero. Line `i` at depth
+/// `l` is `src[l * ld + i]` when `runs` (a depth step is a contiguous run
+/// of lines: each step is read once, across all panels), else
+/// `src[i * ld + l]` (a line is contiguous along the depth: each whole
+/// panel gathers from its `W` lines at once).
+#[inline(always)]
+fn pack<const W: usize>(runs: bool, src: &[f32], ld: usize, blk: Block, dst: &mut [f32]) {
+    let kc = blk.kc;
+    let (panels, _) = dst[..blk.len.div_ceil(W) * kc * W].as_chunks_mut::<W>();
+    if runs {
+        for l in 0..kc {
+            let step = &src[(blk.depth + l) * ld + blk.start..][..blk.len];
+            for (p, run) in step.chunks(W).enumerate() {
+                let d = &mut panels[p * kc + l];
+                match <&[f32; W]>::try_from(run) {
+                    Ok(run) => *d = *run,
+                    Err(_) => {
+                        d[..run.len()].copy_from_slice(run);
+                        d[run.len()..].fill(0.0);
                     }
                 }
             }
+        }
+        return;
+    }
+    for (p, panel) in panels.chunks_exact_mut(kc).enumerate() {
+        let i0 = blk.start + p * W;
+        let live = W.min(blk.start + blk.len - i0);
+        let lines: [&[f32]; W] = std::array::from_fn(|t| {
+            let at = (i0 + t.min(live - 1)) * ld + blk.depth;
+            &src[at..][..kc]
+        });
+        for (l, d) in panel.iter_mut().enumerate() {
+            *d = std::array::from_fn(|t| if t < live { lines[t][l] } else { 0.0 });
         }
     }
 }
