@@ -98,7 +98,9 @@ fn blocked<S: Lane, const MR: usize, const NR: usize>(p: Product, ws: &mut [f32]
                 depth: pc,
                 kc,
             };
-            pack_b::<NR>(p.tb, p.b, k, n, cols, b_pack);
+            // op(B) stored k x n: a depth step is a contiguous run of columns.
+            let runs = p.tb == Transpose::No;
+            pack::<NR>(runs, p.b, if runs { n } else { k }, cols, b_pack);
             // The first depth block applies beta; the others add.
             let beta = if pc == 0 { p.beta } else { 1.0 };
             for ic in (0..m).step_by(MC) {
@@ -108,7 +110,9 @@ fn blocked<S: Lane, const MR: usize, const NR: usize>(p: Product, ws: &mut [f32]
                     depth: pc,
                     kc,
                 };
-                pack_a::<MR>(p.ta, p.a, m, k, rows, a_pack);
+                // op(A) stored k x m: a depth step is a contiguous run of rows.
+                let runs = p.ta == Transpose::Yes;
+                pack::<MR>(runs, p.a, if runs { m } else { k }, rows, a_pack);
                 let out = Out {
                     alpha: p.alpha,
                     beta,
@@ -220,46 +224,6 @@ fn combine<S: Lane>(acc: S, d: &[f32], alpha: S, beta: S, out: Out) -> S {
         (true, 1.0) => acc.add(S::load(d)),
         (_, 0.0) => acc.mul(alpha),
         _ => alpha.mul_add(acc, beta.mul(S::load(d))),
-    }
-}
-
-/// Packs rows `rows.start..+rows.len`, depth `rows.depth..+rows.kc` of
-/// `op(A)` (`m x k`) into panels of `MR` rows, each `kc x MR`
-/// (depth-major), the rows past `m` zero.
-#[inline(always)]
-fn pack_a<const MR: usize>(
-    ta: Transpose,
-    a: &[f32],
-    m: usize,
-    k: usize,
-    rows: Block,
-    dst: &mut [f32],
-) {
-    match ta {
-        // A is m x k: row i is contiguous along the depth.
-        Transpose::No => pack::<MR>(false, a, k, rows, dst),
-        // A is stored k x m: a depth step is a contiguous run of rows.
-        Transpose::Yes => pack::<MR>(true, a, m, rows, dst),
-    }
-}
-
-/// Packs columns `cols.start..+cols.len`, depth `cols.depth..+cols.kc` of
-/// `op(B)` (`k x n`) into panels of `NR` columns, each `kc x NR`
-/// (depth-major), the columns past `n` zero.
-#[inline(always)]
-fn pack_b<const NR: usize>(
-    tb: Transpose,
-    b: &[f32],
-    k: usize,
-    n: usize,
-    cols: Block,
-    dst: &mut [f32],
-) {
-    match tb {
-        // B is k x n: a depth step is a contiguous run of columns.
-        Transpose::No => pack::<NR>(true, b, n, cols, dst),
-        // B is stored n x k: column j is contiguous along the depth.
-        Transpose::Yes => pack::<NR>(false, b, k, cols, dst),
     }
 }
 
