@@ -19,9 +19,9 @@
 //! Stage 1 stores the hidden activations unit by unit (`hidden x rows`,
 //! the one buffer of the size of the layer), so that stage 3 streams them
 //! in order; everything else stays in L1 and registers. The kernel runs
-//! with the widest vectors of the CPU ([`simd::dispatch_widest`]: 16 rows
-//! per vector where AVX-512F is available), since it is bound by its
-//! multiply-adds.
+//! 16 rows per vector when the build enables AVX-512F at compile time
+//! ([`simd::dispatch_wide_if_built`]), since it is bound by its
+//! multiply-adds; a default build takes [`simd::dispatch`].
 
 use super::check_len;
 use super::epilogue::{with_epilogue, Epilogue};
@@ -139,7 +139,7 @@ pub fn narrow_mlp_forward_backward(
     macro_rules! shapes {
         ($(($d:literal, $k:literal))*) => {
             match (net.n_in, net.classes) {
-                $(($d, $k) => simd::dispatch_widest(MlpStep::<$d, $k> { net, inv_n, grads, scratch }),)*
+                $(($d, $k) => simd::dispatch_wide_if_built(MlpStep::<$d, $k> { net, inv_n, grads, scratch }),)*
                 _ => unreachable!(),
             }
         };

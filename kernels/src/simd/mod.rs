@@ -269,5 +269,22 @@ pub(crate) fn dispatch_widest<K: Kernel>(k: K) -> K::Output {
     }
 }
 
+/// Runs `k` with 16 lanes when the build enables AVX-512F at compile time
+/// (`wide`'s `f32x16`), otherwise with what [`dispatch`] picks: for
+/// kernels that gain from the wider vectors but whose bodies call helpers
+/// that the run-time AVX-512 path ([`dispatch_widest`] in a default build)
+/// does not inline.
+#[inline(always)]
+pub(crate) fn dispatch_wide_if_built<K: Kernel>(k: K) -> K::Output {
+    #[cfg(target_feature = "avx512f")]
+    {
+        k.run::<wide::f32x16>()
+    }
+    #[cfg(not(target_feature = "avx512f"))]
+    {
+        dispatch(k)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testing;
