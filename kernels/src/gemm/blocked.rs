@@ -119,7 +119,7 @@ fn blocked<S: Lane, const MR: usize, const NR: usize>(p: Product, ws: &mut [f32]
                     n,
                     m,
                 };
-                panels::<S, MR>(rows, cols, a_pack, b_pack, out, p.c);
+                panels::<S, MR, NR>(rows, cols, a_pack, b_pack, out, p.c);
             }
         }
     }
@@ -136,7 +136,7 @@ struct Out {
 
 /// Every tile of one packed row block against one packed column block.
 #[inline(always)]
-fn panels<S: Lane, const MR: usize>(
+fn panels<S: Lane, const MR: usize, const NR: usize>(
     rows: Block,
     cols: Block,
     a_pack: &[f32],
@@ -144,13 +144,13 @@ fn panels<S: Lane, const MR: usize>(
     out: Out,
     c: &mut [f32],
 ) {
-    let (kc, nr) = (rows.kc, NV * S::LANES);
+    let kc = rows.kc;
     let a_panels = a_pack.chunks_exact(kc * MR).take(rows.len.div_ceil(MR));
     for (r, ap) in a_panels.enumerate() {
         let i0 = rows.start + r * MR;
-        let b_panels = b_pack.chunks_exact(kc * nr).take(cols.len.div_ceil(nr));
+        let b_panels = b_pack.chunks_exact(kc * NR).take(cols.len.div_ceil(NR));
         for (q, bp) in b_panels.enumerate() {
-            let j0 = cols.start + q * nr;
+            let j0 = cols.start + q * NR;
             let acc = tile::<S, MR>(ap, bp);
             store_tile::<S, MR>(&acc, i0, j0, out, c);
         }
@@ -164,7 +164,7 @@ fn tile<S: Lane, const MR: usize>(a: &[f32], b: &[f32]) -> [[S; NV]; MR] {
     let l = S::LANES;
     let mut acc = [[S::zero(); NV]; MR];
     for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NV * l)) {
-        for line in (0..NV * l).step_by(16) {
+        for line in (0..NV * l).step_by(simd::LINE_FLOATS) {
             simd::prefetch(bp, B_AHEAD + line);
         }
         let bv: [S; NV] = std::array::from_fn(|v| S::load(&bp[v * l..]));

@@ -303,7 +303,7 @@ fn panel_product<S: Lane, const V: usize>(
         // the packed panels are contiguous), one hint per cache line; none
         // for a panel that is read in less time than a hint takes to land.
         if stream {
-            for line in (0..V * lanes).step_by(16) {
+            for line in (0..V * lanes).step_by(simd::LINE_FLOATS) {
                 simd::prefetch(row, PREFETCH + line);
             }
         }

@@ -192,6 +192,9 @@ pub(crate) fn store<S: Lane>(d: &mut [f32], v: S) {
     v.store(d);
 }
 
+/// `f32`s per cache line (64 bytes): the stride of [`prefetch`] hints.
+pub(crate) const LINE_FLOATS: usize = 16;
+
 /// Hints the CPU to bring the cache line holding `s[ahead]` into L1, for a
 /// stream that reads `s` in order and would otherwise wait on L2. Only a
 /// hint: it reads nothing, never faults, and `ahead` may point past the end

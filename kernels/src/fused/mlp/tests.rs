@@ -1,7 +1,7 @@
 //! The fused network step on every vector type this CPU runs, for every
 //! instantiated shape of inputs and classes, every activation, and row
-//! counts around the vector edges (0, 1, 7, 8, 9, 17, 63 and the spiral's
-//! 300), against the scalar twin; the scratch starts as NaN.
+//! counts around the vector edges (0, 1, 7, 8, 9, 15, 16, 17, 63 and the
+//! spiral's 300), against the scalar twin; the scratch starts as NaN.
 
 use super::*;
 use crate::simd::testing::{data, widest_isas, WidestIsa};
