@@ -390,10 +390,13 @@ fn dots<S: Lane, const N: usize, const CH: usize>(
         at = from + lanes;
     }
     for (j, o) in out.iter_mut().enumerate() {
-        let sum = acc
-            .iter()
-            .skip(1)
-            .fold(acc[0][j], |s, acc_c| s.add(acc_c[j]));
+        // A plain loop, not an iterator fold: the fold's closure is not
+        // inlined into the run-time AVX2 entry, which leaves each vector
+        // add an out-of-line call in builds without AVX2 enabled.
+        let mut sum = acc[0][j];
+        for acc_c in &acc[1..] {
+            sum = sum.add(acc_c[j]);
+        }
         let v = bias.map_or(0.0, |b| b[j]) + sum.reduce_add();
         *o = if relu {
             crate::activation::relu_scalar_value(v)
