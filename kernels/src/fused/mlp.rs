@@ -19,9 +19,8 @@
 //! Stage 1 stores the hidden activations unit by unit (`hidden x rows`,
 //! the one buffer of the size of the layer), so that stage 3 streams them
 //! in order; everything else stays in L1 and registers. The kernel runs
-//! 16 rows per vector when the build enables AVX-512F at compile time
-//! ([`simd::dispatch_wide_if_built`]), since it is bound by its
-//! multiply-adds; a default build takes [`simd::dispatch`].
+//! 16 rows per vector wherever the CPU has AVX-512F
+//! ([`simd::dispatch_widest`]), since it is bound by its multiply-adds.
 
 use super::check_len;
 use super::epilogue::{with_epilogue, Epilogue};
@@ -139,7 +138,7 @@ pub fn narrow_mlp_forward_backward(
     macro_rules! shapes {
         ($(($d:literal, $k:literal))*) => {
             match (net.n_in, net.classes) {
-                $(($d, $k) => simd::dispatch_wide_if_built(MlpStep::<$d, $k> { net, inv_n, grads, scratch }),)*
+                $(($d, $k) => simd::dispatch_widest(MlpStep::<$d, $k> { net, inv_n, grads, scratch }),)*
                 _ => unreachable!(),
             }
         };
@@ -329,9 +328,9 @@ fn logits<S: Lane, E: Epilogue, const D: usize, const K: usize, const R: usize>(
     let (lanes, h) = (S::LANES, net.hidden);
     let stride = (D + K) * lanes;
     let x: [[S; R]; D] =
-        std::array::from_fn(|i| std::array::from_fn(|r| S::load(&group[r * stride + i * lanes..])));
-    let mut s: [[S; R]; K] = std::array::from_fn(|c| [S::splat(net.b2[c]); R]);
-    let w1: [&[f32]; D] = std::array::from_fn(|i| &net.w1[i * h..(i + 1) * h]);
+        simd::array(|i| simd::array(|r| S::load(&group[r * stride + i * lanes..])));
+    let mut s: [[S; R]; K] = simd::array(|c| [S::splat(net.b2[c]); R]);
+    let w1: [&[f32]; D] = simd::array(|i| &net.w1[i * h..(i + 1) * h]);
     for (j, (&b, w2j)) in net.b1.iter().zip(net.w2.chunks_exact(K)).enumerate() {
         // Index loops over the const sizes: unrolled, all in registers.
         let mut z = [S::splat(b); R];
@@ -341,7 +340,7 @@ fn logits<S: Lane, E: Epilogue, const D: usize, const K: usize, const R: usize>(
                 z[r] = x[i][r].mul_add(w, z[r]);
             }
         }
-        let a: [S; R] = std::array::from_fn(|r| E::forward(z[r]));
+        let a: [S; R] = simd::array(|r| E::forward(z[r]));
         for r in 0..R {
             a[r].store(&mut acts[(j * n_vec + v0 + r) * lanes..]);
         }
@@ -417,15 +416,15 @@ fn backward<S: Lane, E: Epilogue, const D: usize, const K: usize>(
     let one = S::splat(1.0);
     let units = net.w2.chunks_exact(K).zip(acts.chunks_exact(n_vec * lanes));
     for (j, (w2j, aj)) in units.enumerate() {
-        let w2: [S; K] = std::array::from_fn(|c| S::splat(w2j[c]));
+        let w2: [S; K] = simd::array(|c| S::splat(w2j[c]));
         let (mut gw1, mut gb1, mut gw2) = ([S::zero(); D], S::zero(), [S::zero(); K]);
         let rows = packed
             .chunks_exact((D + K) * lanes)
             .zip(aj.chunks_exact(lanes));
         for (blk, av) in rows {
             // Index loops over the const sizes: unrolled, all in registers.
-            let x: [S; D] = std::array::from_fn(|i| S::load(&blk[i * lanes..]));
-            let ds: [S; K] = std::array::from_fn(|c| S::load(&blk[(D + c) * lanes..]));
+            let x: [S; D] = simd::array(|i| S::load(&blk[i * lanes..]));
+            let ds: [S; K] = simd::array(|c| S::load(&blk[(D + c) * lanes..]));
             let a = S::load(av);
             // dA = dS W2[j, :]ᵀ; dW2[j, c] += a dS_c
             let mut da = ds[0].mul(w2[0]);

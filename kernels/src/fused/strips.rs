@@ -7,7 +7,7 @@
 
 use super::epilogue::{with_epilogue, Epilogue};
 use crate::activation::Activation;
-use crate::simd::{Kernel, Lane};
+use crate::simd::{self, Kernel, Lane};
 
 /// The arguments of [`forward_strips`], as a [`Kernel`].
 pub(super) struct ForwardStrips<'a, const N: usize> {
@@ -67,8 +67,8 @@ fn forward_strip<S: Lane, E: Epilogue, const N: usize, const V: usize>(
 ) {
     let lanes = S::LANES;
     let wv: [[S; V]; N] =
-        std::array::from_fn(|l| std::array::from_fn(|v| S::load(&w[l * n_out + j + v * lanes..])));
-    let bv: [S; V] = std::array::from_fn(|v| S::load(&bias[j + v * lanes..]));
+        simd::array(|l| simd::array(|v| S::load(&w[l * n_out + j + v * lanes..])));
+    let bv: [S; V] = simd::array(|v| S::load(&bias[j + v * lanes..]));
     for (xr, ar) in x.chunks_exact(N).zip(a.chunks_exact_mut(n_out)) {
         let out = &mut ar[j..j + V * lanes];
         let mut acc = bv;
@@ -167,17 +167,16 @@ fn backward_strip<S: Lane, E: Epilogue, const K: usize, const V: usize, const DW
 ) {
     let lanes = S::LANES;
     let s = S::splat(scale);
-    let wv: [[S; V]; K] = std::array::from_fn(|c| {
-        std::array::from_fn(|v| S::load(&w_t[c * width + j + v * lanes..]))
-    });
+    let wv: [[S; V]; K] =
+        simd::array(|c| simd::array(|v| S::load(&w_t[c * width + j + v * lanes..])));
     let dbs = &mut db[j..j + V * lanes];
-    let mut dbv: [S; V] = std::array::from_fn(|v| S::load(&dbs[v * lanes..]));
+    let mut dbv: [S; V] = simd::array(|v| S::load(&dbs[v * lanes..]));
     // dW^T[c, j..] of this strip, from zero (only with DW).
     let mut dwv = [[S::zero(); V]; K];
     for (dsr, ar) in ds.chunks_exact(K).zip(a_then_dz.chunks_exact_mut(width)) {
         let out = &mut ar[j..j + V * lanes];
         let mut acc = [S::zero(); V];
-        let dv: [S; K] = std::array::from_fn(|c| S::splat(dsr[c]));
+        let dv: [S; K] = simd::array(|c| S::splat(dsr[c]));
         for (c, &dv) in dv.iter().enumerate() {
             for (x, &wc) in acc.iter_mut().zip(&wv[c]) {
                 *x = dv.mul_add(wc, *x);

@@ -167,7 +167,7 @@ fn tile<S: Lane, const MR: usize>(a: &[f32], b: &[f32]) -> [[S; NV]; MR] {
         for line in (0..NV * l).step_by(simd::LINE_FLOATS) {
             simd::prefetch(bp, B_AHEAD + line);
         }
-        let bv: [S; NV] = std::array::from_fn(|v| S::load(&bp[v * l..]));
+        let bv: [S; NV] = simd::array(|v| S::load(&bp[v * l..]));
         for (row, &x) in acc.iter_mut().zip(ap) {
             let xv = S::splat(x);
             for (acc, &bv) in row.iter_mut().zip(&bv) {
@@ -257,12 +257,12 @@ fn pack<const W: usize>(runs: bool, src: &[f32], ld: usize, blk: Block, dst: &mu
     for (p, panel) in panels.chunks_exact_mut(kc).enumerate() {
         let i0 = blk.start + p * W;
         let live = W.min(blk.start + blk.len - i0);
-        let lines: [&[f32]; W] = std::array::from_fn(|t| {
+        let lines: [&[f32]; W] = simd::array(|t| {
             let at = (i0 + t.min(live - 1)) * ld + blk.depth;
             &src[at..][..kc]
         });
         for (l, d) in panel.iter_mut().enumerate() {
-            *d = std::array::from_fn(|t| if t < live { lines[t][l] } else { 0.0 });
+            *d = simd::array(|t| if t < live { lines[t][l] } else { 0.0 });
         }
     }
 }

@@ -354,7 +354,7 @@ fn dots<S: Lane, const N: usize, const CH: usize>(
 ) {
     let lanes = S::LANES;
     let width = packed.len() / N;
-    let rows: [&[f32]; N] = std::array::from_fn(|j| &packed[j * width..][..width]);
+    let rows: [&[f32]; N] = simd::array(|j| &packed[j * width..][..width]);
     let mut acc = [[S::zero(); N]; CH];
     let step = CH * lanes;
     let full = x.len() / step * step;

@@ -4,7 +4,7 @@
 //! it (`small.rs`) stay generic.
 
 use super::Transpose;
-use crate::simd::{Kernel, Lane};
+use crate::simd::{self, Kernel, Lane};
 
 /// `f32` lanes of one vector (the engine runs on 8-lane vectors).
 const LANES: usize = 8;
@@ -261,15 +261,15 @@ fn axpy_tile_impl<S: Lane, const R: usize, const V: usize>(
     // past q0; with k == 1 the stride does not matter).
     let q_rows = q.d[q0..].chunks(q.rs.max(V * LANES)).take(k);
     if p.cs == 1 {
-        let prow: [&[f32]; R] = std::array::from_fn(|r| &p.d[(p0 + r) * p.rs..][..k]);
+        let prow: [&[f32]; R] = simd::array(|r| &p.d[(p0 + r) * p.rs..][..k]);
         for (l, row) in q_rows.enumerate() {
-            axpy_step(&mut acc, std::array::from_fn(|r| prow[r][l]), row);
+            axpy_step(&mut acc, simd::array(|r| prow[r][l]), row);
         }
     } else {
         debug_assert_eq!(p.rs, 1);
         for (l, row) in q_rows.enumerate() {
             let col = &p.d[l * p.cs + p0..][..R];
-            axpy_step(&mut acc, std::array::from_fn(|r| col[r]), row);
+            axpy_step(&mut acc, simd::array(|r| col[r]), row);
         }
     }
     dest.put_tile(p0, q0, &acc, lanes);
@@ -285,8 +285,8 @@ fn dot_tile_impl<S: Lane, const R: usize, const C: usize>(
     q0: usize,
     dest: &mut Dest,
 ) {
-    let prow: [&[f32]; R] = std::array::from_fn(|r| &p.skip_rows(p0 + r).d[..k]);
-    let qrow: [&[f32]; C] = std::array::from_fn(|c| &qt.skip_rows(q0 + c).d[..k]);
+    let prow: [&[f32]; R] = simd::array(|r| &p.skip_rows(p0 + r).d[..k]);
+    let qrow: [&[f32]; C] = simd::array(|c| &qt.skip_rows(q0 + c).d[..k]);
     let mut acc = [[S::zero(); C]; R];
     let full = k / LANES * LANES;
     for l in (0..full).step_by(LANES) {

@@ -192,6 +192,37 @@ pub(crate) fn store<S: Lane>(d: &mut [f32], v: S) {
     v.store(d);
 }
 
+/// `[f(0), f(1), .., f(N - 1)]`, as `std::array::from_fn`, for the
+/// kernels' register arrays.
+///
+/// Builds without FMA or without AVX-512F compile kernels into run-time
+/// `#[target_feature]` functions as well; there this is a loop inlined
+/// whole into the kernel. `std`'s version goes through helpers that are
+/// not always inlined, and a closure doing vector arithmetic that stays
+/// out of line cannot use the instructions of the function around it:
+/// each intrinsic in it becomes a call (the run-time AVX-512 spiral step
+/// ran 8x slower so). Builds with both have no run-time ISA functions, and
+/// take `std`'s version, which compiles the kernels there a little better.
+#[inline(always)]
+pub(crate) fn array<T: Copy, const N: usize>(f: impl FnMut(usize) -> T) -> [T; N] {
+    #[cfg(all(target_feature = "fma", target_feature = "avx512f"))]
+    {
+        core::array::from_fn(f)
+    }
+    #[cfg(not(all(target_feature = "fma", target_feature = "avx512f")))]
+    {
+        let mut f = f;
+        let mut a = [core::mem::MaybeUninit::<T>::uninit(); N];
+        for (i, v) in a.iter_mut().enumerate() {
+            v.write(f(i));
+        }
+        // SAFETY: the loop wrote every element; `MaybeUninit<T>` has the
+        // layout of `T`, so `[MaybeUninit<T>; N]` has that of `[T; N]`,
+        // and `T: Copy` has no drop to run for the original.
+        unsafe { a.as_ptr().cast::<[T; N]>().read() }
+    }
+}
+
 /// `f32`s per cache line (64 bytes): the stride of [`prefetch`] hints.
 pub(crate) const LINE_FLOATS: usize = 16;
 
@@ -268,23 +299,6 @@ pub(crate) fn dispatch_widest<K: Kernel>(k: K) -> K::Output {
         if let Some(isa) = avx512::detect() {
             return isa.run(k);
         }
-        dispatch(k)
-    }
-}
-
-/// Runs `k` with 16 lanes when the build enables AVX-512F at compile time
-/// (`wide`'s `f32x16`), otherwise with what [`dispatch`] picks: for
-/// kernels that gain from the wider vectors but whose bodies call helpers
-/// that the run-time AVX-512 path ([`dispatch_widest`] in a default build)
-/// does not inline.
-#[inline(always)]
-pub(crate) fn dispatch_wide_if_built<K: Kernel>(k: K) -> K::Output {
-    #[cfg(target_feature = "avx512f")]
-    {
-        k.run::<wide::f32x16>()
-    }
-    #[cfg(not(target_feature = "avx512f"))]
-    {
         dispatch(k)
     }
 }
